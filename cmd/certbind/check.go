@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+
+	"github.com/certbind/certbind/policy"
+)
+
+// check makes the same decision `serve` would, offline, and explains it.
+func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "", "configuration file (required)")
+	certFile := fs.String("cert", "", "client certificate (PEM); further certificates in the file are its chain")
+	chainFile := fs.String("chain", "", "intermediate certificates (PEM) sent with the client certificate")
+	clientID := fs.String("client-id", "", "client_id the request claims (client_auth)")
+	mode := fs.String("mode", "", "client_auth or identity (default: client_auth with --client-id, else identity)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	if *config == "" {
+		return usageError("check: --config is required")
+	}
+	cfg, err := loadConfig(*config, nil)
+	if err != nil {
+		return err
+	}
+	var presented *policy.Presented
+	if *certFile != "" {
+		certs, err := readPEMCerts(*certFile)
+		if err != nil {
+			return usageError("check: --cert: %v", err)
+		}
+		if *chainFile != "" {
+			more, err := readPEMCerts(*chainFile)
+			if err != nil {
+				return usageError("check: --chain: %v", err)
+			}
+			certs = append(certs, more...)
+		}
+		var inter [][]byte
+		for _, c := range certs[1:] {
+			inter = append(inter, c.Raw)
+		}
+		presented, err = policy.ParsePresented(certs[0].Raw, inter)
+		if err != nil {
+			return usageError("check: --cert: %v", err)
+		}
+	}
+	m := *mode
+	if m == "" {
+		m = string(policy.ModeIdentity)
+		if *clientID != "" {
+			m = string(policy.ModeClientAuth)
+		}
+	}
+	in := policy.Input{ModeHint: m, Certificate: presented, Request: policy.Request{
+		Method: "POST", Path: "/", Headers: map[string]string{"content-type": "application/x-www-form-urlencoded"},
+	}}
+	if *clientID != "" {
+		in.Request.Body = []byte("client_id=" + url.QueryEscape(*clientID))
+	}
+	d := policy.NewEngine(policy.EngineConfig{Config: cfg}).Decide(ctx, in)
+	printDecision(stdout, d)
+	if !d.Allow {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+func printDecision(w io.Writer, d policy.Decision) {
+	verdict := "DENY"
+	if d.Allow {
+		verdict = "ALLOW"
+	}
+	fmt.Fprintf(w, "%s  reason=%s  mode=%s", verdict, d.Reason, d.Mode)
+	if d.ClientID != "" {
+		fmt.Fprintf(w, "  client_id=%s", d.ClientID)
+	}
+	fmt.Fprintln(w)
+	if d.Certificate != nil {
+		fmt.Fprintf(w, "  certificate: subject %s, x5t#S256 %s\n", d.Certificate.Subject, d.Certificate.Thumbprint)
+	}
+	if !d.Allow {
+		fmt.Fprintf(w, "  why: %s\n", d.Reason.Description())
+		if d.Cause != nil {
+			fmt.Fprintf(w, "  detail: %v\n", d.Cause)
+		}
+	}
+}
+
+func readPEMCerts(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var certs []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue // a key next to the certificate is common in such files; it is never read
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM certificate")
+	}
+	return certs, nil
+}
+
+// thumbprint prints a certificate's x5t#S256 and its hex SHA-256 (Envoy's XFCC Hash).
+func thumbprint(args []string, stdout, stderr io.Writer) error {
+	if len(args) != 1 {
+		return usageError("usage: certbind thumbprint PEM")
+	}
+	certs, err := readPEMCerts(args[0])
+	if err != nil {
+		return usageError("thumbprint: %s: %v", args[0], err)
+	}
+	t := policy.ThumbprintOf(certs[0].Raw)
+	fmt.Fprintf(stdout, "x5t#S256  %s\nsha256    %s\n", t, t.Hex())
+	return nil
+}
+
+// validate checks a configuration: exit 0 when valid, 2 with every problem named by key path.
+func validate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "", "certbind configuration file")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	if *config == "" {
+		return usageError("validate: --config is required")
+	}
+	cfg, err := loadConfig(*config, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: valid (%d clients, %d trust anchors)\n", *config, len(cfg.Clients()), len(cfg.TrustAnchors()))
+	return nil
+}

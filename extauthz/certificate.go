@@ -1,0 +1,140 @@
+package extauthz
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/certbind/certbind/extauthz/xfcc"
+	"github.com/certbind/certbind/policy"
+)
+
+// certSources is the raw certificate material of one request.
+type certSources struct {
+	peer        string // attributes.source.certificate: URL-encoded PEM of the leaf, "" when none
+	xfcc        string // x-forwarded-client-cert
+	xfccPresent bool
+}
+
+// certificate reconciles the request's certificate sources into the certificate to decide on.
+// A nil certificate with ReasonOK means the request carries none. With both sources present they
+// must name the same certificate: XFCC Hash and Cert are checked against the peer certificate.
+func certificate(src certSources, cfg *policy.Config) (*policy.Presented, policy.Reason, error) {
+	s := cfg.Sources
+	if s.Peer == policy.SourceIgnore {
+		src.peer = ""
+	}
+	if s.XFCC == policy.SourceIgnore {
+		src.xfcc, src.xfccPresent = "", false
+	}
+	if s.Peer == policy.SourceRequire && src.peer == "" {
+		return nil, policy.ReasonNoCertificate, errors.New("certificate_sources.peer is require and the proxy sent no peer certificate")
+	}
+	if s.XFCC == policy.SourceRequire && !src.xfccPresent {
+		return nil, policy.ReasonNoCertificate, errors.New("certificate_sources.xfcc is require and the request has no x-forwarded-client-cert")
+	}
+
+	var peer []byte
+	if src.peer != "" {
+		der, err := decodePeerCertificate(src.peer)
+		if err != nil {
+			return nil, policy.ReasonCertificateMalformed, fmt.Errorf("peer certificate: %w", err)
+		}
+		peer = der
+	}
+
+	var elem *xfcc.Element
+	if src.xfccPresent {
+		e, r, err := parseXFCC(src.xfcc, cfg.XFCC)
+		if r != policy.ReasonOK {
+			return nil, r, err
+		}
+		elem = &e
+	}
+
+	var leaf []byte
+	var intermediates [][]byte
+	switch {
+	case peer != nil && elem != nil:
+		sum := sha256.Sum256(peer)
+		if elem.Hash != nil && !bytes.Equal(elem.Hash, sum[:]) {
+			return nil, policy.ReasonCertificateMismatch, errors.New("XFCC Hash differs from the peer certificate")
+		}
+		if l, err := elem.Leaf(); err == nil && !bytes.Equal(l, peer) {
+			return nil, policy.ReasonCertificateMismatch, errors.New("XFCC Cert differs from the peer certificate")
+		}
+		leaf = peer
+		if len(elem.Chain) > 1 {
+			intermediates = elem.Chain[1:]
+		}
+	case peer != nil:
+		leaf = peer
+	case elem != nil:
+		l, err := elem.Leaf()
+		if err != nil {
+			return nil, policy.ReasonNoCertificate, errors.New("x-forwarded-client-cert carries no Cert or Chain (enable cert and chain in Envoy's set_current_client_cert_details)")
+		}
+		leaf = l
+		if len(elem.Chain) > 1 {
+			intermediates = elem.Chain[1:]
+		}
+	default:
+		return nil, policy.ReasonOK, nil
+	}
+	p, err := policy.ParsePresented(leaf, intermediates)
+	if err != nil {
+		return nil, policy.ReasonCertificateMalformed, err
+	}
+	return p, policy.ReasonOK, nil
+}
+
+func parseXFCC(header string, set policy.XFCCSettings) (xfcc.Element, policy.Reason, error) {
+	elems, err := xfcc.Parse(header, xfcc.Limits{
+		MaxHeaderBytes: set.MaxHeaderBytes,
+		MaxElements:    xfcc.DefaultLimits.MaxElements,
+		MaxChainCerts:  set.MaxChainLength,
+	})
+	if err != nil {
+		return xfcc.Element{}, xfccReason(err), err
+	}
+	e, err := xfcc.Select(elems, xfcc.Policy(set.Elements))
+	if err != nil {
+		return xfcc.Element{}, xfccReason(err), err
+	}
+	return e, policy.ReasonOK, nil
+}
+
+func xfccReason(err error) policy.Reason {
+	switch {
+	case errors.Is(err, xfcc.ErrTooManyElements):
+		return policy.ReasonXFCCElements
+	case errors.Is(err, xfcc.ErrChainTooLong):
+		return policy.ReasonChainTooLong
+	case errors.Is(err, xfcc.ErrHashMismatch), errors.Is(err, xfcc.ErrChainMismatch):
+		return policy.ReasonCertificateMismatch
+	}
+	return policy.ReasonXFCCMalformed
+}
+
+// decodePeerCertificate decodes Envoy's attributes.source.certificate: the leaf's PEM,
+// URL-encoded (REFERENCE section 1). PathUnescape keeps a literal '+'.
+func decodePeerCertificate(s string) ([]byte, error) {
+	raw, err := url.PathUnescape(s)
+	if err != nil {
+		return nil, fmt.Errorf("bad URL encoding: %w", err)
+	}
+	block, rest := pem.Decode([]byte(raw))
+	if block == nil {
+		return nil, errors.New("no PEM block")
+	}
+	if block.Type != "CERTIFICATE" || len(block.Headers) > 0 {
+		return nil, fmt.Errorf("PEM block %q, want CERTIFICATE", block.Type)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, errors.New("data after the certificate")
+	}
+	return block.Bytes, nil
+}

@@ -1,0 +1,147 @@
+package extauthz
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/certbind/certbind/policy"
+)
+
+// ModeKey is the context extension through which an Envoy route selects certbind's mode
+// (ExtAuthzPerRoute.check_settings.context_extensions).
+const ModeKey = "certbind_mode"
+
+// Config is what a Server needs.
+type Config struct {
+	Engine *policy.Engine
+	Logger logrus.FieldLogger    // default: a discarding logger
+	Now    func() time.Time      // for durations; default time.Now
+}
+
+// Server implements envoy.service.auth.v3.Authorization.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	engine *policy.Engine
+	log    logrus.FieldLogger
+	now    func() time.Time
+}
+
+// New makes a Server.
+func New(c Config) *Server {
+	s := &Server{engine: c.Engine, log: c.Logger, now: c.Now}
+	if s.log == nil {
+		l := logrus.New()
+		l.Out = nopWriter{}
+		s.log = l
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+type nopWriter struct{}
+
+func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// Check authorizes one request. Decisions, allow or deny, are CheckResponses with a nil error;
+// an error is returned only when certbind itself cannot decide (Envoy then applies its
+// failure policy, which must be deny: failure_mode_allow false).
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := s.now()
+	cfg := s.engine.Config()
+	if cfg == nil {
+		return nil, status.Error(codes.Unavailable, "certbind: no configuration loaded")
+	}
+	in, d, ok := ReadInput(req, cfg)
+	if ok {
+		d = s.engine.Decide(ctx, in)
+	}
+	s.logDecision(d, in.Request.Headers["x-request-id"], s.now().Sub(start))
+	return Render(d), nil
+}
+
+// ReadInput turns a CheckRequest into the policy's input. When the request's certificate
+// material is itself unacceptable it returns the deny decision and false.
+func ReadInput(req *authv3.CheckRequest, cfg *policy.Config) (policy.Input, policy.Decision, bool) {
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	in := policy.Input{
+		ModeHint: attrs.GetContextExtensions()[ModeKey],
+		Request: policy.Request{
+			Method:  h.GetMethod(),
+			Host:    h.GetHost(),
+			Path:    h.GetPath(),
+			Headers: headers(h),
+		},
+	}
+	in.Request.Body = h.GetRawBody()
+	if len(in.Request.Body) == 0 && h.GetBody() != "" {
+		in.Request.Body = []byte(h.GetBody())
+	}
+	in.Request.BodyTruncated = in.Request.Headers["x-envoy-auth-partial-body"] == "true"
+	xv, xok := in.Request.Headers["x-forwarded-client-cert"]
+	p, r, err := certificate(certSources{peer: attrs.GetSource().GetCertificate(), xfcc: xv, xfccPresent: xok}, cfg)
+	if r != policy.ReasonOK {
+		d := policy.Decision{Reason: r, Cause: err}
+		if m, merr := policy.ParseMode(in.ModeHint); merr == nil {
+			d.Mode = m
+		}
+		return in, d, false
+	}
+	in.Certificate = p
+	return in, policy.Decision{}, true
+}
+
+// headers returns the request headers with lower-case names. Envoy fills either the headers
+// map or, with encode_raw_headers, header_map (repeated entries, joined here with "," as Envoy
+// joins them in the map).
+func headers(h *authv3.AttributeContext_HttpRequest) map[string]string {
+	out := make(map[string]string, len(h.GetHeaders()))
+	for k, v := range h.GetHeaders() {
+		out[strings.ToLower(k)] = v
+	}
+	for _, hv := range h.GetHeaderMap().GetHeaders() {
+		k := strings.ToLower(hv.GetKey())
+		v := hv.GetValue()
+		if raw := hv.GetRawValue(); len(raw) > 0 {
+			v = string(raw)
+		}
+		if prev, ok := out[k]; ok {
+			v = prev + "," + v
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Server) logDecision(d policy.Decision, requestID string, took time.Duration) {
+	fields := logrus.Fields{
+		"decision":    "deny",
+		"reason":      string(d.Reason),
+		"mode":        string(d.Mode),
+		"duration_us": took.Microseconds(),
+	}
+	if d.Allow {
+		fields["decision"] = "allow"
+	}
+	if d.ClientID != "" {
+		fields["client_id"] = d.ClientID
+	}
+	if d.Certificate != nil {
+		fields["thumbprint"] = d.Certificate.Thumbprint.String()
+	}
+	if requestID != "" {
+		fields["request_id"] = requestID
+	}
+	if d.Cause != nil {
+		fields["cause"] = d.Cause.Error()
+	}
+	s.log.WithFields(fields).Info("decision")
+}

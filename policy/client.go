@@ -1,0 +1,181 @@
+package policy
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/certbind/certbind/policy/dn"
+	"github.com/certbind/certbind/policy/jwks"
+)
+
+// AuthMethod is an RFC 8705 token_endpoint_auth_method.
+type AuthMethod string
+
+// The two mutual-TLS client authentication methods of RFC 8705 section 2.
+const (
+	MethodPKI        AuthMethod = "tls_client_auth"             // chain to a trust anchor + one registered name
+	MethodSelfSigned AuthMethod = "self_signed_tls_client_auth" // a pinned certificate
+)
+
+// Client is a registered client, compiled from configuration.
+type Client struct {
+	ID     string
+	Method AuthMethod
+
+	match  matcher        // MethodPKI
+	roots  *x509.CertPool // MethodPKI: the client's own trust anchors; nil means the global ones
+	pinned jwks.Source    // MethodSelfSigned
+}
+
+// Binding describes what the client is registered with, for logs and `certbind check`.
+func (c *Client) Binding() string {
+	if c.Method == MethodPKI {
+		return c.match.String()
+	}
+	if r, ok := c.pinned.(*jwks.Remote); ok {
+		return "jwks_uri " + r.URL()
+	}
+	return "pinned certificates (jwks)"
+}
+
+// matcher decides whether a verified certificate carries the name a tls_client_auth client
+// registered (RFC 8705 section 2.1.2).
+type matcher interface {
+	matches(leaf *x509.Certificate, subject dn.Name) bool
+	String() string
+}
+
+// subjectMatcher compares the certificate's subject, parsed from its DER, with the registered
+// RFC 4514 string by distinguishedNameMatch (RFC 4517 section 4.2.15).
+type subjectMatcher struct{ name dn.Name }
+
+func (m subjectMatcher) matches(_ *x509.Certificate, subject dn.Name) bool {
+	return m.name.Equal(subject)
+}
+func (m subjectMatcher) String() string { return "tls_client_auth_subject_dn " + m.name.String() }
+
+// dnsMatcher: a dNSName SAN equal ignoring ASCII case (RFC 5280 section 7.2). No wildcards: a
+// registration names one client.
+type dnsMatcher struct{ name string }
+
+func (m dnsMatcher) matches(leaf *x509.Certificate, _ dn.Name) bool {
+	for _, n := range leaf.DNSNames {
+		if asciiEqualFold(n, m.name) {
+			return true
+		}
+	}
+	return false
+}
+func (m dnsMatcher) String() string { return "tls_client_auth_san_dns " + m.name }
+
+// uriMatcher: a uniformResourceIdentifier SAN; scheme and host compare case-insensitively, the
+// rest exactly (RFC 5280 section 7.4).
+type uriMatcher struct{ uri *url.URL }
+
+func (m uriMatcher) matches(leaf *x509.Certificate, _ dn.Name) bool {
+	for _, u := range leaf.URIs {
+		if uriEqual(u, m.uri) {
+			return true
+		}
+	}
+	return false
+}
+func (m uriMatcher) String() string { return "tls_client_auth_san_uri " + m.uri.String() }
+
+func uriEqual(a, b *url.URL) bool {
+	return asciiEqualFold(a.Scheme, b.Scheme) && asciiEqualFold(a.Host, b.Host) &&
+		a.Opaque == b.Opaque && a.User.String() == b.User.String() &&
+		a.EscapedPath() == b.EscapedPath() && a.RawQuery == b.RawQuery &&
+		a.ForceQuery == b.ForceQuery && a.EscapedFragment() == b.EscapedFragment()
+}
+
+// ipMatcher: an iPAddress SAN compared in binary: 4 bytes match an IPv4 registration, 16 bytes
+// an IPv6 one; an IPv4-mapped IPv6 SAN does not match an IPv4 registration.
+type ipMatcher struct{ addr netip.Addr }
+
+func (m ipMatcher) matches(leaf *x509.Certificate, _ dn.Name) bool {
+	for _, ip := range leaf.IPAddresses {
+		if a, ok := netip.AddrFromSlice(ip); ok && a == m.addr {
+			return true
+		}
+	}
+	return false
+}
+func (m ipMatcher) String() string { return "tls_client_auth_san_ip " + m.addr.String() }
+
+// emailMatcher: an rfc822Name SAN; the local part exactly, the domain ignoring ASCII case (RFC
+// 5280 section 7.5).
+type emailMatcher struct{ local, domain string }
+
+func (m emailMatcher) matches(leaf *x509.Certificate, _ dn.Name) bool {
+	for _, e := range leaf.EmailAddresses {
+		local, domain, ok := strings.Cut(e, "@")
+		if ok && local == m.local && asciiEqualFold(domain, m.domain) {
+			return true
+		}
+	}
+	return false
+}
+func (m emailMatcher) String() string { return "tls_client_auth_san_email " + m.local + "@" + m.domain }
+
+// asciiEqualFold compares ignoring ASCII case only: strings.EqualFold would also fold non-ASCII
+// letters such as the Kelvin sign onto 'k', which has no place in DNS names or URI hosts.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// Mode is what certbind decides for a route.
+type Mode string
+
+// Modes. Envoy selects one per route with the context extension certbind_mode.
+const (
+	ModeClientAuth Mode = "client_auth" // RFC 8705 client authentication at a token endpoint
+	ModeIdentity   Mode = "identity"    // the certificate must belong to exactly one registered client
+)
+
+// ParseMode validates a mode name.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeClientAuth, ModeIdentity:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown mode %q (want client_auth or identity)", s)
+}
+
+type route struct {
+	prefix string
+	host   string // lower-case, no port; "" matches any
+	mode   Mode
+}
+
+// routeMode picks the first configured route matching host and path.
+func (c *Config) routeMode(host, path string) (Mode, bool) {
+	h := strings.ToLower(host)
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
+		h = h[:i]
+	}
+	for _, r := range c.routes {
+		if (r.host == "" || r.host == h) && strings.HasPrefix(path, r.prefix) {
+			return r.mode, true
+		}
+	}
+	return "", false
+}

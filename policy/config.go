@@ -1,0 +1,583 @@
+package policy
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/certbind/certbind/policy/dn"
+	"github.com/certbind/certbind/policy/jwks"
+)
+
+// The YAML document, decoded strictly. Keys use the RFC 7591 / RFC 8705 client metadata names.
+type fileConfig struct {
+	TrustAnchors       []string          `yaml:"trust_anchors"`
+	Intermediates      []string          `yaml:"intermediates"`
+	CRLFiles           []string          `yaml:"crl_files"`
+	CRLExpired         string            `yaml:"crl_expired"`
+	CertificateSources fileSources       `yaml:"certificate_sources"`
+	XFCC               fileXFCC          `yaml:"xfcc"`
+	JWKSFetch          fileFetch         `yaml:"jwks_fetch"`
+	Clients            []fileClient      `yaml:"clients"`
+	Routes             []fileRoute       `yaml:"routes"`
+	Headers            map[string]string `yaml:"headers"`
+}
+
+type fileSources struct {
+	Peer string `yaml:"peer"`
+	XFCC string `yaml:"xfcc"`
+}
+
+type fileXFCC struct {
+	Elements       string `yaml:"elements"`
+	MaxHeaderBytes int    `yaml:"max_header_bytes"`
+	MaxChainLength int    `yaml:"max_chain_length"`
+}
+
+type fileFetch struct {
+	Timeout         time.Duration `yaml:"timeout"`
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	MinInterval     time.Duration `yaml:"min_interval"`
+}
+
+type fileClient struct {
+	ClientID                string    `yaml:"client_id"`
+	TokenEndpointAuthMethod string    `yaml:"token_endpoint_auth_method"`
+	SubjectDN               string    `yaml:"tls_client_auth_subject_dn"`
+	SANDNS                  string    `yaml:"tls_client_auth_san_dns"`
+	SANURI                  string    `yaml:"tls_client_auth_san_uri"`
+	SANIP                   string    `yaml:"tls_client_auth_san_ip"`
+	SANEmail                string    `yaml:"tls_client_auth_san_email"`
+	TrustAnchors            []string  `yaml:"trust_anchors"`
+	JWKS                    yaml.Node `yaml:"jwks"`
+	JWKSFile                string    `yaml:"jwks_file"`
+	JWKSURI                 string    `yaml:"jwks_uri"`
+}
+
+type fileRoute struct {
+	PathPrefix string `yaml:"path_prefix"`
+	Host       string `yaml:"host"`
+	Mode       string `yaml:"mode"`
+}
+
+// Defaults, in one place.
+const (
+	DefaultXFCCMaxHeaderBytes = 64 << 10
+	DefaultXFCCMaxChainLength = 10
+)
+
+func (f *fileConfig) applyDefaults() {
+	if f.CRLExpired == "" {
+		f.CRLExpired = string(CRLExpiredDeny)
+	}
+	if f.CertificateSources.Peer == "" {
+		f.CertificateSources.Peer = string(SourceAccept)
+	}
+	if f.CertificateSources.XFCC == "" {
+		f.CertificateSources.XFCC = string(SourceAccept)
+	}
+	if f.XFCC.Elements == "" {
+		f.XFCC.Elements = "single"
+	}
+	if f.XFCC.MaxHeaderBytes == 0 {
+		f.XFCC.MaxHeaderBytes = DefaultXFCCMaxHeaderBytes
+	}
+	if f.XFCC.MaxChainLength == 0 {
+		f.XFCC.MaxChainLength = DefaultXFCCMaxChainLength
+	}
+	if f.JWKSFetch.Timeout == 0 {
+		f.JWKSFetch.Timeout = 5 * time.Second
+	}
+	if f.JWKSFetch.RefreshInterval == 0 {
+		f.JWKSFetch.RefreshInterval = 5 * time.Minute
+	}
+	if f.JWKSFetch.MinInterval == 0 {
+		f.JWKSFetch.MinInterval = 30 * time.Second
+	}
+	for i := range f.Routes {
+		if f.Routes[i].PathPrefix == "" {
+			f.Routes[i].PathPrefix = "/"
+		}
+	}
+}
+
+// SourceMode says how one certificate source is treated.
+type SourceMode string
+
+// Certificate source modes.
+const (
+	SourceAccept  SourceMode = "accept"  // used when present
+	SourceRequire SourceMode = "require" // must be present, else no_certificate
+	SourceIgnore  SourceMode = "ignore"  // never read
+)
+
+// CRLExpiredAction says what a CRL past its nextUpdate does.
+type CRLExpiredAction string
+
+// CRL expiry actions.
+const (
+	CRLExpiredDeny   CRLExpiredAction = "deny"   // certificates it covers are denied (fail closed)
+	CRLExpiredIgnore CRLExpiredAction = "ignore" // the stale CRL is still applied
+)
+
+// Sources says where the client certificate may come from.
+type Sources struct {
+	Peer SourceMode // CheckRequest attributes.source.certificate (Envoy include_peer_certificate)
+	XFCC SourceMode // x-forwarded-client-cert
+}
+
+// XFCCSettings configures the adapter's XFCC parser.
+type XFCCSettings struct {
+	Elements       string // "single" (Envoy SANITIZE_SET) or "last" (APPEND_FORWARD)
+	MaxHeaderBytes int
+	MaxChainLength int // intermediates plus leaf
+}
+
+// FetchSettings configures jwks_uri fetching.
+type FetchSettings struct {
+	Timeout, RefreshInterval, MinInterval time.Duration
+}
+
+// Config is a loaded, validated, compiled configuration. It is read-only and safe for
+// concurrent use; a reload builds a new one.
+type Config struct {
+	Sources Sources
+	XFCC    XFCCSettings
+	Fetch   FetchSettings
+
+	roots         *x509.CertPool
+	anchors       []*x509.Certificate
+	intermediates *x509.CertPool
+	crls          []*crl
+	crlExpired    CRLExpiredAction
+	clients       []*Client
+	byID          map[string]*Client
+	routes        []route
+	files         []string // every file read, for reload watching
+}
+
+// Files lists every file the configuration read (besides the config file itself).
+func (c *Config) Files() []string { return c.files }
+
+// Clients returns the registered clients in configuration order.
+func (c *Config) Clients() []*Client { return c.clients }
+
+// Client looks a client up by client_id.
+func (c *Config) Client(id string) (*Client, bool) {
+	cl, ok := c.byID[id]
+	return cl, ok
+}
+
+// TrustAnchors returns the global trust anchors.
+func (c *Config) TrustAnchors() []*x509.Certificate { return c.anchors }
+
+// LoadConfig reads and compiles a configuration file. Relative paths inside it are relative to
+// its directory.
+func LoadConfig(path string, opt LoadOptions) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(data, filepath.Dir(path), opt)
+}
+
+// LoadOptions carries what loading needs besides the file.
+type LoadOptions struct {
+	// OnJWKSFetch observes jwks_uri fetches (nil error on success).
+	OnJWKSFetch func(uri string, err error)
+}
+
+// ParseConfig compiles a configuration document; baseDir resolves relative file paths. All
+// problems found are reported together, each naming its key path.
+func ParseConfig(data []byte, baseDir string, opt LoadOptions) (*Config, error) {
+	var f fileConfig
+	if err := decodeStrict(data, &f); err != nil {
+		return nil, &ConfigError{errs: []error{err}}
+	}
+	f.applyDefaults()
+	b := &builder{base: baseDir, opt: opt}
+	cfg := b.compile(&f)
+	if len(b.errs) > 0 {
+		return nil, &ConfigError{errs: b.errs}
+	}
+	return cfg, nil
+}
+
+// ConfigError lists every problem in a configuration.
+type ConfigError struct{ errs []error }
+
+func (e *ConfigError) Error() string {
+	msgs := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		msgs[i] = err.Error()
+	}
+	return "invalid configuration:\n  " + strings.Join(msgs, "\n  ")
+}
+
+// Unwrap exposes the individual problems to errors.Is and errors.As.
+func (e *ConfigError) Unwrap() []error { return e.errs }
+
+type builder struct {
+	base  string
+	opt   LoadOptions
+	errs  []error
+	files []string
+}
+
+func (b *builder) errf(path, format string, args ...any) {
+	b.errs = append(b.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+func (b *builder) resolve(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(b.base, p)
+}
+
+func (b *builder) readFile(path, name string) ([]byte, bool) {
+	if name == "" {
+		b.errf(path, "empty file name")
+		return nil, false
+	}
+	full := b.resolve(name)
+	data, err := os.ReadFile(full)
+	if err != nil {
+		b.errf(path, "%v", err)
+		return nil, false
+	}
+	b.files = append(b.files, full)
+	return data, true
+}
+
+// readCerts reads a PEM file of one or more certificates; anything but CERTIFICATE blocks is an
+// error (a private key in a trust anchor file is a mistake worth stopping for).
+func (b *builder) readCerts(path, name string) []*x509.Certificate {
+	data, ok := b.readFile(path, name)
+	if !ok {
+		return nil
+	}
+	certs, err := parsePEMCertificates(data)
+	if err != nil {
+		b.errf(path, "%s: %v", name, err)
+		return nil
+	}
+	return certs
+}
+
+func parsePEMCertificates(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for n := 1; ; n++ {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("PEM block %d is %q, want CERTIFICATE", n, block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("PEM block %d: %w", n, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(strings.TrimSpace(string(data))) > 0 {
+		return nil, errors.New("not PEM, or data after the last PEM block")
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no certificate in file")
+	}
+	return certs, nil
+}
+
+func (b *builder) compile(f *fileConfig) *Config {
+	c := &Config{
+		roots:         x509.NewCertPool(),
+		intermediates: x509.NewCertPool(),
+		byID:          map[string]*Client{},
+		crlExpired:    CRLExpiredAction(f.CRLExpired),
+	}
+	for i, name := range f.TrustAnchors {
+		for _, cert := range b.readCerts(fmt.Sprintf("trust_anchors[%d]", i), name) {
+			if !cert.IsCA {
+				b.errf(fmt.Sprintf("trust_anchors[%d]", i), "%s: %q is not a CA certificate", name, cert.Subject)
+				continue
+			}
+			c.roots.AddCert(cert)
+			c.anchors = append(c.anchors, cert)
+		}
+	}
+	for i, name := range f.Intermediates {
+		for _, cert := range b.readCerts(fmt.Sprintf("intermediates[%d]", i), name) {
+			c.intermediates.AddCert(cert)
+		}
+	}
+	for i, name := range f.CRLFiles {
+		path := fmt.Sprintf("crl_files[%d]", i)
+		if data, ok := b.readFile(path, name); ok {
+			l, err := parseCRL(data)
+			if err != nil {
+				b.errf(path, "%s: %v", name, err)
+				continue
+			}
+			c.crls = append(c.crls, l)
+		}
+	}
+	switch CRLExpiredAction(f.CRLExpired) {
+	case CRLExpiredDeny, CRLExpiredIgnore:
+	default:
+		b.errf("crl_expired", "%q: want deny or ignore", f.CRLExpired)
+	}
+	c.Sources = Sources{Peer: b.sourceMode("certificate_sources.peer", f.CertificateSources.Peer),
+		XFCC: b.sourceMode("certificate_sources.xfcc", f.CertificateSources.XFCC)}
+	if c.Sources.Peer == SourceIgnore && c.Sources.XFCC == SourceIgnore {
+		b.errf("certificate_sources", "peer and xfcc are both ignore: no certificate could ever be read")
+	}
+	c.XFCC = XFCCSettings{Elements: f.XFCC.Elements, MaxHeaderBytes: f.XFCC.MaxHeaderBytes, MaxChainLength: f.XFCC.MaxChainLength}
+	if f.XFCC.Elements != "single" && f.XFCC.Elements != "last" {
+		b.errf("xfcc.elements", "%q: want single (Envoy SANITIZE_SET) or last (APPEND_FORWARD)", f.XFCC.Elements)
+	}
+	if f.XFCC.MaxHeaderBytes < 0 {
+		b.errf("xfcc.max_header_bytes", "must be positive")
+	}
+	if f.XFCC.MaxChainLength < 0 {
+		b.errf("xfcc.max_chain_length", "must be positive")
+	}
+	c.Fetch = FetchSettings(f.JWKSFetch)
+	if c.Fetch.Timeout < 0 || c.Fetch.RefreshInterval < 0 || c.Fetch.MinInterval < 0 {
+		b.errf("jwks_fetch", "durations must be positive")
+	}
+
+	pkiClients := false
+	for i := range f.Clients {
+		cl := b.client(fmt.Sprintf("clients[%d]", i), &f.Clients[i], c)
+		if cl == nil {
+			continue
+		}
+		if _, dup := c.byID[cl.ID]; dup {
+			b.errf(fmt.Sprintf("clients[%d].client_id", i), "duplicate client_id %q", cl.ID)
+			continue
+		}
+		c.byID[cl.ID] = cl
+		c.clients = append(c.clients, cl)
+		pkiClients = pkiClients || cl.Method == MethodPKI
+	}
+	if pkiClients && len(f.TrustAnchors) == 0 {
+		for _, cl := range c.clients {
+			if cl.Method == MethodPKI && cl.roots == nil {
+				b.errf("trust_anchors", "client %q uses tls_client_auth without its own trust_anchors, and no global trust_anchors are set", cl.ID)
+			}
+		}
+	}
+	for i, r := range f.Routes {
+		path := fmt.Sprintf("routes[%d]", i)
+		m, err := ParseMode(r.Mode)
+		if err != nil {
+			b.errf(path+".mode", "%v", err)
+		}
+		if !strings.HasPrefix(r.PathPrefix, "/") {
+			b.errf(path+".path_prefix", "%q must start with /", r.PathPrefix)
+		}
+		c.routes = append(c.routes, route{prefix: r.PathPrefix, host: strings.ToLower(r.Host), mode: m})
+	}
+	c.files = b.files
+	return c
+}
+
+func (b *builder) sourceMode(path, v string) SourceMode {
+	switch m := SourceMode(v); m {
+	case SourceAccept, SourceRequire, SourceIgnore:
+		return m
+	}
+	b.errf(path, "%q: want accept, require or ignore", v)
+	return SourceIgnore
+}
+
+func (b *builder) client(path string, fc *fileClient, c *Config) *Client {
+	cl := &Client{ID: fc.ClientID}
+	if fc.ClientID == "" {
+		b.errf(path+".client_id", "missing")
+		return nil
+	}
+	subjectFields := map[string]string{
+		"tls_client_auth_subject_dn": fc.SubjectDN,
+		"tls_client_auth_san_dns":    fc.SANDNS,
+		"tls_client_auth_san_uri":    fc.SANURI,
+		"tls_client_auth_san_ip":     fc.SANIP,
+		"tls_client_auth_san_email":  fc.SANEmail,
+	}
+	var set []string
+	for _, k := range []string{"tls_client_auth_subject_dn", "tls_client_auth_san_dns", "tls_client_auth_san_uri", "tls_client_auth_san_ip", "tls_client_auth_san_email"} {
+		if subjectFields[k] != "" {
+			set = append(set, k)
+		}
+	}
+	jwksKeys := 0
+	for _, present := range []bool{!fc.JWKS.IsZero(), fc.JWKSFile != "", fc.JWKSURI != ""} {
+		if present {
+			jwksKeys++
+		}
+	}
+	switch fc.TokenEndpointAuthMethod {
+	case string(MethodPKI):
+		cl.Method = MethodPKI
+		if len(set) != 1 {
+			b.errf(path, "tls_client_auth needs exactly one of tls_client_auth_subject_dn, _san_dns, _san_uri, _san_ip, _san_email; found %d (%s)", len(set), strings.Join(set, ", "))
+			return nil
+		}
+		if jwksKeys > 0 {
+			b.errf(path, "jwks, jwks_file and jwks_uri belong to self_signed_tls_client_auth, not tls_client_auth")
+			return nil
+		}
+		m, err := newMatcher(set[0], subjectFields[set[0]])
+		if err != nil {
+			b.errf(path+"."+set[0], "%v", err)
+			return nil
+		}
+		cl.match = m
+		if len(fc.TrustAnchors) > 0 {
+			cl.roots = x509.NewCertPool()
+			for i, name := range fc.TrustAnchors {
+				for _, cert := range b.readCerts(fmt.Sprintf("%s.trust_anchors[%d]", path, i), name) {
+					if !cert.IsCA {
+						b.errf(fmt.Sprintf("%s.trust_anchors[%d]", path, i), "%s: %q is not a CA certificate", name, cert.Subject)
+						continue
+					}
+					cl.roots.AddCert(cert)
+				}
+			}
+		}
+	case string(MethodSelfSigned):
+		cl.Method = MethodSelfSigned
+		if len(set) > 0 {
+			b.errf(path, "%s belongs to tls_client_auth; self_signed_tls_client_auth pins certificates through jwks, jwks_file or jwks_uri", strings.Join(set, ", "))
+			return nil
+		}
+		if len(fc.TrustAnchors) > 0 {
+			b.errf(path+".trust_anchors", "self_signed_tls_client_auth certificates are pinned, not chain-validated")
+			return nil
+		}
+		if jwksKeys != 1 {
+			b.errf(path, "self_signed_tls_client_auth needs exactly one of jwks, jwks_file, jwks_uri; found %d", jwksKeys)
+			return nil
+		}
+		src := b.jwksSource(path, fc, c)
+		if src == nil {
+			return nil
+		}
+		cl.pinned = src
+	case "":
+		b.errf(path+".token_endpoint_auth_method", "missing: want tls_client_auth or self_signed_tls_client_auth")
+		return nil
+	default:
+		b.errf(path+".token_endpoint_auth_method", "%q: certbind authenticates tls_client_auth and self_signed_tls_client_auth clients", fc.TokenEndpointAuthMethod)
+		return nil
+	}
+	return cl
+}
+
+func (b *builder) jwksSource(path string, fc *fileClient, c *Config) jwks.Source {
+	var data []byte
+	var where string
+	switch {
+	case !fc.JWKS.IsZero():
+		var v any
+		if err := fc.JWKS.Decode(&v); err != nil {
+			b.errf(path+".jwks", "%v", err)
+			return nil
+		}
+		j, err := json.Marshal(v)
+		if err != nil {
+			b.errf(path+".jwks", "not representable as JSON: %v", err)
+			return nil
+		}
+		data, where = j, path+".jwks"
+	case fc.JWKSFile != "":
+		d, ok := b.readFile(path+".jwks_file", fc.JWKSFile)
+		if !ok {
+			return nil
+		}
+		data, where = d, path+".jwks_file"
+	default:
+		u, err := url.Parse(fc.JWKSURI)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			b.errf(path+".jwks_uri", "%q is not an http(s) URL", fc.JWKSURI)
+			return nil
+		}
+		var onFetch func(error)
+		if b.opt.OnJWKSFetch != nil {
+			uri := fc.JWKSURI
+			onFetch = func(err error) { b.opt.OnJWKSFetch(uri, err) }
+		}
+		return jwks.NewRemote(fc.JWKSURI, jwks.RemoteOptions{
+			Timeout: c.Fetch.Timeout, RefreshInterval: c.Fetch.RefreshInterval,
+			MinInterval: c.Fetch.MinInterval, OnFetch: onFetch,
+		})
+	}
+	set, err := jwks.Parse(data)
+	if err != nil {
+		b.errf(where, "%v", err)
+		return nil
+	}
+	if len(set.Certificates()) != set.Len() {
+		for i, k := range set.Keys() {
+			if len(k.Certificates) == 0 {
+				b.errf(fmt.Sprintf("%s.keys[%d]", where, i), "x5c missing: self_signed_tls_client_auth registers certificates")
+			}
+		}
+		return nil
+	}
+	return jwks.NewStatic(set)
+}
+
+func newMatcher(field, value string) (matcher, error) {
+	if strings.ContainsRune(value, 0) {
+		return nil, errors.New("contains a NUL byte")
+	}
+	switch field {
+	case "tls_client_auth_subject_dn":
+		n, err := dn.Parse(value)
+		if err != nil {
+			return nil, err
+		}
+		return subjectMatcher{name: n}, nil
+	case "tls_client_auth_san_dns":
+		if strings.TrimSpace(value) != value || strings.ContainsAny(value, " /") {
+			return nil, fmt.Errorf("%q is not a DNS name", value)
+		}
+		return dnsMatcher{name: strings.ToLower(value)}, nil
+	case "tls_client_auth_san_uri":
+		u, err := url.Parse(value)
+		if err != nil || u.Scheme == "" {
+			return nil, fmt.Errorf("%q is not an absolute URI", value)
+		}
+		return uriMatcher{uri: u}, nil
+	case "tls_client_auth_san_ip":
+		a, err := netip.ParseAddr(value)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address: %v", value, err)
+		}
+		if a.Zone() != "" {
+			return nil, fmt.Errorf("%q: IP zones are not part of certificates", value)
+		}
+		return ipMatcher{addr: a}, nil
+	case "tls_client_auth_san_email":
+		local, domain, ok := strings.Cut(value, "@")
+		if !ok || local == "" || domain == "" || strings.Contains(domain, "@") {
+			return nil, fmt.Errorf("%q is not an email address", value)
+		}
+		return emailMatcher{local: local, domain: domain}, nil
+	}
+	return nil, fmt.Errorf("unknown field %s", field)
+}

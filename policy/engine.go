@@ -1,0 +1,229 @@
+package policy
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Input is everything a decision depends on.
+type Input struct {
+	// ModeHint is the route's certbind_mode from the proxy, "" when the proxy sent none.
+	ModeHint string
+	Request  Request
+	// Certificate is the client certificate, nil when the request has none. The adapter has
+	// already reconciled its sources (peer certificate, XFCC).
+	Certificate *Presented
+}
+
+// Decision is the outcome of one request. Allow is true exactly when Reason is ReasonOK.
+type Decision struct {
+	Allow    bool
+	Reason   Reason
+	Mode     Mode   // "" when no mode could be chosen
+	ClientID string // the authenticated client, or the claimed one on a client_auth deny
+	// Certificate is the presented certificate (nil if none): the adapter forwards it upstream on allow.
+	Certificate *Presented
+	// Cause is the internal detail behind a deny, for logs only: never sent to the client.
+	Cause error
+}
+
+func deny(r Reason, cause error) Decision { return Decision{Reason: r, Cause: cause} }
+
+// EngineConfig is what an Engine needs.
+type EngineConfig struct {
+	Config *Config
+	Now    func() time.Time // default time.Now
+}
+
+// Engine decides requests against the current configuration. The configuration can be swapped
+// atomically while requests are in flight; each decision uses one configuration throughout.
+type Engine struct {
+	cfg atomic.Pointer[Config]
+	now func() time.Time
+}
+
+// NewEngine makes an engine. Config may be nil until the first Swap; decisions then fail closed
+// with no_policy.
+func NewEngine(c EngineConfig) *Engine {
+	e := &Engine{now: c.Now}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if c.Config != nil {
+		e.cfg.Store(c.Config)
+	}
+	return e
+}
+
+// Swap installs a new configuration for the requests that start after it.
+func (e *Engine) Swap(c *Config) { e.cfg.Store(c) }
+
+// Config returns the configuration in force (nil before the first one).
+func (e *Engine) Config() *Config { return e.cfg.Load() }
+
+// Decide authorizes one request.
+func (e *Engine) Decide(ctx context.Context, in Input) Decision {
+	cfg := e.cfg.Load()
+	if cfg == nil {
+		return deny(ReasonNoPolicy, errors.New("no configuration loaded"))
+	}
+	d := e.decide(ctx, cfg, in)
+	d.Allow = d.Reason == ReasonOK
+	if d.Certificate == nil {
+		d.Certificate = in.Certificate
+	}
+	return d
+}
+
+func (e *Engine) decide(ctx context.Context, cfg *Config, in Input) Decision {
+	mode, d, ok := cfg.selectMode(in)
+	if !ok {
+		return d
+	}
+	var out Decision
+	switch mode {
+	case ModeClientAuth:
+		out = e.clientAuth(ctx, cfg, in)
+	case ModeIdentity:
+		out = e.identity(ctx, cfg, in)
+	}
+	out.Mode = mode
+	return out
+}
+
+// selectMode: the proxy's certbind_mode wins; else the first configured route; else no_policy.
+func (c *Config) selectMode(in Input) (Mode, Decision, bool) {
+	if in.ModeHint != "" {
+		m, err := ParseMode(in.ModeHint)
+		if err != nil {
+			return "", deny(ReasonUnknownMode, err), false
+		}
+		return m, Decision{}, true
+	}
+	path, _, _ := strings.Cut(in.Request.Path, "?")
+	if m, ok := c.routeMode(in.Request.Host, path); ok {
+		return m, Decision{}, true
+	}
+	return "", deny(ReasonNoPolicy, fmt.Errorf("no route for host %q path %q", in.Request.Host, path)), false
+}
+
+// clientAuth is RFC 8705 section 2: the client named by client_id must be bound to the
+// presented certificate by its registered method.
+func (e *Engine) clientAuth(ctx context.Context, cfg *Config, in Input) Decision {
+	id, err := clientID(in.Request)
+	switch {
+	case errors.Is(err, errClientIDConflict):
+		return deny(ReasonClientIDConflict, err)
+	case err != nil:
+		return deny(ReasonRequestMalformed, err)
+	case id == "":
+		return deny(ReasonClientIDMissing, nil)
+	}
+	d := e.authenticate(ctx, cfg, id, in.Certificate)
+	d.ClientID = id
+	return d
+}
+
+func (e *Engine) authenticate(ctx context.Context, cfg *Config, id string, p *Presented) Decision {
+	cl, ok := cfg.Client(id)
+	if !ok {
+		return deny(ReasonUnknownClient, fmt.Errorf("client_id %q is not registered", id))
+	}
+	if p == nil {
+		return deny(ReasonNoCertificate, nil)
+	}
+	r, err := e.bound(ctx, cfg, cl, p, nil)
+	return deny(r, err)
+}
+
+// bound checks one client against a certificate. verified caches the global-anchor chain
+// result across clients within one identity decision.
+func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presented, global *chainResult) (Reason, error) {
+	now := e.now()
+	switch cl.Method {
+	case MethodSelfSigned:
+		set, err := cl.pinned.Current(ctx)
+		if err != nil {
+			return ReasonCertificateUnbound, fmt.Errorf("client %q: %w", cl.ID, err)
+		}
+		pinned, ok := set.Pinned(p.Thumbprint)
+		if !ok || !pinned.Equal(p.Leaf) {
+			return ReasonCertificateUnbound, fmt.Errorf("certificate %s is not pinned for client %q", p.Thumbprint, cl.ID)
+		}
+		return pinnedValid(p, now)
+	case MethodPKI:
+		var res chainResult
+		switch {
+		case cl.roots != nil:
+			res = cfg.chain(p, cl.roots, now)
+		case global != nil:
+			if !global.done {
+				*global = cfg.chain(p, cfg.roots, now)
+			}
+			res = *global
+		default:
+			res = cfg.chain(p, cfg.roots, now)
+		}
+		if res.reason != ReasonOK {
+			return res.reason, res.err
+		}
+		if !cl.match.matches(p.Leaf, p.Subject) {
+			return ReasonCertificateUnbound, fmt.Errorf("certificate subject %s does not carry %s", p.Subject, cl.match)
+		}
+		return ReasonOK, nil
+	}
+	return ReasonCertificateUnbound, fmt.Errorf("client %q: unknown method %q", cl.ID, cl.Method)
+}
+
+type chainResult struct {
+	done   bool
+	reason Reason
+	err    error
+	chains [][]*x509.Certificate
+}
+
+func (c *Config) chain(p *Presented, roots *x509.CertPool, now time.Time) chainResult {
+	chains, r, err := c.verifyChain(p, roots, now)
+	return chainResult{done: true, reason: r, err: err, chains: chains}
+}
+
+// identity finds the one registered client the certificate belongs to. The certificate must be
+// bound to exactly one client; a certificate that fails validation is denied for that reason
+// when it matches no client at all, so operators see why.
+func (e *Engine) identity(ctx context.Context, cfg *Config, in Input) Decision {
+	p := in.Certificate
+	if p == nil {
+		return deny(ReasonNoCertificate, nil)
+	}
+	var global chainResult
+	var matched []string
+	var firstFailure Reason = ReasonNoMatchingClient
+	var firstErr error
+	for _, cl := range cfg.clients {
+		r, err := e.bound(ctx, cfg, cl, p, &global)
+		switch r {
+		case ReasonOK:
+			matched = append(matched, cl.ID)
+		case ReasonCertificateUnbound:
+		default:
+			if firstErr == nil {
+				firstFailure, firstErr = r, err
+			}
+		}
+	}
+	switch len(matched) {
+	case 1:
+		return Decision{Reason: ReasonOK, ClientID: matched[0]}
+	case 0:
+		if firstErr != nil {
+			return deny(firstFailure, firstErr)
+		}
+		return deny(ReasonNoMatchingClient, fmt.Errorf("certificate %s (subject %s) belongs to no registered client", p.Thumbprint, p.Subject))
+	}
+	return deny(ReasonAmbiguousClient, fmt.Errorf("certificate %s matches clients %s", p.Thumbprint, strings.Join(matched, ", ")))
+}

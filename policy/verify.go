@@ -1,0 +1,193 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/certbind/certbind/policy/dn"
+)
+
+// Presented is the client certificate of one request, parsed: the leaf and the intermediates the
+// client sent (never trusted by themselves: they only help build a path to a trust anchor).
+type Presented struct {
+	Leaf          *x509.Certificate
+	Intermediates []*x509.Certificate
+	Thumbprint    Thumbprint
+	Subject       dn.Name
+}
+
+// ErrMalformedCertificate marks certificate bytes that do not parse.
+var ErrMalformedCertificate = errors.New("malformed certificate")
+
+// ParsePresented parses a leaf DER and the DER of the intermediates sent with it.
+func ParsePresented(leafDER []byte, intermediatesDER [][]byte) (*Presented, error) {
+	leaf, err := x509.ParseCertificate(leafDER)
+	if err != nil {
+		return nil, fmt.Errorf("%w: leaf: %v", ErrMalformedCertificate, err)
+	}
+	subject, err := dn.FromDER(leaf.RawSubject)
+	if err != nil {
+		return nil, fmt.Errorf("%w: leaf subject: %v", ErrMalformedCertificate, err)
+	}
+	p := &Presented{Leaf: leaf, Thumbprint: ThumbprintOf(leafDER), Subject: subject}
+	for i, der := range intermediatesDER {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("%w: chain[%d]: %v", ErrMalformedCertificate, i+1, err)
+		}
+		p.Intermediates = append(p.Intermediates, c)
+	}
+	return p, nil
+}
+
+// verifyChain validates the presented chain to roots at now for client authentication and
+// returns the verified chains, or the reason it fails.
+func (c *Config) verifyChain(p *Presented, roots *x509.CertPool, now time.Time) ([][]*x509.Certificate, Reason, error) {
+	leaf := p.Leaf
+	// Name the leaf's own problems precisely before path building lumps them together.
+	if now.Before(leaf.NotBefore) {
+		return nil, ReasonCertificateNotYetValid, fmt.Errorf("not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if now.After(leaf.NotAfter) {
+		return nil, ReasonCertificateExpired, fmt.Errorf("expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if leaf.IsCA {
+		return nil, ReasonCertificateIsCA, errors.New("leaf has basicConstraints cA=true")
+	}
+	inter := c.intermediates
+	if len(p.Intermediates) > 0 {
+		inter = c.intermediates.Clone()
+		for _, ic := range p.Intermediates {
+			inter.AddCert(ic)
+		}
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: inter,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err == nil {
+		if r, err := c.checkRevocation(chains, now); r != ReasonOK {
+			return nil, r, err
+		}
+		return chains, ReasonOK, nil
+	}
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &unknown):
+		return nil, ReasonCertificateUntrusted, err
+	case errors.As(err, &invalid):
+		switch invalid.Reason {
+		case x509.IncompatibleUsage:
+			return nil, ReasonCertificateUsage, err
+		case x509.Expired:
+			// The leaf's own window was checked above, so an issuer is out of its window.
+			return nil, ReasonCertificateInvalid, err
+		}
+		return nil, ReasonCertificateInvalid, err
+	}
+	return nil, ReasonCertificateInvalid, err
+}
+
+// crl is a parsed CRL. Its signature is checked against the issuer found in each verified chain
+// (the issuer may be an intermediate the client sends), once per issuer certificate.
+type crl struct {
+	list     *x509.RevocationList
+	revoked  map[string]struct{} // serial numbers, as big.Int text
+	verified sync.Map            // Thumbprint of issuer -> error (nil when the signature holds)
+}
+
+func parseCRL(data []byte) (*crl, error) {
+	der := data
+	if block, rest := pem.Decode(data); block != nil {
+		if block.Type != "X509 CRL" {
+			return nil, fmt.Errorf("PEM block is %q, want X509 CRL", block.Type)
+		}
+		if len(bytes.TrimSpace(rest)) > 0 {
+			return nil, errors.New("one CRL per file")
+		}
+		der = block.Bytes
+	}
+	l, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, err
+	}
+	if l.NextUpdate.IsZero() {
+		return nil, errors.New("CRL has no nextUpdate: certbind cannot tell when it goes stale")
+	}
+	out := &crl{list: l, revoked: map[string]struct{}{}}
+	for _, e := range l.RevokedCertificateEntries {
+		out.revoked[e.SerialNumber.String()] = struct{}{}
+	}
+	return out, nil
+}
+
+func (l *crl) signedBy(issuer *x509.Certificate) error {
+	key := ThumbprintOf(issuer.Raw)
+	if v, ok := l.verified.Load(key); ok {
+		if v == nil {
+			return nil
+		}
+		return v.(error)
+	}
+	err := l.list.CheckSignatureFrom(issuer)
+	if err != nil {
+		l.verified.Store(key, err)
+	} else {
+		l.verified.Store(key, nil)
+	}
+	return err
+}
+
+func (l *crl) isRevoked(serial *big.Int) bool {
+	_, ok := l.revoked[serial.String()]
+	return ok
+}
+
+// checkRevocation applies the configured CRLs to every certificate of a verified chain whose
+// issuer has one. A CRL applies to a certificate when its issuer name equals the certificate's
+// issuer and its signature verifies with the chain's issuer certificate.
+func (c *Config) checkRevocation(chains [][]*x509.Certificate, now time.Time) (Reason, error) {
+	if len(c.crls) == 0 {
+		return ReasonOK, nil
+	}
+	for _, chain := range chains {
+		for i := 0; i+1 < len(chain); i++ {
+			cert, issuer := chain[i], chain[i+1]
+			for _, l := range c.crls {
+				if !bytes.Equal(l.list.RawIssuer, cert.RawIssuer) {
+					continue
+				}
+				if err := l.signedBy(issuer); err != nil {
+					continue // a CRL of another CA with the same name
+				}
+				if l.isRevoked(cert.SerialNumber) {
+					return ReasonCertificateRevoked, fmt.Errorf("serial %s revoked by CRL of %s", cert.SerialNumber, cert.Issuer)
+				}
+				if now.After(l.list.NextUpdate) && c.crlExpired == CRLExpiredDeny {
+					return ReasonCRLExpired, fmt.Errorf("CRL of %s expired at %s", cert.Issuer, l.list.NextUpdate.UTC().Format(time.RFC3339))
+				}
+			}
+		}
+	}
+	return ReasonOK, nil
+}
+
+// pinnedValid checks what remains to check of a self-signed certificate: its validity window.
+func pinnedValid(p *Presented, now time.Time) (Reason, error) {
+	if now.Before(p.Leaf.NotBefore) {
+		return ReasonCertificateNotYetValid, fmt.Errorf("not valid before %s", p.Leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if now.After(p.Leaf.NotAfter) {
+		return ReasonCertificateExpired, fmt.Errorf("expired at %s", p.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return ReasonOK, nil
+}

@@ -1,0 +1,135 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// decodeStrict decodes YAML into out (a pointer to a struct with yaml tags), rejecting unknown
+// keys and ill-typed values with errors that name the key path (`clients[2].jwks_file: ...`)
+// rather than a line number, so an operator can find the key in any rendering of the file.
+func decodeStrict(data []byte, out any) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("yaml: %w", err)
+	}
+	if doc.Kind == 0 { // empty document
+		return errors.New("the file is empty")
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode {
+		root = root.Content[0]
+	}
+	var errs []error
+	checkNode(root, reflect.TypeOf(out).Elem(), "", &errs)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if err := root.Decode(out); err != nil {
+		return fmt.Errorf("yaml: %w", err)
+	}
+	return nil
+}
+
+var yamlNodeType = reflect.TypeOf(yaml.Node{})
+
+func checkNode(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if t == yamlNodeType || t.Kind() == reflect.Interface {
+		return
+	}
+	if n.Tag == "!!null" {
+		return
+	}
+	where := path
+	if where == "" {
+		where = "(top level)"
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			*errs = append(*errs, fmt.Errorf("%s: expected a mapping", where))
+			return
+		}
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i].Value, n.Content[i+1]
+			f, ok := fields[key]
+			if !ok {
+				*errs = append(*errs, fmt.Errorf("%s: unknown key", joinPath(path, key)))
+				continue
+			}
+			checkNode(val, f.Type, joinPath(path, key), errs)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			*errs = append(*errs, fmt.Errorf("%s: expected a list", where))
+			return
+		}
+		for i, item := range n.Content {
+			checkNode(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			*errs = append(*errs, fmt.Errorf("%s: expected a mapping", where))
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			checkNode(n.Content[i+1], t.Elem(), joinPath(path, n.Content[i].Value), errs)
+		}
+	default:
+		if n.Kind != yaml.ScalarNode {
+			*errs = append(*errs, fmt.Errorf("%s: expected a single value", where))
+			return
+		}
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			*errs = append(*errs, fmt.Errorf("%s: %q is not a valid %s", where, n.Value, kindName(t)))
+		}
+	}
+}
+
+func kindName(t reflect.Type) string {
+	switch {
+	case t.String() == "time.Duration":
+		return "duration (e.g. 5s, 2m)"
+	case t.Kind() == reflect.Bool:
+		return "boolean"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		return "integer"
+	default:
+		return t.Kind().String()
+	}
+}
+
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	fields := make(map[string]reflect.StructField, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("yaml")
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = f
+	}
+	return fields
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
