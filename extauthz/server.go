@@ -20,8 +20,8 @@ const ModeKey = "certbind_mode"
 // Config is what a Server needs.
 type Config struct {
 	Engine *policy.Engine
-	Logger logrus.FieldLogger    // default: a discarding logger
-	Now    func() time.Time      // for durations; default time.Now
+	Logger logrus.FieldLogger // default: a discarding logger
+	Now    func() time.Time   // for durations; default time.Now
 }
 
 // Server implements envoy.service.auth.v3.Authorization.
@@ -59,17 +59,14 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if cfg == nil {
 		return nil, status.Error(codes.Unavailable, "certbind: no configuration loaded")
 	}
-	in, d, ok := ReadInput(req, cfg)
-	if ok {
-		d = s.engine.Decide(ctx, in)
-	}
+	in := ReadInput(req, cfg)
+	d := s.engine.DecideWith(ctx, cfg, in)
 	s.logDecision(d, in.Request.Headers["x-request-id"], s.now().Sub(start))
 	return Render(d), nil
 }
 
-// ReadInput turns a CheckRequest into the policy's input. When the request's certificate
-// material is itself unacceptable it returns the deny decision and false.
-func ReadInput(req *authv3.CheckRequest, cfg *policy.Config) (policy.Input, policy.Decision, bool) {
+// ReadInput turns a CheckRequest into the policy's input.
+func ReadInput(req *authv3.CheckRequest, cfg *policy.Config) policy.Input {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	in := policy.Input{
@@ -89,14 +86,10 @@ func ReadInput(req *authv3.CheckRequest, cfg *policy.Config) (policy.Input, poli
 	xv, xok := in.Request.Headers["x-forwarded-client-cert"]
 	p, r, err := certificate(certSources{peer: attrs.GetSource().GetCertificate(), xfcc: xv, xfccPresent: xok}, cfg)
 	if r != policy.ReasonOK {
-		d := policy.Decision{Reason: r, Cause: err}
-		if m, merr := policy.ParseMode(in.ModeHint); merr == nil {
-			d.Mode = m
-		}
-		return in, d, false
+		in.CertificateErr = &policy.CertificateError{Reason: r, Err: err}
 	}
 	in.Certificate = p
-	return in, policy.Decision{}, true
+	return in
 }
 
 // headers returns the request headers with lower-case names. Envoy fills either the headers

@@ -18,7 +18,20 @@ type Input struct {
 	// Certificate is the client certificate, nil when the request has none. The adapter has
 	// already reconciled its sources (peer certificate, XFCC).
 	Certificate *Presented
+	// CertificateErr is set when the request's certificate material could not be accepted
+	// (malformed, or two sources disagreeing); the request is then denied with its reason
+	// once a mode is chosen.
+	CertificateErr *CertificateError
 }
+
+// CertificateError is certificate material an adapter could not accept, with its reason.
+type CertificateError struct {
+	Reason Reason
+	Err    error
+}
+
+func (e *CertificateError) Error() string { return string(e.Reason) + ": " + e.Err.Error() }
+func (e *CertificateError) Unwrap() error { return e.Err }
 
 // Decision is the outcome of one request. Allow is true exactly when Reason is ReasonOK.
 type Decision struct {
@@ -66,9 +79,14 @@ func (e *Engine) Swap(c *Config) { e.cfg.Store(c) }
 // Config returns the configuration in force (nil before the first one).
 func (e *Engine) Config() *Config { return e.cfg.Load() }
 
-// Decide authorizes one request.
+// Decide authorizes one request against the configuration in force.
 func (e *Engine) Decide(ctx context.Context, in Input) Decision {
-	cfg := e.cfg.Load()
+	return e.DecideWith(ctx, e.cfg.Load(), in)
+}
+
+// DecideWith authorizes one request against cfg: an adapter that read the request with one
+// configuration decides with the same one, even if a reload swaps it meanwhile.
+func (e *Engine) DecideWith(ctx context.Context, cfg *Config, in Input) Decision {
 	if cfg == nil {
 		return deny(ReasonNoPolicy, errors.New("no configuration loaded"))
 	}
@@ -84,6 +102,9 @@ func (e *Engine) decide(ctx context.Context, cfg *Config, in Input) Decision {
 	mode, d, ok := cfg.selectMode(in)
 	if !ok {
 		return d
+	}
+	if ce := in.CertificateErr; ce != nil {
+		return Decision{Reason: ce.Reason, Cause: ce.Err, Mode: mode}
 	}
 	var out Decision
 	switch mode {

@@ -312,3 +312,18 @@ func TestThumbprint(t *testing.T) {
 		t.Fatal("unreachable")
 	}
 }
+
+func TestCertificateErrorAfterMode(t *testing.T) {
+	w := newWorld(t)
+	e := w.engine(t, exampleConfig)
+	bad := &policy.CertificateError{Reason: policy.ReasonCertificateMismatch, Err: fmt.Errorf("differs")}
+	d := decide(e, policy.Input{Request: tokenRequest("billing"), CertificateErr: bad})
+	if d.Reason != policy.ReasonCertificateMismatch || d.Mode != policy.ModeClientAuth || d.Allow {
+		t.Errorf("%s mode %q allow %v, want certificate_mismatch in client_auth", d.Reason, d.Mode, d.Allow)
+	}
+	// No policy outranks a certificate problem: the route is closed whatever is presented.
+	d = decide(e, policy.Input{Request: policy.Request{Path: "/public"}, CertificateErr: bad})
+	if d.Reason != policy.ReasonNoPolicy {
+		t.Errorf("%s, want no_policy", d.Reason)
+	}
+}

@@ -54,8 +54,9 @@ func Parse(s string) (Name, error) {
 
 	// RDNs are written most specific first; a Name keeps ASN.1 order.
 	var rdns [][]attr
+	sep := -1
 	for {
-		rdn, err := p.rdn()
+		rdn, err := p.rdn(sep)
 		if err != nil {
 			return Name{}, err
 		}
@@ -63,7 +64,8 @@ func Parse(s string) (Name, error) {
 		if p.i == len(s) {
 			break
 		}
-		p.i++ // ','
+		sep = p.i // ','
+		p.i++
 	}
 	n := Name{ends: make([]int, 0, len(rdns))}
 	for i := len(rdns) - 1; i >= 0; i-- {
@@ -91,12 +93,13 @@ func (p *parser) skipSpaces() {
 	}
 }
 
-// rdn parses one RDN and stops at the ',' after it or at the end.
-func (p *parser) rdn() ([]attr, error) {
+// rdn parses one RDN and stops at the ',' after it or at the end. sep is
+// the position of the ',' before it, or -1.
+func (p *parser) rdn(sep int) ([]attr, error) {
 	var rdn []attr
 	for {
 		start := p.i
-		a, err := p.attribute()
+		a, err := p.attribute(sep)
 		if err != nil {
 			return nil, err
 		}
@@ -113,6 +116,7 @@ func (p *parser) rdn() ([]attr, error) {
 		case p.i == len(p.s) || c == ',':
 			return rdn, nil
 		case c == '+':
+			sep = p.i
 			p.i++
 		case c == ';':
 			return nil, syntaxError(ErrSyntax, p.i, "';' as RDN separator is RFC 1779/2253 legacy; use ','")
@@ -122,20 +126,32 @@ func (p *parser) rdn() ([]attr, error) {
 	}
 }
 
-// attribute parses type '=' value.
-func (p *parser) attribute() (attr, error) {
+// attribute parses type '=' value. sep is the position of the ',' or '+'
+// before it, or -1.
+func (p *parser) attribute(sep int) (attr, error) {
 	p.skipSpaces()
-	oid, err := p.attributeType()
+	start := p.i
+	if !p.attributeType() {
+		if sep >= 0 && p.i < len(p.s) {
+			return attr{}, unescapedSeparator(p.s[sep], sep)
+		}
+		return attr{}, syntaxError(ErrSyntax, p.i, "expected attribute type")
+	}
+	typ := p.s[start:p.i]
+	p.skipSpaces()
+	if p.peek() != '=' {
+		if sep >= 0 {
+			return attr{}, unescapedSeparator(p.s[sep], sep)
+		}
+		return attr{}, syntaxError(ErrSyntax, p.i, "expected '=' after attribute type %q", typ)
+	}
+	p.i++
+	oid, err := lookupType(typ, start)
 	if err != nil {
 		return attr{}, err
 	}
 	p.skipSpaces()
-	if p.peek() != '=' {
-		return attr{}, syntaxError(ErrSyntax, p.i, "expected '=' after attribute type %s", typeLabel(oid))
-	}
-	p.i++
-	p.skipSpaces()
-	start := p.i
+	valStart := p.i
 	var v string
 	if p.peek() == '#' {
 		v, err = p.hexValue()
@@ -146,40 +162,47 @@ func (p *parser) attribute() (attr, error) {
 		return attr{}, err
 	}
 	if v == "" {
-		return attr{}, syntaxError(ErrSyntax, start, "empty value for %s", typeLabel(oid))
+		return attr{}, syntaxError(ErrSyntax, valStart, "empty value for %s", typeLabel(oid))
 	}
 	return attr{oid: oid, value: v, rule: ruleOf(oid)}, nil
 }
 
-// attributeType parses a name (RFC 4512 descr) or a dotted OID and returns
-// the OID's DER content octets.
-func (p *parser) attributeType() (string, error) {
+// attributeType consumes a name (RFC 4512 descr) or something shaped like
+// a dotted OID, and reports whether there was one.
+func (p *parser) attributeType() bool {
 	start := p.i
-	c := p.peek()
-	switch {
+	switch c := p.peek(); {
 	case isAlpha(c):
 		for p.i < len(p.s) && (isAlpha(p.s[p.i]) || isDigit(p.s[p.i]) || p.s[p.i] == '-') {
 			p.i++
 		}
-		name := p.s[start:p.i]
-		t := typeByName[strings.ToLower(name)]
-		if t == nil {
-			return "", syntaxError(ErrUnknownAttribute, start, "unknown attribute type %q (write it as a dotted OID)", name)
-		}
-		return t.oid, nil
 	case isDigit(c):
 		for p.i < len(p.s) && (isDigit(p.s[p.i]) || p.s[p.i] == '.') {
 			p.i++
 		}
-		oid, ok := encodeOID(p.s[start:p.i])
+	}
+	return p.i > start
+}
+
+// lookupType returns the DER content octets of the OID named by typ, found
+// at position pos.
+func lookupType(typ string, pos int) (string, error) {
+	if isDigit(typ[0]) {
+		oid, ok := encodeOID(typ)
 		if !ok {
-			return "", syntaxError(ErrSyntax, start, "invalid OID %q", p.s[start:p.i])
+			return "", syntaxError(ErrSyntax, pos, "invalid OID %q", typ)
 		}
 		return oid, nil
-	case p.i == len(p.s):
-		return "", syntaxError(ErrSyntax, start, "expected attribute type, got end of string")
 	}
-	return "", syntaxError(ErrSyntax, start, "expected attribute type, got %q", c)
+	t := typeByName[strings.ToLower(typ)]
+	if t == nil {
+		return "", syntaxError(ErrUnknownAttribute, pos, "unknown attribute type %q (write it as a dotted OID)", typ)
+	}
+	return t.oid, nil
+}
+
+func unescapedSeparator(c byte, pos int) error {
+	return syntaxError(ErrSyntax, pos, "unescaped %q not followed by an attribute type and '=' (inside a value, escape it as '\\%c')", c, c)
 }
 
 // stringValue parses an RFC 4514 §3 string up to an unescaped ',' or '+' or
