@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -21,9 +22,11 @@ const (
 	HeaderClientID   = "x-certbind-client-id"
 	HeaderThumbprint = "x-certbind-cert-thumbprint"
 	HeaderClientCert = "client-cert" // RFC 9440
+	HeaderSubject    = "x-certbind-subject"
+	HeaderScope      = "x-certbind-scope"
 )
 
-var upstreamHeaders = []string{HeaderClientID, HeaderThumbprint, HeaderClientCert}
+var upstreamHeaders = []string{HeaderClientID, HeaderThumbprint, HeaderClientCert, HeaderSubject, HeaderScope}
 
 // kind groups reasons by how a deny is rendered.
 type kind int
@@ -33,6 +36,9 @@ const (
 	kindUnauthorized      // the client or its certificate failed authentication
 	kindBadRequest        // the request itself is malformed
 	kindForbidden         // no policy applies: nobody may pass
+	kindTokenMissing      // no access token: a bare Bearer challenge (RFC 6750 section 3.1)
+	kindScope             // valid token without the required scope
+	kindUnavailable       // certbind cannot verify the token now: fail closed with 503
 )
 
 type mapping struct {
@@ -67,6 +73,26 @@ var reasonTable = map[policy.Reason]mapping{
 	policy.ReasonCertificateUnbound:     {codes.Unauthenticated, kindUnauthorized},
 	policy.ReasonNoMatchingClient:       {codes.PermissionDenied, kindUnauthorized},
 	policy.ReasonAmbiguousClient:        {codes.PermissionDenied, kindUnauthorized},
+	policy.ReasonTokenMissing:           {codes.Unauthenticated, kindTokenMissing},
+	policy.ReasonTokenRequestInvalid:    {codes.InvalidArgument, kindBadRequest},
+	policy.ReasonTokenMalformed:         {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenAlgorithm:         {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenType:              {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenIssuer:            {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenUnknownKey:        {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenSignature:         {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenExpired:           {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenNotYetValid:       {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenAudience:          {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenInactive:          {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenUnverifiable:      {codes.Unavailable, kindUnavailable},
+	policy.ReasonTokenUnbound:           {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenCNFMalformed:      {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenCNFUnsupported:    {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenCertMissing:       {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenBindingMismatch:   {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonTokenClientMismatch:    {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonInsufficientScope:      {codes.PermissionDenied, kindScope},
 }
 
 // HTTPDenial is a rendered deny: what the client receives.
@@ -76,18 +102,42 @@ type HTTPDenial struct {
 	Body    string
 }
 
-// Denial renders a deny for the HTTP client, by mode: client_auth speaks OAuth (RFC 6749
-// section 5.2: invalid_client is 401, invalid_request 400); identity and unrouted requests are
-// 403 (or 400 when the request is malformed).
-func Denial(d policy.Decision) HTTPDenial {
-	m, ok := reasonTable[d.Reason]
-	if !ok {
-		m = mapping{codes.PermissionDenied, kindForbidden}
+func lookup(r policy.Reason) mapping {
+	if m, ok := reasonTable[r]; ok {
+		return m
 	}
+	return mapping{codes.PermissionDenied, kindForbidden} // unreachable: TestEveryReasonIsMapped
+}
+
+// Denial renders a deny for the HTTP client, by mode. client_auth speaks OAuth at the token
+// endpoint (RFC 6749 section 5.2: invalid_client 401, invalid_request 400); bound_token speaks
+// RFC 6750 with a WWW-Authenticate challenge; identity and unrouted requests get 403.
+func Denial(d policy.Decision, rs policy.Response) HTTPDenial {
+	m := lookup(d.Reason)
 	status, oauthErr := http.StatusForbidden, "access_denied"
+	h := map[string]string{"cache-control": "no-store"}
 	switch {
 	case m.kind == kindBadRequest:
 		status, oauthErr = http.StatusBadRequest, "invalid_request"
+		if d.Mode == policy.ModeBoundToken {
+			h["www-authenticate"] = challenge(rs.Realm, "invalid_request", d.Reason.Description(), nil)
+		}
+	case m.kind == kindForbidden:
+	case d.Mode == policy.ModeBoundToken:
+		switch m.kind {
+		case kindTokenMissing:
+			// RFC 6750 section 3.1: no error code when the request has no token at all.
+			h["www-authenticate"] = challenge(rs.Realm, "", "", nil)
+			return HTTPDenial{Status: http.StatusUnauthorized, Headers: h}
+		case kindScope:
+			status, oauthErr = http.StatusForbidden, "insufficient_scope"
+			h["www-authenticate"] = challenge(rs.Realm, oauthErr, d.Reason.Description(), d.RequiredScopes)
+		case kindUnavailable:
+			status, oauthErr = http.StatusServiceUnavailable, "temporarily_unavailable"
+		default:
+			status, oauthErr = http.StatusUnauthorized, "invalid_token"
+			h["www-authenticate"] = challenge(rs.Realm, oauthErr, d.Reason.Description(), nil)
+		}
 	case d.Mode == policy.ModeClientAuth && m.kind == kindUnauthorized:
 		status, oauthErr = http.StatusUnauthorized, "invalid_client"
 	}
@@ -95,19 +145,36 @@ func Denial(d policy.Decision) HTTPDenial {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}{oauthErr, d.Reason.Description()})
-	return HTTPDenial{
-		Status: status,
-		Headers: map[string]string{
-			"content-type":  "application/json",
-			"cache-control": "no-store",
-		},
-		Body: string(body),
-	}
+	h["content-type"] = "application/json"
+	return HTTPDenial{Status: status, Headers: h, Body: string(body)}
 }
 
-// Allowed returns the upstream headers to set on allow, and the certbind headers to remove
-// because this decision does not set them.
-func Allowed(d policy.Decision) (set map[string]string, remove []string) {
+// challenge renders an RFC 6750 section 3 WWW-Authenticate value. Every value comes from
+// configuration validated at load or from our own constants: none needs escaping.
+func challenge(realm, errCode, desc string, scopes []string) string {
+	var parts []string
+	if realm != "" {
+		parts = append(parts, `realm="`+realm+`"`)
+	}
+	if errCode != "" {
+		parts = append(parts, `error="`+errCode+`"`)
+	}
+	if desc != "" {
+		parts = append(parts, `error_description="`+desc+`"`)
+	}
+	if len(scopes) > 0 {
+		parts = append(parts, `scope="`+strings.Join(scopes, " ")+`"`)
+	}
+	if len(parts) == 0 {
+		return "Bearer"
+	}
+	return "Bearer " + strings.Join(parts, ", ")
+}
+
+// Allowed returns the upstream headers to set on allow, and the headers to remove: certbind's
+// own headers this decision does not set (so no client-sent copy survives), and Authorization
+// when it is not to be forwarded.
+func Allowed(d policy.Decision, rs policy.Response) (set map[string]string, remove []string) {
 	set = map[string]string{}
 	if d.ClientID != "" {
 		set[HeaderClientID] = d.ClientID
@@ -116,19 +183,30 @@ func Allowed(d policy.Decision) (set map[string]string, remove []string) {
 		set[HeaderThumbprint] = p.Thumbprint.String()
 		set[HeaderClientCert] = ":" + base64.StdEncoding.EncodeToString(p.Leaf.Raw) + ":"
 	}
+	if d.Mode == policy.ModeBoundToken {
+		if d.Subject != "" {
+			set[HeaderSubject] = d.Subject
+		}
+		if len(d.Scopes) > 0 {
+			set[HeaderScope] = strings.Join(d.Scopes, " ")
+		}
+	}
 	for _, h := range upstreamHeaders {
 		if _, ok := set[h]; !ok {
 			remove = append(remove, h)
 		}
 	}
+	if d.Mode == policy.ModeBoundToken && !rs.ForwardAuthorization {
+		remove = append(remove, "authorization")
+	}
 	return set, remove
 }
 
 // Render turns a decision into Envoy's CheckResponse.
-func Render(d policy.Decision) *authv3.CheckResponse {
+func Render(d policy.Decision, rs policy.Response) *authv3.CheckResponse {
 	meta := metadata(d)
 	if d.Allow {
-		set, remove := Allowed(d)
+		set, remove := Allowed(d, rs)
 		ok := &authv3.OkHttpResponse{HeadersToRemove: remove}
 		for _, h := range upstreamHeaders {
 			if v, found := set[h]; found {
@@ -141,17 +219,16 @@ func Render(d policy.Decision) *authv3.CheckResponse {
 			DynamicMetadata: meta,
 		}
 	}
-	m, ok := reasonTable[d.Reason]
-	if !ok {
-		m = mapping{codes.PermissionDenied, kindForbidden}
-	}
-	den := Denial(d)
+	m := lookup(d.Reason)
+	den := Denial(d, rs)
 	resp := &authv3.DeniedHttpResponse{
 		Status: &typev3.HttpStatus{Code: typev3.StatusCode(den.Status)},
 		Body:   den.Body,
 	}
-	for _, h := range []string{"content-type", "cache-control"} {
-		resp.Headers = append(resp.Headers, overwrite(h, den.Headers[h]))
+	for _, h := range []string{"content-type", "cache-control", "www-authenticate"} {
+		if v, ok := den.Headers[h]; ok {
+			resp.Headers = append(resp.Headers, overwrite(h, v))
+		}
 	}
 	return &authv3.CheckResponse{
 		Status:          &rpcstatus.Status{Code: int32(m.code), Message: string(d.Reason)},

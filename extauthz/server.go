@@ -62,7 +62,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	in := ReadInput(req, cfg)
 	d := s.engine.DecideWith(ctx, cfg, in)
 	s.logDecision(d, in.Request.Headers["x-request-id"], s.now().Sub(start))
-	return Render(d), nil
+	return Render(d, cfg.Response()), nil
 }
 
 // ReadInput turns a CheckRequest into the policy's input.

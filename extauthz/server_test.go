@@ -257,8 +257,10 @@ func TestCheckAllowHeaders(t *testing.T) {
 			t.Errorf("%s: append_action %v append %v: a client-sent copy could survive", h.GetHeader().GetKey(), h.GetAppendAction(), h.GetAppend())
 		}
 	}
-	if len(ok.GetHeadersToRemove()) != 0 {
-		t.Errorf("headers_to_remove %v would delete what we set", ok.GetHeadersToRemove())
+	// Envoy applies headers_to_remove after the additions (REFERENCE section 4): it must list
+	// exactly certbind's headers this decision does not set.
+	if rm := strings.Join(ok.GetHeadersToRemove(), ","); rm != extauthz.HeaderSubject+","+extauthz.HeaderScope {
+		t.Errorf("headers_to_remove %q", rm)
 	}
 	md := resp.GetDynamicMetadata().GetFields()
 	if md["decision"].GetStringValue() != "allow" || md["client_id"].GetStringValue() != "billing" || md["mode"].GetStringValue() != "client_auth" {

@@ -149,33 +149,40 @@ type Mode string
 const (
 	ModeClientAuth Mode = "client_auth" // RFC 8705 client authentication at a token endpoint
 	ModeIdentity   Mode = "identity"    // the certificate must belong to exactly one registered client
+	ModeBoundToken Mode = "bound_token" // RFC 8705 section 3: a valid access token bound to the certificate
 )
 
 // ParseMode validates a mode name.
 func ParseMode(s string) (Mode, error) {
 	switch m := Mode(s); m {
-	case ModeClientAuth, ModeIdentity:
+	case ModeClientAuth, ModeIdentity, ModeBoundToken:
 		return m, nil
 	}
-	return "", fmt.Errorf("unknown mode %q (want client_auth or identity)", s)
+	return "", fmt.Errorf("unknown mode %q (want client_auth, bound_token or identity)", s)
 }
 
 type route struct {
 	prefix string
 	host   string // lower-case, no port; "" matches any
 	mode   Mode
+
+	// bound_token options
+	scopes             []string
+	binding            Binding // "" inherits the issuer's
+	requireClientMatch *bool   // nil inherits the issuer's
 }
 
-// routeMode picks the first configured route matching host and path.
-func (c *Config) routeMode(host, path string) (Mode, bool) {
+// routeFor picks the first configured route matching host and path.
+func (c *Config) routeFor(host, path string) (*route, bool) {
 	h := strings.ToLower(host)
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
 		h = h[:i]
 	}
-	for _, r := range c.routes {
+	for i := range c.routes {
+		r := &c.routes[i]
 		if (r.host == "" || r.host == h) && strings.HasPrefix(path, r.prefix) {
-			return r.mode, true
+			return r, true
 		}
 	}
-	return "", false
+	return nil, false
 }

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -21,16 +20,16 @@ import (
 
 // The YAML document, decoded strictly. Keys use the RFC 7591 / RFC 8705 client metadata names.
 type fileConfig struct {
-	TrustAnchors       []string          `yaml:"trust_anchors"`
-	Intermediates      []string          `yaml:"intermediates"`
-	CRLFiles           []string          `yaml:"crl_files"`
-	CRLExpired         string            `yaml:"crl_expired"`
-	CertificateSources fileSources       `yaml:"certificate_sources"`
-	XFCC               fileXFCC          `yaml:"xfcc"`
-	JWKSFetch          fileFetch         `yaml:"jwks_fetch"`
-	Clients            []fileClient      `yaml:"clients"`
-	Routes             []fileRoute       `yaml:"routes"`
-	Headers            map[string]string `yaml:"headers"`
+	TrustAnchors       []string     `yaml:"trust_anchors"`
+	Intermediates      []string     `yaml:"intermediates"`
+	CRLFiles           []string     `yaml:"crl_files"`
+	CRLExpired         string       `yaml:"crl_expired"`
+	CertificateSources fileSources  `yaml:"certificate_sources"`
+	XFCC               fileXFCC     `yaml:"xfcc"`
+	JWKSFetch          fileFetch    `yaml:"jwks_fetch"`
+	Clients            []fileClient `yaml:"clients"`
+	Routes             []fileRoute  `yaml:"routes"`
+	Tokens             fileTokens   `yaml:"tokens"`
 }
 
 type fileSources struct {
@@ -65,9 +64,12 @@ type fileClient struct {
 }
 
 type fileRoute struct {
-	PathPrefix string `yaml:"path_prefix"`
-	Host       string `yaml:"host"`
-	Mode       string `yaml:"mode"`
+	PathPrefix         string   `yaml:"path_prefix"`
+	Host               string   `yaml:"host"`
+	Mode               string   `yaml:"mode"`
+	Scopes             []string `yaml:"scopes"`
+	Binding            string   `yaml:"binding"`
+	RequireClientMatch *bool    `yaml:"require_client_match"`
 }
 
 // Defaults, in one place.
@@ -163,6 +165,7 @@ type Config struct {
 	clients       []*Client
 	byID          map[string]*Client
 	routes        []route
+	tokens        *tokenSettings
 	files         []string // every file read, for reload watching
 }
 
@@ -205,6 +208,7 @@ func ParseConfig(data []byte, baseDir string, opt LoadOptions) (*Config, error) 
 		return nil, &ConfigError{errs: []error{err}}
 	}
 	f.applyDefaults()
+	f.Tokens.applyDefaults()
 	b := &builder{base: baseDir, opt: opt}
 	cfg := b.compile(&f)
 	if len(b.errs) > 0 {
@@ -389,8 +393,29 @@ func (b *builder) compile(f *fileConfig) *Config {
 		if !strings.HasPrefix(r.PathPrefix, "/") {
 			b.errf(path+".path_prefix", "%q must start with /", r.PathPrefix)
 		}
-		c.routes = append(c.routes, route{prefix: r.PathPrefix, host: strings.ToLower(r.Host), mode: m})
+		rt := route{prefix: r.PathPrefix, host: strings.ToLower(r.Host), mode: m, requireClientMatch: r.RequireClientMatch}
+		for j, sc := range r.Scopes {
+			if !validScope(sc) {
+				b.errf(fmt.Sprintf("%s.scopes[%d]", path, j), "%q is not an RFC 6749 scope token", sc)
+			}
+		}
+		rt.scopes = r.Scopes
+		if r.Binding != "" {
+			bind, ok := parseBinding(r.Binding)
+			if !ok {
+				b.errf(path+".binding", "%q: want required or optional", r.Binding)
+			}
+			rt.binding = bind
+		}
+		if m != ModeBoundToken && (len(r.Scopes) > 0 || r.Binding != "" || r.RequireClientMatch != nil) {
+			b.errf(path, "scopes, binding and require_client_match apply to bound_token routes only")
+		}
+		if m == ModeBoundToken && len(f.Tokens.Issuers) == 0 && f.Tokens.Introspection == nil {
+			b.errf(path+".mode", "bound_token needs tokens.issuers or tokens.introspection")
+		}
+		c.routes = append(c.routes, rt)
 	}
+	c.tokens = b.tokens(&f.Tokens, c)
 	c.files = b.files
 	return c
 }
@@ -488,30 +513,8 @@ func (b *builder) client(path string, fc *fileClient, c *Config) *Client {
 }
 
 func (b *builder) jwksSource(path string, fc *fileClient, c *Config) jwks.Source {
-	var data []byte
-	var where string
-	switch {
-	case !fc.JWKS.IsZero():
-		var v any
-		if err := fc.JWKS.Decode(&v); err != nil {
-			b.errf(path+".jwks", "%v", err)
-			return nil
-		}
-		j, err := json.Marshal(v)
-		if err != nil {
-			b.errf(path+".jwks", "not representable as JSON: %v", err)
-			return nil
-		}
-		data, where = j, path+".jwks"
-	case fc.JWKSFile != "":
-		d, ok := b.readFile(path+".jwks_file", fc.JWKSFile)
-		if !ok {
-			return nil
-		}
-		data, where = d, path+".jwks_file"
-	default:
-		u, err := url.Parse(fc.JWKSURI)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if fc.JWKSURI != "" {
+		if !isHTTPURL(fc.JWKSURI) {
 			b.errf(path+".jwks_uri", "%q is not an http(s) URL", fc.JWKSURI)
 			return nil
 		}
@@ -524,6 +527,10 @@ func (b *builder) jwksSource(path string, fc *fileClient, c *Config) jwks.Source
 			Timeout: c.Fetch.Timeout, RefreshInterval: c.Fetch.RefreshInterval,
 			MinInterval: c.Fetch.MinInterval, OnFetch: onFetch,
 		})
+	}
+	data, where, ok := b.inlineOrFile(path, fc.JWKS, fc.JWKSFile)
+	if !ok {
+		return nil
 	}
 	set, err := jwks.Parse(data)
 	if err != nil {

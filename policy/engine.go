@@ -43,6 +43,12 @@ type Decision struct {
 	Certificate *Presented
 	// Cause is the internal detail behind a deny, for logs only: never sent to the client.
 	Cause error
+
+	// bound_token: the verified token's subject and scopes (on allow), and the scopes the
+	// route requires (for an insufficient_scope challenge).
+	Subject        string
+	Scopes         []string
+	RequiredScopes []string
 }
 
 func deny(r Reason, cause error) Decision { return Decision{Reason: r, Cause: cause} }
@@ -112,6 +118,8 @@ func (e *Engine) decide(ctx context.Context, cfg *Config, in Input) Decision {
 		out = e.clientAuth(ctx, cfg, in)
 	case ModeIdentity:
 		out = e.identity(ctx, cfg, in)
+	case ModeBoundToken:
+		out = e.boundToken(ctx, cfg, in)
 	}
 	out.Mode = mode
 	return out
@@ -127,8 +135,8 @@ func (c *Config) selectMode(in Input) (Mode, Decision, bool) {
 		return m, Decision{}, true
 	}
 	path, _, _ := strings.Cut(in.Request.Path, "?")
-	if m, ok := c.routeMode(in.Request.Host, path); ok {
-		return m, Decision{}, true
+	if r, ok := c.routeFor(in.Request.Host, path); ok {
+		return r.mode, Decision{}, true
 	}
 	return "", deny(ReasonNoPolicy, fmt.Errorf("no route for host %q path %q", in.Request.Host, path)), false
 }

@@ -41,6 +41,28 @@ const (
 	// Identity (service to service).
 	ReasonNoMatchingClient Reason = "no_matching_client" // the certificate belongs to no registered client
 	ReasonAmbiguousClient  Reason = "ambiguous_client"   // the certificate matches more than one client
+
+	// Certificate-bound access tokens (RFC 8705 section 3, RFC 6750).
+	ReasonTokenMissing         Reason = "token_missing"             // no Bearer token (RFC 6750 section 3.1: no error code)
+	ReasonTokenRequestInvalid  Reason = "token_request_invalid"     // several or malformed Authorization values
+	ReasonTokenMalformed       Reason = "token_malformed"           // not a well-formed token, or ill-typed claims
+	ReasonTokenAlgorithm       Reason = "token_algorithm"           // alg not allowed (none, HMAC, or not in the issuer's list)
+	ReasonTokenType            Reason = "token_type"                // typ not accepted (RFC 9068 at+jwt)
+	ReasonTokenIssuer          Reason = "token_issuer"              // issuer not configured
+	ReasonTokenUnknownKey      Reason = "token_unknown_key"         // no issuer key with the token's kid
+	ReasonTokenSignature       Reason = "token_signature"           // signature does not verify
+	ReasonTokenExpired         Reason = "token_expired"             // past exp, or no exp
+	ReasonTokenNotYetValid     Reason = "token_not_yet_valid"       // before nbf
+	ReasonTokenAudience        Reason = "token_audience"            // not for this resource server
+	ReasonTokenInactive        Reason = "token_inactive"            // introspection: active false
+	ReasonTokenUnverifiable    Reason = "token_unverifiable"        // keys or introspection unavailable: fail closed
+	ReasonTokenUnbound         Reason = "token_unbound"             // no cnf x5t#S256 where binding is required
+	ReasonTokenCNFMalformed    Reason = "token_cnf_malformed"       // cnf or x5t#S256 not canonical (RFC 8705 section 3.1)
+	ReasonTokenCNFUnsupported  Reason = "token_cnf_unsupported"     // bound by another method (x5t, jkt) that certbind cannot check
+	ReasonTokenCertMissing     Reason = "token_certificate_missing" // a bound token without a client certificate
+	ReasonTokenBindingMismatch Reason = "token_binding_mismatch"    // x5t#S256 of another certificate
+	ReasonTokenClientMismatch  Reason = "token_client_mismatch"     // token client_id is not the certificate's client
+	ReasonInsufficientScope    Reason = "insufficient_scope"        // RFC 6750 section 3.1
 )
 
 // Reasons lists every reason, for exhaustive tables and tests.
@@ -55,6 +77,12 @@ func Reasons() []Reason {
 		ReasonRequestMalformed, ReasonClientIDMissing, ReasonClientIDConflict, ReasonUnknownClient,
 		ReasonCertificateUnbound,
 		ReasonNoMatchingClient, ReasonAmbiguousClient,
+		ReasonTokenMissing, ReasonTokenRequestInvalid, ReasonTokenMalformed, ReasonTokenAlgorithm,
+		ReasonTokenType, ReasonTokenIssuer, ReasonTokenUnknownKey, ReasonTokenSignature,
+		ReasonTokenExpired, ReasonTokenNotYetValid, ReasonTokenAudience, ReasonTokenInactive,
+		ReasonTokenUnverifiable, ReasonTokenUnbound, ReasonTokenCNFMalformed, ReasonTokenCNFUnsupported,
+		ReasonTokenCertMissing, ReasonTokenBindingMismatch, ReasonTokenClientMismatch,
+		ReasonInsufficientScope,
 	}
 }
 
@@ -110,6 +138,46 @@ func (r Reason) Description() string {
 		return "the client certificate does not belong to a registered client"
 	case ReasonAmbiguousClient:
 		return "the client certificate matches more than one registered client"
+	case ReasonTokenMissing:
+		return "an access token is required"
+	case ReasonTokenRequestInvalid:
+		return "the Authorization header is malformed or repeated"
+	case ReasonTokenMalformed:
+		return "the access token is malformed"
+	case ReasonTokenAlgorithm:
+		return "the access token is signed with an algorithm that is not accepted"
+	case ReasonTokenType:
+		return "the access token has the wrong type"
+	case ReasonTokenIssuer:
+		return "the access token is from an untrusted issuer"
+	case ReasonTokenUnknownKey:
+		return "the access token is signed with an unknown key"
+	case ReasonTokenSignature:
+		return "the access token signature is invalid"
+	case ReasonTokenExpired:
+		return "the access token has expired"
+	case ReasonTokenNotYetValid:
+		return "the access token is not yet valid"
+	case ReasonTokenAudience:
+		return "the access token is not intended for this resource"
+	case ReasonTokenInactive:
+		return "the access token is not active"
+	case ReasonTokenUnverifiable:
+		return "the access token cannot be verified right now"
+	case ReasonTokenUnbound:
+		return "the access token is not bound to a client certificate"
+	case ReasonTokenCNFMalformed:
+		return "the access token's certificate confirmation is malformed"
+	case ReasonTokenCNFUnsupported:
+		return "the access token is bound by an unsupported confirmation method"
+	case ReasonTokenCertMissing:
+		return "the access token is certificate-bound but no client certificate was presented"
+	case ReasonTokenBindingMismatch:
+		return "the access token is bound to a different client certificate"
+	case ReasonTokenClientMismatch:
+		return "the access token was issued to a different client than the certificate's"
+	case ReasonInsufficientScope:
+		return "the access token lacks the scope this resource requires"
 	}
 	return string(r)
 }

@@ -1,0 +1,206 @@
+package policy
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/certbind/certbind/policy/token"
+)
+
+// boundToken is RFC 8705 section 3 at a resource server: the Bearer token must be valid and, if
+// it carries cnf x5t#S256, bound to the certificate presented on this very request.
+func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input) Decision {
+	ts := cfg.tokens
+	if ts == nil || (ts.verifier == nil && !ts.hasIntrospect) {
+		return deny(ReasonTokenUnverifiable, errors.New("bound_token mode without tokens.issuers or tokens.introspection"))
+	}
+	raw, r, err := bearerToken(in.Request.Headers)
+	if r != ReasonOK {
+		return deny(r, err)
+	}
+	now := e.now()
+	claims, pol, err := ts.verify(ctx, raw, now)
+	if err != nil {
+		return deny(tokenReason(err), err)
+	}
+	path, _, _ := strings.Cut(in.Request.Path, "?")
+	rt, _ := cfg.routeFor(in.Request.Host, path)
+	binding, requireClient := pol.binding, pol.requireClientMatch
+	var required []string
+	if rt != nil && rt.mode == ModeBoundToken {
+		if rt.binding != "" {
+			binding = rt.binding
+		}
+		if rt.requireClientMatch != nil {
+			requireClient = *rt.requireClientMatch
+		}
+		required = rt.scopes
+	}
+	d := Decision{ClientID: claims.ClientID, Subject: claims.Subject, Scopes: claims.Scopes, RequiredScopes: required}
+	if r, err := checkBinding(claims.Confirmation, in.Certificate, binding); r != ReasonOK {
+		d.Reason, d.Cause = r, err
+		return d
+	}
+	if requireClient {
+		id := e.identity(ctx, cfg, in)
+		if id.Reason != ReasonOK || id.ClientID != claims.ClientID {
+			d.Reason = ReasonTokenClientMismatch
+			d.Cause = fmt.Errorf("token client_id %q, certificate: %s %q", claims.ClientID, id.Reason, id.ClientID)
+			return d
+		}
+	}
+	var missing []string
+	for _, sc := range required {
+		if !slices.Contains(claims.Scopes, sc) {
+			missing = append(missing, sc)
+		}
+	}
+	if len(missing) > 0 {
+		d.Reason, d.Cause = ReasonInsufficientScope, fmt.Errorf("missing scopes %q", missing)
+		return d
+	}
+	d.Reason = ReasonOK
+	return d
+}
+
+// verify picks how to verify raw: a JWT from a configured issuer by signature, anything else
+// by introspection when configured.
+func (ts *tokenSettings) verify(ctx context.Context, raw string, now time.Time) (*token.Claims, issuerPolicy, error) {
+	if len(raw) > ts.verifier.MaxBytes() {
+		return nil, issuerPolicy{}, &token.Error{Kind: token.KindMalformed, Err: fmt.Errorf("token larger than %d bytes", ts.verifier.MaxBytes())}
+	}
+	if token.LooksLikeJWT(raw) {
+		iss, err := token.PeekIssuer(raw)
+		if err == nil && ts.verifier.HasIssuer(iss) {
+			c, err := ts.verifier.Verify(ctx, raw, now)
+			return c, ts.issuers[iss], err
+		}
+		if !ts.hasIntrospect {
+			if err == nil {
+				err = &token.Error{Kind: token.KindIssuer, Err: fmt.Errorf("issuer %q is not configured", iss)}
+			}
+			return nil, issuerPolicy{}, err
+		}
+	}
+	if !ts.hasIntrospect {
+		return nil, issuerPolicy{}, &token.Error{Kind: token.KindMalformed, Err: errors.New("opaque token and no introspection configured")}
+	}
+	c, err := ts.introspector.Introspect(ctx, raw, now)
+	return c, ts.introspection, err
+}
+
+func tokenReason(err error) Reason {
+	switch token.KindOf(err) {
+	case token.KindAlgorithm:
+		return ReasonTokenAlgorithm
+	case token.KindType:
+		return ReasonTokenType
+	case token.KindIssuer:
+		return ReasonTokenIssuer
+	case token.KindUnknownKey:
+		return ReasonTokenUnknownKey
+	case token.KindSignature:
+		return ReasonTokenSignature
+	case token.KindExpired:
+		return ReasonTokenExpired
+	case token.KindNotYetValid:
+		return ReasonTokenNotYetValid
+	case token.KindAudience:
+		return ReasonTokenAudience
+	case token.KindInactive:
+		return ReasonTokenInactive
+	case token.KindUnavailable:
+		return ReasonTokenUnverifiable
+	}
+	if errors.Is(err, token.ErrConfirmation) {
+		return ReasonTokenCNFMalformed
+	}
+	return ReasonTokenMalformed
+}
+
+// checkBinding applies RFC 8705 section 3.1: a token with cnf x5t#S256 is only good with the
+// certificate whose SHA-256 it names, compared as the canonical string in constant time. A cnf
+// that binds by another method is refused whatever the policy: certbind cannot check it, and
+// letting it pass would strip the binding.
+func checkBinding(cnf *token.Confirmation, cert *Presented, binding Binding) (Reason, error) {
+	if cnf == nil {
+		if binding == BindingOptional {
+			return ReasonOK, nil
+		}
+		return ReasonTokenUnbound, errors.New("token has no cnf claim and binding is required")
+	}
+	if cnf.X5tS256 == "" {
+		return ReasonTokenCNFUnsupported, fmt.Errorf("cnf members %q, no x5t#S256", cnf.Members)
+	}
+	if !canonicalX5tS256(cnf.X5tS256) {
+		return ReasonTokenCNFMalformed, errors.New("cnf x5t#S256 is not the base64url encoding, without padding, of 32 bytes")
+	}
+	if cert == nil {
+		return ReasonTokenCertMissing, errors.New("certificate-bound token without a client certificate")
+	}
+	if !cert.Thumbprint.MatchesX5tS256(cnf.X5tS256) {
+		return ReasonTokenBindingMismatch, fmt.Errorf("token bound to %s, certificate is %s", cnf.X5tS256, cert.Thumbprint)
+	}
+	return ReasonOK, nil
+}
+
+// canonicalX5tS256: exactly 43 characters of the URL-safe alphabet that decode strictly (the
+// unused bits of the last character zero) to 32 bytes.
+func canonicalX5tS256(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	return err == nil && len(b) == 32
+}
+
+// bearerToken reads the access token from the Authorization header only (RFC 6750 section
+// 2.1). No header, or another scheme, is "no token"; a malformed or repeated Bearer value (Envoy
+// joins repeated headers with ",") is an invalid request.
+func bearerToken(h map[string]string) (string, Reason, error) {
+	v, ok := h["authorization"]
+	if !ok || v == "" {
+		return "", ReasonTokenMissing, nil
+	}
+	scheme, tok, found := strings.Cut(v, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		if strings.Contains(strings.ToLower(v), "bearer ") {
+			return "", ReasonTokenRequestInvalid, errors.New("several Authorization values")
+		}
+		return "", ReasonTokenMissing, fmt.Errorf("Authorization scheme %q is not Bearer", scheme)
+	}
+	tok = strings.TrimLeft(tok, " ")
+	if !found || !b64token(tok) {
+		return "", ReasonTokenRequestInvalid, errors.New("Authorization: Bearer value is not a b64token (RFC 6750 section 2.1)")
+	}
+	return tok, ReasonOK, nil
+}
+
+// b64token is RFC 6750's 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func b64token(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}

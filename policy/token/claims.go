@@ -1,0 +1,211 @@
+package token
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+)
+
+// Claims are the facts of a verified access token that certbind decides on.
+type Claims struct {
+	Issuer    string
+	Subject   string
+	ClientID  string // client_id (RFC 9068), else azp
+	Audience  []string
+	Scopes    []string
+	Expiry    time.Time // zero when absent (introspection may omit it)
+	NotBefore time.Time
+	// Confirmation is the cnf claim (RFC 7800); nil when the token has none.
+	Confirmation *Confirmation
+}
+
+// Confirmation is a token's cnf claim as far as RFC 8705 needs it.
+type Confirmation struct {
+	// X5tS256 is the x5t#S256 member exactly as written; "" when absent.
+	X5tS256 string
+	// Members lists every member name, to tell a token bound by another method (jkt, x5t)
+	// from a certificate-bound one.
+	Members []string
+}
+
+// maxDepth bounds JSON nesting in tokens and introspection responses.
+const maxDepth = 32
+
+// parseObject reads one JSON object strictly: no duplicate member names at any depth (RFC 7519
+// section 4 lets a parser reject them, and two parsers picking different duplicates is how
+// claims get smuggled), nesting bounded, nothing after the object.
+func parseObject(data []byte) (map[string]json.RawMessage, error) {
+	if err := checkJSON(data); err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, errors.New("not a JSON object")
+	}
+	return m, nil
+}
+
+func checkJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	type frame struct {
+		object bool
+		keys   map[string]struct{}
+		expect bool // in an object: the next string token is a key
+	}
+	var stack []*frame
+	first := true
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(stack) == 0 && !first {
+				return nil
+			}
+			return fmt.Errorf("malformed JSON: %w", err)
+		}
+		if first {
+			if d, ok := tok.(json.Delim); !ok || d != '{' {
+				return errors.New("not a JSON object")
+			}
+		} else if len(stack) == 0 {
+			return errors.New("data after the JSON object")
+		}
+		first = false
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.expect {
+			if k, ok := tok.(string); ok {
+				if _, dup := top.keys[k]; dup {
+					return fmt.Errorf("duplicate member %q", k)
+				}
+				top.keys[k] = struct{}{}
+				top.expect = false
+				continue
+			}
+		}
+		switch d := tok.(type) {
+		case json.Delim:
+			switch d {
+			case '{', '[':
+				if len(stack) >= maxDepth {
+					return fmt.Errorf("JSON nested deeper than %d", maxDepth)
+				}
+				stack = append(stack, &frame{object: d == '{', keys: map[string]struct{}{}, expect: d == '{'})
+				continue
+			case '}', ']':
+				stack = stack[:len(stack)-1]
+			}
+		}
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].expect = true
+		}
+	}
+}
+
+// claimsFrom extracts Claims from a parsed claims object (a JWT payload or an introspection
+// response; RFC 7662 section 2.2 uses the same names).
+func claimsFrom(m map[string]json.RawMessage) (*Claims, error) {
+	c := &Claims{}
+	var err error
+	str := func(name string, dst *string) {
+		if err != nil {
+			return
+		}
+		if raw, ok := m[name]; ok {
+			if e := json.Unmarshal(raw, dst); e != nil {
+				err = fmt.Errorf("claim %s: not a string", name)
+			}
+		}
+	}
+	str("iss", &c.Issuer)
+	str("sub", &c.Subject)
+	str("client_id", &c.ClientID)
+	if c.ClientID == "" {
+		str("azp", &c.ClientID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if raw, ok := m["aud"]; ok {
+		var one string
+		if json.Unmarshal(raw, &one) == nil {
+			c.Audience = []string{one}
+		} else if e := json.Unmarshal(raw, &c.Audience); e != nil {
+			return nil, errors.New("claim aud: not a string or an array of strings")
+		}
+	}
+	for name, dst := range map[string]*time.Time{"exp": &c.Expiry, "nbf": &c.NotBefore} {
+		if raw, ok := m[name]; ok {
+			t, e := numericDate(raw)
+			if e != nil {
+				return nil, fmt.Errorf("claim %s: %w", name, e)
+			}
+			*dst = t
+		}
+	}
+	if raw, ok := m["scope"]; ok {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return nil, errors.New("claim scope: not a string")
+		}
+		c.Scopes = strings.Fields(s)
+	} else if raw, ok := m["scp"]; ok {
+		if json.Unmarshal(raw, &c.Scopes) != nil {
+			return nil, errors.New("claim scp: not an array of strings")
+		}
+	}
+	if raw, ok := m["cnf"]; ok {
+		cnf, e := confirmation(raw)
+		if e != nil {
+			return nil, e
+		}
+		c.Confirmation = cnf
+	}
+	return c, nil
+}
+
+// ErrConfirmation marks a cnf claim that is present but unusable.
+var ErrConfirmation = errors.New("malformed cnf")
+
+func confirmation(raw json.RawMessage) (*Confirmation, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
+		return nil, fmt.Errorf("%w: not an object", ErrConfirmation)
+	}
+	c := &Confirmation{}
+	for k := range members {
+		c.Members = append(c.Members, k)
+	}
+	if v, ok := members["x5t#S256"]; ok {
+		if err := json.Unmarshal(v, &c.X5tS256); err != nil {
+			return nil, fmt.Errorf("%w: x5t#S256 is not a string", ErrConfirmation)
+		}
+		if c.X5tS256 == "" {
+			return nil, fmt.Errorf("%w: x5t#S256 is empty", ErrConfirmation)
+		}
+	}
+	return c, nil
+}
+
+// numericDate reads an RFC 7519 NumericDate: seconds since the epoch, possibly fractional.
+func numericDate(raw json.RawMessage) (time.Time, error) {
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return time.Time{}, errors.New("not a number")
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+		return time.Time{}, errors.New("out of range")
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+}

@@ -1,0 +1,148 @@
+package token
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/certbind/certbind/policy/jwks"
+)
+
+// DiscoveredKeys is a key source found through the issuer's metadata: RFC 8414
+// (/.well-known/oauth-authorization-server) first, then OpenID Connect Discovery
+// (/.well-known/openid-configuration). The metadata's issuer must equal the configured one
+// (RFC 8414 section 3.3), and its jwks_uri then serves the keys with Remote's caching rules.
+type DiscoveredKeys struct {
+	issuer string
+	opts   jwks.RemoteOptions
+
+	mu      sync.Mutex
+	remote  *jwks.Remote
+	tried   time.Time
+	lastErr error
+}
+
+// NewDiscoveredKeys makes a source for issuer; nothing is fetched until first use.
+func NewDiscoveredKeys(issuer string, o jwks.RemoteOptions) *DiscoveredKeys {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.MinInterval <= 0 {
+		o.MinInterval = 30 * time.Second
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: o.Timeout}
+	}
+	return &DiscoveredKeys{issuer: issuer, opts: o}
+}
+
+// Current implements jwks.Source.
+func (d *DiscoveredKeys) Current(ctx context.Context) (*jwks.Set, error) {
+	r, err := d.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Current(ctx)
+}
+
+// Refresh refetches the keys (rate-limited by the Remote).
+func (d *DiscoveredKeys) Refresh(ctx context.Context) (*jwks.Set, error) {
+	r, err := d.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Refresh(ctx)
+}
+
+func (d *DiscoveredKeys) resolve(ctx context.Context) (*jwks.Remote, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.remote != nil {
+		return d.remote, nil
+	}
+	if !d.tried.IsZero() && d.opts.Now().Sub(d.tried) < d.opts.MinInterval {
+		return nil, fmt.Errorf("discovery for %q failed recently: %w", d.issuer, d.lastErr)
+	}
+	d.tried = d.opts.Now()
+	uri, err := d.discover(ctx)
+	if d.opts.OnFetch != nil {
+		d.opts.OnFetch(err)
+	}
+	if err != nil {
+		d.lastErr = err
+		return nil, err
+	}
+	d.remote = jwks.NewRemote(uri, d.opts)
+	return d.remote, nil
+}
+
+func (d *DiscoveredKeys) discover(ctx context.Context) (string, error) {
+	base := strings.TrimSuffix(d.issuer, "/")
+	var errs []error
+	for _, wellKnown := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		uri, err := d.fetchMetadata(ctx, wellKnownURL(base, wellKnown))
+		if err == nil {
+			return uri, nil
+		}
+		errs = append(errs, err)
+	}
+	return "", fmt.Errorf("discovery for %q: %w", d.issuer, errors.Join(errs...))
+}
+
+// wellKnownURL inserts the well-known path between host and the issuer's path (RFC 8414
+// section 3.1); OpenID Connect appends it instead, which is the same for a path-less issuer.
+func wellKnownURL(issuer, wellKnown string) string {
+	scheme, rest, _ := strings.Cut(issuer, "://")
+	host, path, _ := strings.Cut(rest, "/")
+	if path == "" {
+		return issuer + wellKnown
+	}
+	if wellKnown == "/.well-known/openid-configuration" {
+		return issuer + wellKnown
+	}
+	return scheme + "://" + host + wellKnown + "/" + path
+}
+
+func (d *DiscoveredKeys) fetchMetadata(ctx context.Context, u string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := d.opts.Client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: HTTP %d", u, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", err
+	}
+	var md struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.Unmarshal(body, &md); err != nil {
+		return "", fmt.Errorf("%s: %w", u, err)
+	}
+	if md.Issuer != d.issuer {
+		return "", fmt.Errorf("%s: metadata issuer %q differs from %q", u, md.Issuer, d.issuer)
+	}
+	if !strings.HasPrefix(md.JWKSURI, "https://") && !strings.HasPrefix(md.JWKSURI, "http://") {
+		return "", fmt.Errorf("%s: jwks_uri %q is not an http(s) URL", u, md.JWKSURI)
+	}
+	return md.JWKSURI, nil
+}

@@ -1,0 +1,142 @@
+package token
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+)
+
+// IntrospectorConfig configures RFC 7662 introspection.
+type IntrospectorConfig struct {
+	Endpoint string
+	// Client authenticates certbind to the endpoint. For client_secret_basic set ClientID and
+	// ClientSecret; for mutual TLS give an http.Client whose transport presents a certificate.
+	Client       *http.Client
+	ClientID     string
+	ClientSecret string
+	Timeout      time.Duration // per call; default 2s
+	CacheTTL     time.Duration // longest a result is reused; default 60s; never past the token's exp
+	CacheSize    int           // entries; default 10000
+	Leeway       time.Duration
+	MaxBytes     int64           // largest response accepted; default 64 KiB
+	OnCall       func(err error) // observes every endpoint call (nil error on an answer)
+}
+
+// Introspector asks the authorization server about opaque tokens. Answers (active or not) are
+// cached by the token's SHA-256, never beyond the token's exp; failures are never cached.
+type Introspector struct {
+	cfg   IntrospectorConfig
+	cache *expirable.LRU[[32]byte, cached]
+}
+
+type cached struct {
+	claims *Claims // nil when inactive
+	until  time.Time
+}
+
+// NewIntrospector makes an Introspector.
+func NewIntrospector(c IntrospectorConfig) *Introspector {
+	if c.Timeout <= 0 {
+		c.Timeout = 2 * time.Second
+	}
+	if c.CacheTTL <= 0 {
+		c.CacheTTL = 60 * time.Second
+	}
+	if c.CacheSize <= 0 {
+		c.CacheSize = 10000
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 64 << 10
+	}
+	if c.Client == nil {
+		c.Client = &http.Client{}
+	}
+	return &Introspector{cfg: c, cache: expirable.NewLRU[[32]byte, cached](c.CacheSize, nil, c.CacheTTL)}
+}
+
+// Introspect returns the claims of a token active at now.
+func (in *Introspector) Introspect(ctx context.Context, raw string, now time.Time) (*Claims, error) {
+	key := sha256.Sum256([]byte(raw))
+	if e, ok := in.cache.Get(key); ok && now.Before(e.until) {
+		return in.result(e.claims, now)
+	}
+	c, err := in.call(ctx, raw)
+	if in.cfg.OnCall != nil {
+		in.cfg.OnCall(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	until := now.Add(in.cfg.CacheTTL)
+	if c != nil && !c.Expiry.IsZero() && c.Expiry.Before(until) {
+		until = c.Expiry
+	}
+	in.cache.Add(key, cached{claims: c, until: until})
+	return in.result(c, now)
+}
+
+func (in *Introspector) result(c *Claims, now time.Time) (*Claims, error) {
+	if c == nil {
+		return nil, fail(KindInactive, "introspection: active is false")
+	}
+	if err := checkTimes(c, now, in.cfg.Leeway, false); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// call performs one introspection request; a nil Claims with nil error means inactive.
+func (in *Introspector) call(ctx context.Context, raw string) (*Claims, error) {
+	ctx, cancel := context.WithTimeout(ctx, in.cfg.Timeout)
+	defer cancel()
+	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.cfg.Endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, &Error{Kind: KindUnavailable, Err: err}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if in.cfg.ClientID != "" {
+		// RFC 6749 section 2.3.1: both parts form-urlencoded before Basic encoding.
+		req.SetBasicAuth(url.QueryEscape(in.cfg.ClientID), url.QueryEscape(in.cfg.ClientSecret))
+	}
+	resp, err := in.cfg.Client.Do(req)
+	if err != nil {
+		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("introspection: %w", err)}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("introspection: HTTP %d", resp.StatusCode)}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, in.cfg.MaxBytes+1))
+	if err != nil {
+		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("introspection: %w", err)}
+	}
+	if int64(len(body)) > in.cfg.MaxBytes {
+		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("introspection: response larger than %d bytes", in.cfg.MaxBytes)}
+	}
+	m, err := parseObject(body)
+	if err != nil {
+		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("introspection: response: %v", err)}
+	}
+	var active bool
+	if raw, ok := m["active"]; !ok || json.Unmarshal(raw, &active) != nil {
+		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("introspection: response without a boolean active")}
+	}
+	if !active {
+		return nil, nil
+	}
+	c, err := claimsFrom(m)
+	if err != nil {
+		return nil, fail(KindMalformed, "introspection: %v", err)
+	}
+	return c, nil
+}

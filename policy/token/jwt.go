@@ -1,0 +1,296 @@
+// Package token verifies OAuth access tokens for certbind's bound_token mode: JWT access
+// tokens (RFC 9068) against their issuer's keys, and opaque tokens by RFC 7662 introspection.
+// It answers "is this token valid, and what does it say"; whether the token is bound to the
+// presented certificate (RFC 8705 section 3) is the policy's decision.
+//
+// Every failure is an *Error with a Kind, so the policy can deny with a precise reason.
+package token
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/certbind/certbind/policy/jwks"
+)
+
+// Kind classifies why a token was rejected.
+type Kind string
+
+// Kinds of token failure.
+const (
+	KindMalformed   Kind = "malformed"   // not a well-formed token, or claims of the wrong type
+	KindAlgorithm   Kind = "algorithm"   // alg not allowed for the issuer (none and HMAC never are)
+	KindType        Kind = "type"        // typ header not accepted (RFC 9068 at+jwt)
+	KindIssuer      Kind = "issuer"      // iss names no configured issuer
+	KindUnknownKey  Kind = "unknown_key" // no key with the token's kid, even after a refresh
+	KindSignature   Kind = "signature"   // signature does not verify
+	KindExpired     Kind = "expired"     // past exp (plus leeway), or exp missing
+	KindNotYetValid Kind = "not_yet_valid"
+	KindAudience    Kind = "audience"    // aud holds none of the configured audiences
+	KindInactive    Kind = "inactive"    // introspection says active: false
+	KindUnavailable Kind = "unavailable" // keys or introspection endpoint unavailable: cannot decide
+)
+
+// Error is a token verification failure.
+type Error struct {
+	Kind Kind
+	Err  error
+}
+
+func (e *Error) Error() string { return "token: " + string(e.Kind) + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Err: fmt.Errorf(format, args...)}
+}
+
+// KindOf returns the Kind of a token error ("" when err is not one).
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return ""
+}
+
+// ErrNotJWT is returned by (*Verifier).Verify for a token that is not a compact JWS: it may be
+// an opaque token for introspection.
+var ErrNotJWT = errors.New("token: not a JWT")
+
+// Issuer is one trusted JWT issuer.
+type Issuer struct {
+	Issuer     string
+	Keys       jwks.Source
+	Audiences  []string
+	Algorithms []jose.SignatureAlgorithm
+	// Types lists accepted typ header values, compared case-insensitively with an optional
+	// "application/" prefix (RFC 7515 section 4.1.9); empty accepts a token without typ only if
+	// AllowMissingType.
+	Types            []string
+	AllowMissingType bool
+	Leeway           time.Duration
+}
+
+// refresher is a key source that can refetch on demand (a kid it does not know).
+type refresher interface {
+	Refresh(ctx context.Context) (*jwks.Set, error)
+}
+
+// Verifier verifies JWT access tokens from a set of issuers.
+type Verifier struct {
+	issuers  map[string]*Issuer
+	maxBytes int
+}
+
+// DefaultMaxTokenBytes bounds the size of a token certbind will look at.
+const DefaultMaxTokenBytes = 16 << 10
+
+// NewVerifier makes a Verifier. maxBytes <= 0 means DefaultMaxTokenBytes.
+func NewVerifier(issuers []*Issuer, maxBytes int) *Verifier {
+	v := &Verifier{issuers: map[string]*Issuer{}, maxBytes: maxBytes}
+	for _, is := range issuers {
+		v.issuers[is.Issuer] = is
+	}
+	if v.maxBytes <= 0 {
+		v.maxBytes = DefaultMaxTokenBytes
+	}
+	return v
+}
+
+// HasIssuer reports whether iss is configured.
+func (v *Verifier) HasIssuer(iss string) bool { _, ok := v.issuers[iss]; return ok }
+
+// LooksLikeJWT reports whether raw has the shape of a compact JWS (three base64url parts).
+func LooksLikeJWT(raw string) bool { return strings.Count(raw, ".") == 2 }
+
+// PeekIssuer returns the unverified iss of a JWT, only to choose how to verify it.
+func PeekIssuer(raw string) (string, error) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return "", ErrNotJWT
+	}
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(parts[1])
+	if err != nil {
+		return "", fail(KindMalformed, "payload is not base64url: %v", err)
+	}
+	m, err := parseObject(payload)
+	if err != nil {
+		return "", fail(KindMalformed, "payload: %v", err)
+	}
+	c, err := claimsFrom(m)
+	if err != nil {
+		return "", fail(KindMalformed, "%v", err)
+	}
+	return c.Issuer, nil
+}
+
+// Verify checks a JWT access token: size, shape, strict JSON, issuer, algorithm allow-list,
+// typ, signature by a key of the issuer, exp/nbf with leeway at now, and audience.
+func (v *Verifier) Verify(ctx context.Context, raw string, now time.Time) (*Claims, error) {
+	if len(raw) > v.maxBytes {
+		return nil, fail(KindMalformed, "token larger than %d bytes", v.maxBytes)
+	}
+	if !LooksLikeJWT(raw) {
+		return nil, ErrNotJWT
+	}
+	iss, err := PeekIssuer(raw)
+	if err != nil {
+		return nil, err
+	}
+	is, ok := v.issuers[iss]
+	if !ok {
+		return nil, fail(KindIssuer, "issuer %q is not configured", iss)
+	}
+	parts := strings.SplitN(raw, ".", 2)
+	hdrJSON, err := base64.RawURLEncoding.Strict().DecodeString(parts[0])
+	if err != nil {
+		return nil, fail(KindMalformed, "header is not base64url: %v", err)
+	}
+	hdr, err := parseObject(hdrJSON)
+	if err != nil {
+		return nil, fail(KindMalformed, "header: %v", err)
+	}
+	var algName string
+	if json.Unmarshal(hdr["alg"], &algName) != nil {
+		return nil, fail(KindMalformed, "header alg missing or not a string")
+	}
+	// The allow-list comes first: "none" and HMAC (which a confused verifier would key with the
+	// issuer's public key) never reach signature code.
+	alg := jose.SignatureAlgorithm(algName)
+	if !slices.Contains(is.Algorithms, alg) {
+		return nil, fail(KindAlgorithm, "alg %q is not allowed for issuer %q", algName, iss)
+	}
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{alg})
+	if err != nil {
+		return nil, fail(KindMalformed, "%v", err)
+	}
+	h := jws.Signatures[0].Header
+	if err := is.checkType(h.ExtraHeaders[jose.HeaderType]); err != nil {
+		return nil, err
+	}
+	payload, err := is.verifySignature(ctx, jws, h.KeyID, alg)
+	if err != nil {
+		return nil, err
+	}
+	m, err := parseObject(payload)
+	if err != nil {
+		return nil, fail(KindMalformed, "claims: %v", err)
+	}
+	c, err := claimsFrom(m)
+	if err != nil {
+		return nil, fail(KindMalformed, "%v", err)
+	}
+	if err := checkTimes(c, now, is.Leeway, true); err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(is.Audiences, a) }) {
+		return nil, fail(KindAudience, "aud %q holds none of %q", c.Audience, is.Audiences)
+	}
+	return c, nil
+}
+
+// asymmetric lists the algorithms an issuer may allow: "none" and HMAC are not among them.
+var asymmetric = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
+}
+
+// AsymmetricAlgorithm reports whether alg may be configured for an issuer.
+func AsymmetricAlgorithm(alg string) bool {
+	return slices.Contains(asymmetric, jose.SignatureAlgorithm(alg))
+}
+
+func (is *Issuer) checkType(v any) error {
+	if v == nil {
+		if is.AllowMissingType {
+			return nil
+		}
+		return fail(KindType, "typ header missing, want %q", is.Types)
+	}
+	typ, ok := v.(string)
+	if !ok {
+		return fail(KindType, "typ header is not a string")
+	}
+	norm := strings.TrimPrefix(strings.ToLower(typ), "application/")
+	for _, want := range is.Types {
+		if norm == strings.TrimPrefix(strings.ToLower(want), "application/") {
+			return nil
+		}
+	}
+	return fail(KindType, "typ %q not accepted, want %q", typ, is.Types)
+}
+
+func (is *Issuer) verifySignature(ctx context.Context, jws *jose.JSONWebSignature, kid string, alg jose.SignatureAlgorithm) ([]byte, error) {
+	set, err := is.Keys.Current(ctx)
+	if err != nil {
+		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("keys of %q: %w", is.Issuer, err)}
+	}
+	keys := candidates(set, kid, alg)
+	if len(keys) == 0 && kid != "" {
+		if r, ok := is.Keys.(refresher); ok {
+			if set, err = r.Refresh(ctx); err == nil {
+				keys = candidates(set, kid, alg)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fail(KindUnknownKey, "issuer %q has no %s key with kid %q", is.Issuer, alg, kid)
+	}
+	for _, k := range keys {
+		if payload, err := jws.Verify(k.Key); err == nil {
+			return payload, nil
+		}
+	}
+	return nil, fail(KindSignature, "signature does not verify with the issuer's key %q", kid)
+}
+
+// candidates are the public signing keys that may have made a signature with alg: matching kid
+// (any key when the token names none), a declared alg equal to alg, use "sig" or unset. Private
+// and symmetric keys are never candidates.
+func candidates(set *jwks.Set, kid string, alg jose.SignatureAlgorithm) []jose.JSONWebKey {
+	pool := set.Keys()
+	if kid != "" {
+		pool = set.ByKID(kid)
+	}
+	var out []jose.JSONWebKey
+	for _, k := range pool {
+		if k.Algorithm != "" && k.Algorithm != string(alg) {
+			continue
+		}
+		if k.Use != "" && k.Use != "sig" {
+			continue
+		}
+		if _, symmetric := k.Key.([]byte); symmetric || !k.IsPublic() {
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// checkTimes applies exp and nbf with leeway. JWT access tokens must carry exp (RFC 9068
+// section 2.2); introspection responses may omit it.
+func checkTimes(c *Claims, now time.Time, leeway time.Duration, requireExp bool) error {
+	if c.Expiry.IsZero() {
+		if requireExp {
+			return fail(KindExpired, "exp missing")
+		}
+	} else if now.After(c.Expiry.Add(leeway)) {
+		return fail(KindExpired, "expired at %s", c.Expiry.Format(time.RFC3339))
+	}
+	if !c.NotBefore.IsZero() && now.Add(leeway).Before(c.NotBefore) {
+		return fail(KindNotYetValid, "not valid before %s", c.NotBefore.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// MaxBytes is the largest token the verifier looks at.
+func (v *Verifier) MaxBytes() int { return v.maxBytes }

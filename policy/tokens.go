@@ -1,0 +1,348 @@
+package policy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/certbind/certbind/policy/jwks"
+	"github.com/certbind/certbind/policy/token"
+)
+
+type fileTokens struct {
+	Realm                string             `yaml:"realm"`
+	ForwardAuthorization *bool              `yaml:"forward_authorization"`
+	MaxTokenBytes        int                `yaml:"max_token_bytes"`
+	Issuers              []fileIssuer       `yaml:"issuers"`
+	Introspection        *fileIntrospection `yaml:"introspection"`
+}
+
+type fileIssuer struct {
+	Issuer             string        `yaml:"issuer"`
+	JWKS               yaml.Node     `yaml:"jwks"`
+	JWKSFile           string        `yaml:"jwks_file"`
+	JWKSURI            string        `yaml:"jwks_uri"`
+	Discovery          bool          `yaml:"discovery"`
+	Audiences          []string      `yaml:"audiences"`
+	Algorithms         []string      `yaml:"algorithms"`
+	Types              []string      `yaml:"types"`
+	AllowMissingType   bool          `yaml:"allow_missing_type"`
+	Leeway             time.Duration `yaml:"leeway"`
+	Binding            string        `yaml:"binding"`
+	RequireClientMatch bool          `yaml:"require_client_match"`
+}
+
+type fileIntrospection struct {
+	Endpoint           string        `yaml:"endpoint"`
+	Issuer             string        `yaml:"issuer"`
+	ClientID           string        `yaml:"client_id"`
+	ClientSecret       string        `yaml:"client_secret"`
+	ClientSecretFile   string        `yaml:"client_secret_file"`
+	TLSCert            string        `yaml:"tls_cert"`
+	TLSKey             string        `yaml:"tls_key"`
+	TLSCA              string        `yaml:"tls_ca"`
+	Timeout            time.Duration `yaml:"timeout"`
+	CacheTTL           time.Duration `yaml:"cache_ttl"`
+	CacheSize          int           `yaml:"cache_size"`
+	Leeway             time.Duration `yaml:"leeway"`
+	Binding            string        `yaml:"binding"`
+	RequireClientMatch bool          `yaml:"require_client_match"`
+}
+
+// Token defaults.
+var (
+	DefaultAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+	DefaultTokenTypes = []string{"at+jwt"}
+)
+
+const (
+	DefaultLeeway             = 30 * time.Second
+	DefaultIntrospectTimeout  = 2 * time.Second
+	DefaultIntrospectCacheTTL = 60 * time.Second
+)
+
+func (t *fileTokens) applyDefaults() {
+	if t.ForwardAuthorization == nil {
+		yes := true
+		t.ForwardAuthorization = &yes
+	}
+	for i := range t.Issuers {
+		is := &t.Issuers[i]
+		if len(is.Algorithms) == 0 {
+			is.Algorithms = DefaultAlgorithms
+		}
+		if len(is.Types) == 0 {
+			is.Types = DefaultTokenTypes
+		}
+		if is.Leeway == 0 {
+			is.Leeway = DefaultLeeway
+		}
+		if is.Binding == "" {
+			is.Binding = string(BindingRequired)
+		}
+	}
+	if in := t.Introspection; in != nil {
+		if in.Timeout == 0 {
+			in.Timeout = DefaultIntrospectTimeout
+		}
+		if in.CacheTTL == 0 {
+			in.CacheTTL = DefaultIntrospectCacheTTL
+		}
+		if in.Leeway == 0 {
+			in.Leeway = DefaultLeeway
+		}
+		if in.Binding == "" {
+			in.Binding = string(BindingRequired)
+		}
+	}
+}
+
+// Binding is the certificate-binding policy for access tokens (RFC 8705 section 3).
+type Binding string
+
+// Binding policies.
+const (
+	BindingRequired Binding = "required" // a token without cnf x5t#S256 is rejected
+	BindingOptional Binding = "optional" // unbound tokens pass; bound tokens are enforced (migrations)
+)
+
+func parseBinding(s string) (Binding, bool) {
+	switch b := Binding(s); b {
+	case BindingRequired, BindingOptional:
+		return b, true
+	}
+	return "", false
+}
+
+// tokenSettings is the compiled tokens section.
+type tokenSettings struct {
+	realm         string
+	forwardAuthz  bool
+	verifier      *token.Verifier
+	issuers       map[string]issuerPolicy
+	introspector  *token.Introspector
+	introspection issuerPolicy
+	hasIntrospect bool
+}
+
+type issuerPolicy struct {
+	binding            Binding
+	requireClientMatch bool
+}
+
+// Response is what rendering needs from the configuration.
+type Response struct {
+	Realm                string // WWW-Authenticate realm; "" for none
+	ForwardAuthorization bool   // whether the upstream sees the Authorization header
+}
+
+// Response returns the response settings.
+func (c *Config) Response() Response {
+	if c.tokens == nil {
+		return Response{ForwardAuthorization: true}
+	}
+	return Response{Realm: c.tokens.realm, ForwardAuthorization: c.tokens.forwardAuthz}
+}
+
+func (b *builder) tokens(t *fileTokens, c *Config) *tokenSettings {
+	ts := &tokenSettings{realm: t.Realm, forwardAuthz: *t.ForwardAuthorization, issuers: map[string]issuerPolicy{}}
+	if strings.ContainsAny(t.Realm, "\"\\\r\n") {
+		b.errf("tokens.realm", "must not contain quotes, backslashes or line breaks")
+	}
+	if t.MaxTokenBytes < 0 {
+		b.errf("tokens.max_token_bytes", "must be positive")
+	}
+	var issuers []*token.Issuer
+	for i := range t.Issuers {
+		path := fmt.Sprintf("tokens.issuers[%d]", i)
+		fi := &t.Issuers[i]
+		is := b.issuer(path, fi, c)
+		if is == nil {
+			continue
+		}
+		if _, dup := ts.issuers[fi.Issuer]; dup {
+			b.errf(path+".issuer", "duplicate issuer %q", fi.Issuer)
+			continue
+		}
+		bind, ok := parseBinding(fi.Binding)
+		if !ok {
+			b.errf(path+".binding", "%q: want required or optional", fi.Binding)
+		}
+		ts.issuers[fi.Issuer] = issuerPolicy{binding: bind, requireClientMatch: fi.RequireClientMatch}
+		issuers = append(issuers, is)
+	}
+	ts.verifier = token.NewVerifier(issuers, t.MaxTokenBytes)
+	if in := t.Introspection; in != nil {
+		ts.introspector = b.introspector("tokens.introspection", in)
+		bind, ok := parseBinding(in.Binding)
+		if !ok {
+			b.errf("tokens.introspection.binding", "%q: want required or optional", in.Binding)
+		}
+		ts.introspection = issuerPolicy{binding: bind, requireClientMatch: in.RequireClientMatch}
+		ts.hasIntrospect = ts.introspector != nil
+	}
+	return ts
+}
+
+func (b *builder) issuer(path string, fi *fileIssuer, c *Config) *token.Issuer {
+	u, err := url.Parse(fi.Issuer)
+	if fi.Issuer == "" || err != nil || u.Scheme == "" || u.Host == "" {
+		b.errf(path+".issuer", "%q is not an issuer URL", fi.Issuer)
+		return nil
+	}
+	is := &token.Issuer{Issuer: fi.Issuer, Audiences: fi.Audiences, Types: fi.Types,
+		AllowMissingType: fi.AllowMissingType, Leeway: fi.Leeway}
+	if len(fi.Audiences) == 0 {
+		b.errf(path+".audiences", "at least one audience is required (RFC 9068 section 4: the resource server must check aud)")
+	}
+	for j, a := range fi.Algorithms {
+		if !token.AsymmetricAlgorithm(a) {
+			b.errf(fmt.Sprintf("%s.algorithms[%d]", path, j), "%q: allowed are RS256/384/512, PS256/384/512, ES256/384/512, EdDSA (never none or HMAC)", a)
+			continue
+		}
+		is.Algorithms = append(is.Algorithms, jose.SignatureAlgorithm(a))
+	}
+	if fi.Leeway < 0 || fi.Leeway > 10*time.Minute {
+		b.errf(path+".leeway", "%s: want between 0 and 10m", fi.Leeway)
+	}
+	sources := 0
+	for _, set := range []bool{!fi.JWKS.IsZero(), fi.JWKSFile != "", fi.JWKSURI != "", fi.Discovery} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		b.errf(path, "needs exactly one of jwks, jwks_file, jwks_uri, discovery; found %d", sources)
+		return nil
+	}
+	opts := jwks.RemoteOptions{Timeout: c.Fetch.Timeout, RefreshInterval: c.Fetch.RefreshInterval, MinInterval: c.Fetch.MinInterval}
+	if b.opt.OnJWKSFetch != nil {
+		where := fi.Issuer
+		opts.OnFetch = func(err error) { b.opt.OnJWKSFetch(where, err) }
+	}
+	switch {
+	case fi.Discovery:
+		is.Keys = token.NewDiscoveredKeys(fi.Issuer, opts)
+	case fi.JWKSURI != "":
+		if !isHTTPURL(fi.JWKSURI) {
+			b.errf(path+".jwks_uri", "%q is not an http(s) URL", fi.JWKSURI)
+			return nil
+		}
+		is.Keys = jwks.NewRemote(fi.JWKSURI, opts)
+	default:
+		data, where, ok := b.inlineOrFile(path, fi.JWKS, fi.JWKSFile)
+		if !ok {
+			return nil
+		}
+		set, err := jwks.Parse(data)
+		if err != nil {
+			b.errf(where, "%v", err)
+			return nil
+		}
+		is.Keys = jwks.NewStatic(set)
+	}
+	return is
+}
+
+func (b *builder) introspector(path string, in *fileIntrospection) *token.Introspector {
+	if !isHTTPURL(in.Endpoint) {
+		b.errf(path+".endpoint", "%q is not an http(s) URL", in.Endpoint)
+		return nil
+	}
+	secret := in.ClientSecret
+	if in.ClientSecretFile != "" {
+		if secret != "" {
+			b.errf(path, "client_secret and client_secret_file are exclusive")
+			return nil
+		}
+		data, ok := b.readFile(path+".client_secret_file", in.ClientSecretFile)
+		if !ok {
+			return nil
+		}
+		secret = strings.TrimSpace(string(data))
+	}
+	mtls := in.TLSCert != "" || in.TLSKey != ""
+	if in.ClientID == "" && !mtls {
+		b.errf(path, "configure client authentication: client_id with client_secret (client_secret_basic), or tls_cert and tls_key (mutual TLS)")
+		return nil
+	}
+	if in.ClientID != "" && secret == "" && !mtls {
+		b.errf(path+".client_secret", "missing for client_secret_basic")
+		return nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if mtls {
+		if in.TLSCert == "" || in.TLSKey == "" {
+			b.errf(path, "tls_cert and tls_key go together")
+			return nil
+		}
+		cert, err := tls.LoadX509KeyPair(b.resolve(in.TLSCert), b.resolve(in.TLSKey))
+		if err != nil {
+			b.errf(path+".tls_cert", "%v", err)
+			return nil
+		}
+		b.files = append(b.files, b.resolve(in.TLSCert), b.resolve(in.TLSKey))
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	if in.TLSCA != "" {
+		pool := x509.NewCertPool()
+		for _, c := range b.readCerts(path+".tls_ca", in.TLSCA) {
+			pool.AddCert(c)
+		}
+		tc.RootCAs = pool
+	}
+	if in.CacheSize < 0 {
+		b.errf(path+".cache_size", "must be positive")
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}
+	// With mutual TLS alone (RFC 8705 section 2 as the client), client_id still goes in the form.
+	return token.NewIntrospector(token.IntrospectorConfig{
+		Endpoint: in.Endpoint, Client: client, ClientID: in.ClientID, ClientSecret: secret,
+		Timeout: in.Timeout, CacheTTL: in.CacheTTL, CacheSize: in.CacheSize, Leeway: in.Leeway,
+	})
+}
+
+func (b *builder) inlineOrFile(path string, inline yaml.Node, file string) ([]byte, string, bool) {
+	if !inline.IsZero() {
+		var v any
+		if err := inline.Decode(&v); err != nil {
+			b.errf(path+".jwks", "%v", err)
+			return nil, "", false
+		}
+		j, err := json.Marshal(v)
+		if err != nil {
+			b.errf(path+".jwks", "not representable as JSON: %v", err)
+			return nil, "", false
+		}
+		return j, path + ".jwks", true
+	}
+	d, ok := b.readFile(path+".jwks_file", file)
+	return d, path + ".jwks_file", ok
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+// validScope reports whether s is an RFC 6749 section 3.3 scope-token.
+func validScope(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
