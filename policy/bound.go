@@ -95,6 +95,9 @@ func (ts *tokenSettings) verify(ctx context.Context, raw string, now time.Time) 
 }
 
 func tokenReason(err error) Reason {
+	if errors.Is(err, token.ErrConfirmation) {
+		return ReasonTokenCNFMalformed
+	}
 	switch token.KindOf(err) {
 	case token.KindAlgorithm:
 		return ReasonTokenAlgorithm
@@ -116,9 +119,6 @@ func tokenReason(err error) Reason {
 		return ReasonTokenInactive
 	case token.KindUnavailable:
 		return ReasonTokenUnverifiable
-	}
-	if errors.Is(err, token.ErrConfirmation) {
-		return ReasonTokenCNFMalformed
 	}
 	return ReasonTokenMalformed
 }

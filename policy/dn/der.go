@@ -25,8 +25,10 @@ const (
 // malformed, including trailing data, is ErrEncoding.
 //
 // FromDER accepts every subject crypto/x509 accepts except those with a NUL
-// (a BMPString terminator included) or with data after an attribute value.
-// An empty RDNSequence gives a Name without RDNs, which Parse never returns.
+// (a BMPString terminator included), an empty RDN, or data after an
+// attribute value. An empty RDNSequence gives a Name without RDNs, and
+// empty values are kept; Parse returns neither, so such a subject never
+// equals a registered name.
 func FromDER(raw []byte) (Name, error) {
 	s := string(raw) // one copy; values are substrings of it where possible
 	tag, body, end, err := readTLV(s, 0, len(s))
@@ -252,7 +254,11 @@ func tagName(tag byte) string {
 	case tagVisibleString:
 		return "VisibleString"
 	}
-	return fmt.Sprintf("class %d, number %d", tag>>6, tag&0x1f)
+	form := "primitive"
+	if tag&0x20 != 0 {
+		form = "constructed"
+	}
+	return fmt.Sprintf("class %d, %s, number %d", tag>>6, form, tag&0x1f)
 }
 
 func derError(kind error, off int, format string, args ...any) error {

@@ -32,7 +32,7 @@ func Parse(s string) (Name, error) {
 		return Name{}, ErrEmpty
 	}
 	if i := strings.IndexByte(s, 0); i >= 0 {
-		return Name{}, syntaxError(ErrNUL, i, "NUL byte")
+		return Name{}, parseError(ErrNUL, i, "NUL byte")
 	}
 	if !utf8.ValidString(s) {
 		i := 0
@@ -43,12 +43,12 @@ func Parse(s string) (Name, error) {
 			}
 			i += n
 		}
-		return Name{}, syntaxError(ErrEncoding, i, "invalid UTF-8")
+		return Name{}, parseError(ErrEncoding, i, "invalid UTF-8")
 	}
 	p := parser{s: s}
 	p.skipSpaces()
 	if p.peek() == '/' {
-		return Name{}, syntaxError(ErrSyntax, p.i,
+		return Name{}, parseError(ErrSyntax, p.i,
 			"OpenSSL slash form (/C=US/O=...) is not RFC 4514; write the RDNs most specific first, separated by ',' (CN=...,O=...,C=US)")
 	}
 
@@ -105,7 +105,7 @@ func (p *parser) rdn(sep int) ([]attr, error) {
 		}
 		for _, b := range rdn {
 			if b.oid == a.oid {
-				return nil, syntaxError(ErrSyntax, start,
+				return nil, parseError(ErrSyntax, start,
 					"attribute type %s repeated in one RDN (Go's pkix.Name.String joins separate RDNs with '+'; take the subject from OpenSSL or FromDER(...).String())",
 					typeLabel(a.oid))
 			}
@@ -119,9 +119,9 @@ func (p *parser) rdn(sep int) ([]attr, error) {
 			sep = p.i
 			p.i++
 		case c == ';':
-			return nil, syntaxError(ErrSyntax, p.i, "';' as RDN separator is RFC 1779/2253 legacy; use ','")
+			return nil, parseError(ErrSyntax, p.i, "';' as RDN separator is RFC 1779/2253 legacy; use ','")
 		default:
-			return nil, syntaxError(ErrSyntax, p.i, "unexpected %q after value", c)
+			return nil, parseError(ErrSyntax, p.i, "unexpected %q after value", c)
 		}
 	}
 }
@@ -135,7 +135,7 @@ func (p *parser) attribute(sep int) (attr, error) {
 		if sep >= 0 && p.i < len(p.s) {
 			return attr{}, unescapedSeparator(p.s[sep], sep)
 		}
-		return attr{}, syntaxError(ErrSyntax, p.i, "expected attribute type")
+		return attr{}, parseError(ErrSyntax, p.i, "expected attribute type")
 	}
 	typ := p.s[start:p.i]
 	p.skipSpaces()
@@ -143,7 +143,7 @@ func (p *parser) attribute(sep int) (attr, error) {
 		if sep >= 0 {
 			return attr{}, unescapedSeparator(p.s[sep], sep)
 		}
-		return attr{}, syntaxError(ErrSyntax, p.i, "expected '=' after attribute type %q", typ)
+		return attr{}, parseError(ErrSyntax, p.i, "expected '=' after attribute type %q", typ)
 	}
 	p.i++
 	oid, err := lookupType(typ, start)
@@ -162,7 +162,7 @@ func (p *parser) attribute(sep int) (attr, error) {
 		return attr{}, err
 	}
 	if v == "" {
-		return attr{}, syntaxError(ErrSyntax, valStart, "empty value for %s", typeLabel(oid))
+		return attr{}, parseError(ErrSyntax, valStart, "empty value for %s", typeLabel(oid))
 	}
 	return attr{oid: oid, value: v, rule: ruleOf(oid)}, nil
 }
@@ -190,19 +190,19 @@ func lookupType(typ string, pos int) (string, error) {
 	if isDigit(typ[0]) {
 		oid, ok := encodeOID(typ)
 		if !ok {
-			return "", syntaxError(ErrSyntax, pos, "invalid OID %q", typ)
+			return "", parseError(ErrSyntax, pos, "invalid OID %q", typ)
 		}
 		return oid, nil
 	}
 	t := typeByName[strings.ToLower(typ)]
 	if t == nil {
-		return "", syntaxError(ErrUnknownAttribute, pos, "unknown attribute type %q (write it as a dotted OID)", typ)
+		return "", parseError(ErrUnknownAttribute, pos, "unknown attribute type %q (write it as a dotted OID)", typ)
 	}
 	return t.oid, nil
 }
 
 func unescapedSeparator(c byte, pos int) error {
-	return syntaxError(ErrSyntax, pos, "unescaped %q not followed by an attribute type and '=' (inside a value, escape it as '\\%c')", c, c)
+	return parseError(ErrSyntax, pos, "unescaped %q not followed by an attribute type and '=' (inside a value, escape it as '\\%c')", c, c)
 }
 
 // stringValue parses an RFC 4514 §3 string up to an unescaped ',' or '+' or
@@ -224,20 +224,20 @@ func (p *parser) stringValue() (string, error) {
 			case ';':
 				msg += "; ';' as RDN separator is RFC 1779/2253 legacy, use ','"
 			}
-			return "", syntaxError(ErrSyntax, p.i, "%s", msg)
+			return "", parseError(ErrSyntax, p.i, "%s", msg)
 		case '\\':
 			if p.i+1 == len(p.s) {
-				return "", syntaxError(ErrSyntax, p.i, "unterminated escape")
+				return "", parseError(ErrSyntax, p.i, "unterminated escape")
 			}
 			d := p.s[p.i+1]
 			switch {
 			case isHex(d):
 				if p.i+2 == len(p.s) || !isHex(p.s[p.i+2]) {
-					return "", syntaxError(ErrSyntax, p.i, "bad hex escape (want \\XX)")
+					return "", parseError(ErrSyntax, p.i, "bad hex escape (want \\XX)")
 				}
 				x := unhex(d)<<4 | unhex(p.s[p.i+2])
 				if x == 0 {
-					return "", syntaxError(ErrNUL, p.i, "escaped NUL (\\00)")
+					return "", parseError(ErrNUL, p.i, "escaped NUL (\\00)")
 				}
 				b = append(b, x)
 				p.i += 3
@@ -245,7 +245,7 @@ func (p *parser) stringValue() (string, error) {
 				b = append(b, d)
 				p.i += 2
 			default:
-				return "", syntaxError(ErrSyntax, p.i, "invalid escape \\%c", d)
+				return "", parseError(ErrSyntax, p.i, "invalid escape \\%c", d)
 			}
 			keep = len(b)
 		default:
@@ -262,7 +262,7 @@ func (p *parser) stringValue() (string, error) {
 // utf8Value checks that the unescaped bytes of the value at start are UTF-8.
 func utf8Value(b []byte, start int) (string, error) {
 	if !utf8.Valid(b) {
-		return "", syntaxError(ErrEncoding, start, "hex escapes in value do not form UTF-8")
+		return "", parseError(ErrEncoding, start, "hex escapes in value do not form UTF-8")
 	}
 	return string(b), nil
 }
@@ -277,14 +277,14 @@ func (p *parser) hexValue() (string, error) {
 	}
 	digits := p.s[start+1 : p.i]
 	if digits == "" {
-		return "", syntaxError(ErrSyntax, start, "'#' without hex (escape a leading '#' as '\\#')")
+		return "", parseError(ErrSyntax, start, "'#' without hex (escape a leading '#' as '\\#')")
 	}
 	if len(digits)%2 != 0 {
-		return "", syntaxError(ErrSyntax, start, "odd number of hex digits after '#'")
+		return "", parseError(ErrSyntax, start, "odd number of hex digits after '#'")
 	}
 	der, err := hex.DecodeString(digits)
 	if err != nil {
-		return "", syntaxError(ErrSyntax, start, "bad hex after '#'")
+		return "", parseError(ErrSyntax, start, "bad hex after '#'")
 	}
 	tag, vs, ve, err := readTLV(string(der), 0, len(der))
 	if err != nil {
@@ -293,19 +293,19 @@ func (p *parser) hexValue() (string, error) {
 		if errors.As(err, &pe) {
 			msg = pe.msg
 		}
-		return "", syntaxError(ErrEncoding, start, "#hex value is not DER: %s", msg)
+		return "", parseError(ErrEncoding, start, "#hex value is not DER: %s", msg)
 	}
 	if ve != len(der) {
-		return "", syntaxError(ErrEncoding, start, "trailing data after #hex value")
+		return "", parseError(ErrEncoding, start, "trailing data after #hex value")
 	}
 	v, verr := decodeString(tag, string(der[vs:ve]))
 	if verr != nil {
-		return "", syntaxError(verr.kind, start, "#hex value: %s", verr.msg)
+		return "", parseError(verr.kind, start, "#hex value: %s", verr.msg)
 	}
 	return v, nil
 }
 
-func syntaxError(kind error, pos int, format string, args ...any) error {
+func parseError(kind error, pos int, format string, args ...any) error {
 	return &posError{where: "position", pos: pos, msg: fmt.Sprintf(format, args...), kind: kind}
 }
 

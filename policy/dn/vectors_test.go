@@ -136,6 +136,9 @@ func TestOtherRenderings(t *testing.T) {
 		{"java-canonical", "1.2.840.113549.1.9.1=#16126a736d697468406578616d706c652e636f6d,cn=john smith,uid=jsmith,dc=#16076578616d706c65,dc=#1603636f6d", "05-email-dc-uid.pem", true, nil},
 		{"java-canonical", `cn=\#hash,ou=trail,o=lead`, "03-hash-spaces.pem", true, nil},
 		{"java-canonical", "cn=client two,o=example corp,c=us", "10-case-printable.pem", true, nil},
+		// Envoy XFCC Subject (BoringSSL's table lacks organizationIdentifier; upper-case hex).
+		{"envoy-boringssl", "CN=0015800001HQQrZAAX,serialNumber=1234,2.5.4.97=#0C2250534447422D4F422D556E6B6E6F776E30303135383030303031485151725A414158,O=OpenBanking,C=GB", "09-orgid-serial.pem", true, nil},
+		{"envoy-boringssl", `CN=Lu\C4\8Di\C4\87,C=HR`, "06-utf8.pem", true, nil},
 		{"python", "CN=0015800001HQQrZAAX,2.5.4.5=1234,2.5.4.97=PSDGB-OB-Unknown0015800001HQQrZAAX,O=OpenBanking,C=GB", "09-orgid-serial.pem", true, nil},
 		{"python", "1.2.840.113549.1.9.1=jsmith@example.com,CN=John Smith,UID=jsmith,DC=example,DC=com", "05-email-dc-uid.pem", true, nil},
 		{"go-rdnsequence", "1.2.840.113549.1.9.1=#0c126a736d697468406578616d706c652e636f6d,CN=John Smith,0.9.2342.19200300.100.1.1=#13066a736d697468,0.9.2342.19200300.100.1.25=#13076578616d706c65,0.9.2342.19200300.100.1.25=#1303636f6d", "05-email-dc-uid.pem", true, nil},

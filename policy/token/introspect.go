@@ -136,7 +136,7 @@ func (in *Introspector) call(ctx context.Context, raw string) (*Claims, error) {
 	}
 	c, err := claimsFrom(m)
 	if err != nil {
-		return nil, fail(KindMalformed, "introspection: %v", err)
+		return nil, fail(KindMalformed, "introspection: %w", err)
 	}
 	return c, nil
 }

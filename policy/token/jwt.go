@@ -127,7 +127,7 @@ func PeekIssuer(raw string) (string, error) {
 	}
 	c, err := claimsFrom(m)
 	if err != nil {
-		return "", fail(KindMalformed, "%v", err)
+		return "", fail(KindMalformed, "%w", err)
 	}
 	return c.Issuer, nil
 }
@@ -186,7 +186,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string, now time.Time) (*Clai
 	}
 	c, err := claimsFrom(m)
 	if err != nil {
-		return nil, fail(KindMalformed, "%v", err)
+		return nil, fail(KindMalformed, "%w", err)
 	}
 	if err := checkTimes(c, now, is.Leeway, true); err != nil {
 		return nil, err

@@ -1,0 +1,179 @@
+package policy_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/certbind/certbind/policy"
+)
+
+// introspectionServer is an RFC 7662 endpoint over a fixed table of tokens.
+type introspectionServer struct {
+	*httptest.Server
+	calls atomic.Int64
+	mode  atomic.Value // "", "down", "slow", "garbage"
+}
+
+func newIntrospectionServer(t *testing.T, answers map[string]string) *introspectionServer {
+	s := &introspectionServer{}
+	s.mode.Store("")
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.calls.Add(1)
+		switch s.mode.Load() {
+		case "down":
+			http.Error(w, "unavailable", http.StatusInternalServerError)
+			return
+		case "slow":
+			time.Sleep(2 * time.Second)
+		case "garbage":
+			fmt.Fprint(w, "<html>")
+			return
+		}
+		if id, secret, ok := r.BasicAuth(); !ok || id != "certbind" || secret != "s3cret" {
+			http.Error(w, "client authentication failed", http.StatusUnauthorized)
+			return
+		}
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("token_type_hint") != "access_token" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		a, ok := answers[r.PostForm.Get("token")]
+		if !ok {
+			a = `{"active":false}`
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, a)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestBoundTokenIntrospection(t *testing.T) {
+	w := newWorld(t)
+	x5t := policy.ThumbprintOf(w.billing.DER()).String()
+	exp := t0.Add(time.Hour).Unix()
+	srv := newIntrospectionServer(t, map[string]string{
+		"bound":     fmt.Sprintf(`{"active":true,"client_id":"billing","sub":"user-1","scope":"read","exp":%d,"cnf":{"x5t#S256":%q}}`, exp, x5t),
+		"unbound":   fmt.Sprintf(`{"active":true,"client_id":"billing","exp":%d}`, exp),
+		"expired":   fmt.Sprintf(`{"active":true,"client_id":"billing","exp":%d,"cnf":{"x5t#S256":%q}}`, t0.Add(-time.Hour).Unix(), x5t),
+		"active-no": `{"active":"yes"}`,
+		"dup":       fmt.Sprintf(`{"active":true,"cnf":{"x5t#S256":%q},"cnf":{"x5t#S256":"x"}}`, x5t),
+	})
+	e := w.engine(t, exampleConfig+`tokens:
+  introspection:
+    endpoint: `+srv.URL+`
+    client_id: certbind
+    client_secret: s3cret
+    timeout: 300ms
+    cache_ttl: 1m
+`)
+	check := func(tok string) policy.Decision {
+		return decide(e, policy.Input{ModeHint: "bound_token", Request: apiRequest(tok), Certificate: presented(t, w.billing)})
+	}
+	for _, tc := range []struct {
+		tok  string
+		want policy.Reason
+	}{
+		{"bound", policy.ReasonOK},
+		{"unbound", policy.ReasonTokenUnbound},
+		{"expired", policy.ReasonTokenExpired},
+		{"unknown", policy.ReasonTokenInactive},
+		{"active-no", policy.ReasonTokenUnverifiable},
+		{"dup", policy.ReasonTokenUnverifiable},
+	} {
+		if d := check(tc.tok); d.Reason != tc.want {
+			t.Errorf("%s: %s (%v), want %s", tc.tok, d.Reason, d.Cause, tc.want)
+		}
+	}
+	// Answers are cached by the token's hash: asking again does not call the endpoint.
+	before := srv.calls.Load()
+	if d := check("bound"); d.Reason != policy.ReasonOK || srv.calls.Load() != before {
+		t.Errorf("cached answer: %s, %d new calls", d.Reason, srv.calls.Load()-before)
+	}
+	// A cached allow still checks the binding against this request's certificate.
+	d := decide(e, policy.Input{ModeHint: "bound_token", Request: apiRequest("bound"), Certificate: presented(t, w.reports)})
+	if d.Reason != policy.ReasonTokenBindingMismatch {
+		t.Errorf("cached token with another certificate: %s", d.Reason)
+	}
+
+	// Endpoint failures fail closed and are never cached.
+	for _, mode := range []string{"down", "garbage", "slow"} {
+		srv.mode.Store(mode)
+		start := time.Now()
+		if d := check("fresh-" + mode); d.Reason != policy.ReasonTokenUnverifiable || d.Allow {
+			t.Errorf("endpoint %s: %s (%v)", mode, d.Reason, d.Cause)
+		}
+		if took := time.Since(start); took > 1500*time.Millisecond {
+			t.Errorf("endpoint %s: the check took %s, beyond the 300ms timeout", mode, took)
+		}
+	}
+	srv.mode.Store("")
+	calls := srv.calls.Load()
+	if d := check("fresh-down"); d.Reason != policy.ReasonTokenInactive || srv.calls.Load() == calls {
+		t.Errorf("after recovery: %s; failure must not have been cached", d.Reason)
+	}
+}
+
+func TestIntrospectionCacheNeverOutlivesExp(t *testing.T) {
+	w := newWorld(t)
+	x5t := policy.ThumbprintOf(w.billing.DER()).String()
+	srv := newIntrospectionServer(t, map[string]string{
+		"short": fmt.Sprintf(`{"active":true,"exp":%d,"cnf":{"x5t#S256":%q}}`, t0.Add(30*time.Second).Unix(), x5t),
+	})
+	now := t0
+	p := w.write(t, "certbind.yaml", []byte(exampleConfig+"tokens:\n  introspection: {endpoint: "+srv.URL+", client_id: certbind, client_secret: s3cret, cache_ttl: 10m}\n"))
+	cfg, err := policy.LoadConfig(p, policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := policy.NewEngine(policy.EngineConfig{Config: cfg, Now: func() time.Time { return now }})
+	in := policy.Input{ModeHint: "bound_token", Request: apiRequest("short"), Certificate: presented(t, w.billing)}
+	if d := decide(e, in); d.Reason != policy.ReasonOK {
+		t.Fatalf("%s (%v)", d.Reason, d.Cause)
+	}
+	now = t0.Add(2 * time.Minute) // past exp and leeway, well within cache_ttl
+	if d := decide(e, in); d.Reason != policy.ReasonTokenExpired {
+		t.Fatalf("after exp: %s, want token_expired", d.Reason)
+	}
+}
+
+func TestTokenConfigErrors(t *testing.T) {
+	w := newWorld(t)
+	for _, tc := range []struct{ name, tokens, want string }{
+		{"HMAC algorithm", "  issuers: [{issuer: https://as, jwks_file: pki/ca.pem, audiences: [a], algorithms: [HS256]}]\n", `tokens.issuers[0].algorithms[0]: "HS256"`},
+		{"none algorithm", "  issuers: [{issuer: https://as, jwks_uri: https://as/jwks, audiences: [a], algorithms: [none]}]\n", `tokens.issuers[0].algorithms[0]: "none"`},
+		{"no audience", "  issuers: [{issuer: https://as, jwks_uri: https://as/jwks}]\n", "tokens.issuers[0].audiences: at least one audience"},
+		{"two key sources", "  issuers: [{issuer: https://as, jwks_uri: https://as/jwks, discovery: true, audiences: [a]}]\n", "tokens.issuers[0]: needs exactly one of jwks, jwks_file, jwks_uri, discovery; found 2"},
+		{"bad binding", "  issuers: [{issuer: https://as, jwks_uri: https://as/jwks, audiences: [a], binding: maybe}]\n", `tokens.issuers[0].binding: "maybe"`},
+		{"issuer not a URL", "  issuers: [{issuer: as, jwks_uri: https://as/jwks, audiences: [a]}]\n", `tokens.issuers[0].issuer: "as" is not an issuer URL`},
+		{"introspection without client auth", "  introspection: {endpoint: https://as/introspect}\n", "tokens.introspection: configure client authentication"},
+		{"introspection secret missing", "  introspection: {endpoint: https://as/introspect, client_id: x}\n", "tokens.introspection.client_secret: missing"},
+		{"realm with a quote", "  realm: 'a\"b'\n  issuers: [{issuer: https://as, jwks_uri: https://as/jwks, audiences: [a]}]\n", "tokens.realm: must not contain quotes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := w.write(t, "bad.yaml", []byte("trust_anchors: [pki/ca.pem]\ntokens:\n"+tc.tokens))
+			_, err := policy.LoadConfig(p, policy.LoadOptions{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"bound_token route without tokens", "routes: [{path_prefix: /api/, mode: bound_token}]\n", "routes[0].mode: bound_token needs tokens.issuers or tokens.introspection"},
+		{"scopes on an identity route", "routes: [{path_prefix: /x/, mode: identity, scopes: [a]}]\n", "routes[0]: scopes, binding and require_client_match apply to bound_token routes only"},
+		{"bad scope token", "tokens: {issuers: [{issuer: https://as, jwks_uri: https://as/jwks, audiences: [a]}]}\nroutes: [{path_prefix: /api/, mode: bound_token, scopes: ['a\"b']}]\n", `routes[0].scopes[0]: "a\"b" is not an RFC 6749 scope token`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := w.write(t, "bad.yaml", []byte(tc.yaml))
+			_, err := policy.LoadConfig(p, policy.LoadOptions{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
