@@ -16,7 +16,7 @@ import (
 // it carries cnf x5t#S256, bound to the certificate presented on this very request.
 func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input) Decision {
 	ts := cfg.tokens
-	if ts == nil || (ts.verifier == nil && !ts.hasIntrospect) {
+	if ts == nil || (ts.verifier.Len() == 0 && !ts.hasIntrospect) {
 		return deny(ReasonTokenUnverifiable, errors.New("bound_token mode without tokens.issuers or tokens.introspection"))
 	}
 	raw, r, err := bearerToken(in.Request.Headers)

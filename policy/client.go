@@ -44,7 +44,7 @@ func (c *Client) Binding() string {
 // matcher decides whether a verified certificate carries the name a tls_client_auth client
 // registered (RFC 8705 section 2.1.2).
 type matcher interface {
-	matches(leaf *x509.Certificate, subject dn.Name) bool
+	matches(p *Presented) bool
 	String() string
 }
 
@@ -52,8 +52,8 @@ type matcher interface {
 // RFC 4514 string by distinguishedNameMatch (RFC 4517 section 4.2.15).
 type subjectMatcher struct{ name dn.Name }
 
-func (m subjectMatcher) matches(_ *x509.Certificate, subject dn.Name) bool {
-	return m.name.Equal(subject)
+func (m subjectMatcher) matches(p *Presented) bool {
+	return p.SubjectErr == nil && m.name.Equal(p.Subject)
 }
 func (m subjectMatcher) String() string { return "tls_client_auth_subject_dn " + m.name.String() }
 
@@ -61,8 +61,8 @@ func (m subjectMatcher) String() string { return "tls_client_auth_subject_dn " +
 // registration names one client.
 type dnsMatcher struct{ name string }
 
-func (m dnsMatcher) matches(leaf *x509.Certificate, _ dn.Name) bool {
-	for _, n := range leaf.DNSNames {
+func (m dnsMatcher) matches(p *Presented) bool {
+	for _, n := range p.Leaf.DNSNames {
 		if asciiEqualFold(n, m.name) {
 			return true
 		}
@@ -75,8 +75,8 @@ func (m dnsMatcher) String() string { return "tls_client_auth_san_dns " + m.name
 // rest exactly (RFC 5280 section 7.4).
 type uriMatcher struct{ uri *url.URL }
 
-func (m uriMatcher) matches(leaf *x509.Certificate, _ dn.Name) bool {
-	for _, u := range leaf.URIs {
+func (m uriMatcher) matches(p *Presented) bool {
+	for _, u := range p.Leaf.URIs {
 		if uriEqual(u, m.uri) {
 			return true
 		}
@@ -96,8 +96,8 @@ func uriEqual(a, b *url.URL) bool {
 // an IPv6 one; an IPv4-mapped IPv6 SAN does not match an IPv4 registration.
 type ipMatcher struct{ addr netip.Addr }
 
-func (m ipMatcher) matches(leaf *x509.Certificate, _ dn.Name) bool {
-	for _, ip := range leaf.IPAddresses {
+func (m ipMatcher) matches(p *Presented) bool {
+	for _, ip := range p.Leaf.IPAddresses {
 		if a, ok := netip.AddrFromSlice(ip); ok && a == m.addr {
 			return true
 		}
@@ -110,8 +110,8 @@ func (m ipMatcher) String() string { return "tls_client_auth_san_ip " + m.addr.S
 // 5280 section 7.5).
 type emailMatcher struct{ local, domain string }
 
-func (m emailMatcher) matches(leaf *x509.Certificate, _ dn.Name) bool {
-	for _, e := range leaf.EmailAddresses {
+func (m emailMatcher) matches(p *Presented) bool {
+	for _, e := range p.Leaf.EmailAddresses {
 		local, domain, ok := strings.Cut(e, "@")
 		if ok && local == m.local && asciiEqualFold(domain, m.domain) {
 			return true

@@ -201,7 +201,7 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 		if res.reason != ReasonOK {
 			return res.reason, res.err
 		}
-		if !cl.match.matches(p.Leaf, p.Subject) {
+		if !cl.match.matches(p) {
 			return ReasonCertificateUnbound, fmt.Errorf("certificate subject %s does not carry %s", p.Subject, cl.match)
 		}
 		return ReasonOK, nil

@@ -2,6 +2,8 @@ package policy_test
 
 import (
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -329,3 +331,26 @@ func TestCertificateErrorAfterMode(t *testing.T) {
 
 // c01 is certificate C.01 of shared/vectors/rfc8705-vectors.md (base64 DER).
 const c01 = `MIIBoDCCAUagAwIBAgIBATAKBggqhkjOPQQDAjBFMQswCQYDVQQGEwJVUzEVMBMGA1UECgwMRXhhbXBsZSBDb3JwMQwwCgYDVQQLDANFbmcxETAPBgNVBAMMCGNsaWVudC0xMB4XDTI1MDEwMTAwMDAwMFoXDTM1MDEwMTAwMDAwMFowRTELMAkGA1UEBhMCVVMxFTATBgNVBAoMDEV4YW1wbGUgQ29ycDEMMAoGA1UECwwDRW5nMREwDwYDVQQDDAhjbGllbnQtMTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABMAFypzTiTCFoB1U6wd72nnYgMqXKPigfprIQ52eOGfrhQKdpXztvGMNVktb7AhqwLuhRV4K5CYYXH6WhqDnSvajJzAlMA4GA1UdDwEB/wQEAwIHgDATBgNVHSUEDDAKBggrBgEFBQcDAjAKBggqhkjOPQQDAgNIADBFAiAa4nxrt2zY/Hjw2K0eHTjo8ylrkZIqLFg1xSrvy7Fo5AIhAJpuBQQKaTWU5jSnGHc9USBdZugKlMMFubuu8x4pxFEB`
+
+func TestUnparseableSubject(t *testing.T) {
+	// A subject with a NUL byte: no subject DN registration may match it, but a SAN
+	// registration still authenticates the certificate.
+	w := newWorld(t)
+	raw, err := asn1.Marshal(pkix.RDNSequence{{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: "billing\x00.evil"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := w.inter.Leaf("x", pki.RawSubject(raw), pki.DNS("svc.example.org"))
+	e := w.engine(t, "trust_anchors: [pki/ca.pem]\nclients:\n"+
+		"  - {client_id: svc, token_endpoint_auth_method: tls_client_auth, tls_client_auth_san_dns: svc.example.org}\n"+
+		"  - {client_id: billing, token_endpoint_auth_method: tls_client_auth, tls_client_auth_subject_dn: \"CN=billing\"}\n")
+	p := presented(t, c)
+	if p.SubjectErr == nil {
+		t.Fatal("subject with NUL parsed")
+	}
+	for id, want := range map[string]policy.Reason{"svc": policy.ReasonOK, "billing": policy.ReasonCertificateUnbound} {
+		if d := decide(e, policy.Input{ModeHint: "client_auth", Request: tokenRequest(id), Certificate: p}); d.Reason != want {
+			t.Errorf("%s: %s (%v), want %s", id, d.Reason, d.Cause, want)
+		}
+	}
+}

@@ -19,7 +19,10 @@ type Presented struct {
 	Leaf          *x509.Certificate
 	Intermediates []*x509.Certificate
 	Thumbprint    Thumbprint
-	Subject       dn.Name
+	// Subject is the leaf's subject parsed from its DER; when it cannot be parsed (a NUL, an
+	// empty RDN) SubjectErr says why and no subject DN registration can match.
+	Subject    dn.Name
+	SubjectErr error
 }
 
 // ErrMalformedCertificate marks certificate bytes that do not parse.
@@ -31,11 +34,8 @@ func ParsePresented(leafDER []byte, intermediatesDER [][]byte) (*Presented, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: leaf: %v", ErrMalformedCertificate, err)
 	}
-	subject, err := dn.FromDER(leaf.RawSubject)
-	if err != nil {
-		return nil, fmt.Errorf("%w: leaf subject: %v", ErrMalformedCertificate, err)
-	}
-	p := &Presented{Leaf: leaf, Thumbprint: ThumbprintOf(leafDER), Subject: subject}
+	subject, subjErr := dn.FromDER(leaf.RawSubject)
+	p := &Presented{Leaf: leaf, Thumbprint: ThumbprintOf(leafDER), Subject: subject, SubjectErr: subjErr}
 	for i, der := range intermediatesDER {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {

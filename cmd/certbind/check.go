@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/certbind/certbind/policy"
 )
@@ -22,7 +23,10 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	certFile := fs.String("cert", "", "client certificate (PEM); further certificates in the file are its chain")
 	chainFile := fs.String("chain", "", "intermediate certificates (PEM) sent with the client certificate")
 	clientID := fs.String("client-id", "", "client_id the request claims (client_auth)")
-	mode := fs.String("mode", "", "client_auth or identity (default: client_auth with --client-id, else identity)")
+	tok := fs.String("token", "", "access token to check in bound_token mode (prefer --token-file: argv is visible to other users)")
+	tokFile := fs.String("token-file", "", "file holding the access token")
+	path := fs.String("path", "/", "request path, for route-based options such as required scopes")
+	mode := fs.String("mode", "", "client_auth, bound_token or identity (default: bound_token with a token, client_auth with --client-id, else identity)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
@@ -55,16 +59,32 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError("check: --cert: %v", err)
 		}
 	}
-	m := *mode
-	if m == "" {
-		m = string(policy.ModeIdentity)
-		if *clientID != "" {
-			m = string(policy.ModeClientAuth)
+	if *tokFile != "" {
+		if *tok != "" {
+			return usageError("check: --token and --token-file are exclusive")
 		}
+		b, err := os.ReadFile(*tokFile)
+		if err != nil {
+			return usageError("check: --token-file: %v", err)
+		}
+		*tok = strings.TrimSpace(string(b))
+	}
+	m := *mode
+	switch {
+	case m != "":
+	case *tok != "":
+		m = string(policy.ModeBoundToken)
+	case *clientID != "":
+		m = string(policy.ModeClientAuth)
+	default:
+		m = string(policy.ModeIdentity)
 	}
 	in := policy.Input{ModeHint: m, Certificate: presented, Request: policy.Request{
-		Method: "POST", Path: "/", Headers: map[string]string{"content-type": "application/x-www-form-urlencoded"},
+		Method: "POST", Path: *path, Headers: map[string]string{"content-type": "application/x-www-form-urlencoded"},
 	}}
+	if *tok != "" {
+		in.Request.Headers["authorization"] = "Bearer " + *tok
+	}
 	if *clientID != "" {
 		in.Request.Body = []byte("client_id=" + url.QueryEscape(*clientID))
 	}
@@ -88,6 +108,12 @@ func printDecision(w io.Writer, d policy.Decision) {
 	fmt.Fprintln(w)
 	if d.Certificate != nil {
 		fmt.Fprintf(w, "  certificate: subject %s, x5t#S256 %s\n", d.Certificate.Subject, d.Certificate.Thumbprint)
+	}
+	if d.Mode == policy.ModeBoundToken && (d.Subject != "" || len(d.Scopes) > 0) {
+		fmt.Fprintf(w, "  token: sub %q, scope %q\n", d.Subject, strings.Join(d.Scopes, " "))
+	}
+	if len(d.RequiredScopes) > 0 {
+		fmt.Fprintf(w, "  route requires scope %q\n", strings.Join(d.RequiredScopes, " "))
 	}
 	if !d.Allow {
 		fmt.Fprintf(w, "  why: %s\n", d.Reason.Description())

@@ -24,18 +24,16 @@ import (
 //
 // A name BoringSSL would refuse to parse (invalid UTF8String, BMPString or UniversalString
 // contents, an empty RDN) is an error; the string returned with it is what was rendered before
-// the fault, which is also what X509_NAME_print_ex leaves in its buffer.
+// the faulty value, which is also what X509_NAME_print_ex leaves in its buffer.
 func FormatSubject(rawSubject []byte) (string, error) {
 	return formatName(rawSubject, boringSSL)
 }
 
 // FormatSubjectOpenSSL renders rawSubject like OpenSSL 3's X509_NAME_print_ex with
-// XN_FLAG_RFC2253 (`openssl x509 -noout -subject -nameopt RFC2253`). It differs from
-// FormatSubject in the object table (see there), in not validating string contents (invalid
-// UTF-8 bytes are escaped one by one; a surrogate or out-of-range BMPString or
-// UniversalString character is dropped), in accepting an empty RDN, in printing
-// VideotexString, GraphicString and GeneralString as text rather than hex, and in one
-// OpenSSL quirk: a value of a single '#' is not escaped.
+// XN_FLAG_RFC2253 (`openssl x509 -noout -subject -nameopt RFC2253`; checked against OpenSSL
+// 3.0.19). It differs from FormatSubject in the object table (see there), in accepting an
+// empty RDN, and in one OpenSSL quirk: a value of a single '#' is not escaped (do_buf flags a
+// character that is both first and last as last only).
 func FormatSubjectOpenSSL(rawSubject []byte) (string, error) {
 	return formatName(rawSubject, openSSL)
 }
@@ -166,32 +164,26 @@ const (
 )
 
 // appendValue is ASN1_STRING_print_ex with ASN1_STRFLGS_RFC2253 for a known attribute type.
+// Contents that are not valid for their string type are an error: BoringSSL does not parse
+// such a certificate, and OpenSSL 3 does not load it either.
 func appendValue(out []byte, v asn1.RawValue, d dialect) ([]byte, error) {
 	if v.Class != asn1.ClassUniversal || v.IsCompound {
 		return appendDump(out, v.FullBytes), nil
 	}
-	var chars []rune // code points; -1 marks a character OpenSSL drops
-	raw := false     // chars are bytes to print as they are, not code points to encode
+	var chars []rune
 	switch v.Tag {
 	case tagUTF8String:
-		if d == openSSL {
-			// OpenSSL prints UTF8String contents byte by byte, unchecked.
-			raw = true
-			chars = latin1(v.Bytes)
-			break
-		}
 		if !utf8.Valid(v.Bytes) {
 			return out, errors.New("invalid UTF8String")
 		}
 		chars = []rune(string(v.Bytes))
 	case tagNumericString, tagPrintableString, tagT61String, tagIA5String, tagUTCTime,
 		tagGeneralizedTime, tagVisibleString:
-		chars = latin1(v.Bytes)
-	case tagVideotexString, tagGraphicString, tagGeneralString:
-		if d == boringSSL {
-			return appendDump(out, v.FullBytes), nil
+		// Latin-1, one byte per character (MBSTRING_ASC).
+		chars = make([]rune, len(v.Bytes))
+		for i, c := range v.Bytes {
+			chars[i] = rune(c)
 		}
-		chars = latin1(v.Bytes)
 	case tagBMPString, tagUniversalString:
 		width := 2
 		if v.Tag == tagUniversalString {
@@ -206,46 +198,27 @@ func appendValue(out []byte, v asn1.RawValue, d dialect) ([]byte, error) {
 				c = c<<8 | rune(b)
 			}
 			if !utf8.ValidRune(c) {
-				if d == boringSSL {
-					return out, fmt.Errorf("invalid character U+%04X", c)
-				}
-				c = -1
+				return out, fmt.Errorf("invalid character U+%04X", c)
 			}
 			chars = append(chars, c)
 		}
 	default:
-		// ASN1_STRFLGS_DUMP_UNKNOWN: not a string type.
+		// ASN1_STRFLGS_DUMP_UNKNOWN: not a string type BoringSSL prints (VideotexString,
+		// GraphicString and GeneralString included).
 		return appendDump(out, v.FullBytes), nil
 	}
-	return appendEscaped(out, chars, raw, d), nil
-}
-
-func latin1(b []byte) []rune {
-	r := make([]rune, len(b))
-	for i, c := range b {
-		r[i] = rune(c)
-	}
-	return r
+	return appendEscaped(out, chars, d), nil
 }
 
 // appendEscaped converts chars to UTF-8 (ASN1_STRFLGS_UTF8_CONVERT) and escapes each byte
 // (do_esc_char). BoringSSL flags the first byte of the first character and the last byte of
 // the last one; OpenSSL flags characters, and a character that is both first and last only as
 // last, so a lone '#' stays unescaped there.
-func appendEscaped(out []byte, chars []rune, raw bool, d dialect) []byte {
+func appendEscaped(out []byte, chars []rune, d dialect) []byte {
 	var buf [utf8.UTFMax]byte
 	n := len(chars)
 	for i, c := range chars {
-		var enc []byte
-		switch {
-		case c < 0:
-			continue
-		case raw:
-			buf[0] = byte(c)
-			enc = buf[:1]
-		default:
-			enc = utf8.AppendRune(buf[:0], c)
-		}
+		enc := utf8.AppendRune(buf[:0], c)
 		for j, b := range enc {
 			var first, last bool
 			if d == boringSSL {

@@ -294,3 +294,6 @@ func checkTimes(c *Claims, now time.Time, leeway time.Duration, requireExp bool)
 
 // MaxBytes is the largest token the verifier looks at.
 func (v *Verifier) MaxBytes() int { return v.maxBytes }
+
+// Len is the number of configured issuers.
+func (v *Verifier) Len() int { return len(v.issuers) }
