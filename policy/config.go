@@ -20,16 +20,26 @@ import (
 
 // The YAML document, decoded strictly. Keys use the RFC 7591 / RFC 8705 client metadata names.
 type fileConfig struct {
-	TrustAnchors       []string     `yaml:"trust_anchors"`
-	Intermediates      []string     `yaml:"intermediates"`
-	CRLFiles           []string     `yaml:"crl_files"`
-	CRLExpired         string       `yaml:"crl_expired"`
-	CertificateSources fileSources  `yaml:"certificate_sources"`
-	XFCC               fileXFCC     `yaml:"xfcc"`
-	JWKSFetch          fileFetch    `yaml:"jwks_fetch"`
-	Clients            []fileClient `yaml:"clients"`
-	Routes             []fileRoute  `yaml:"routes"`
-	Tokens             fileTokens   `yaml:"tokens"`
+	TrustAnchors       []string      `yaml:"trust_anchors"`
+	Intermediates      []string      `yaml:"intermediates"`
+	CRLFiles           []string      `yaml:"crl_files"`
+	CRLExpired         string        `yaml:"crl_expired"`
+	CertificateSources fileSources   `yaml:"certificate_sources"`
+	XFCC               fileXFCC      `yaml:"xfcc"`
+	JWKSFetch          fileFetch     `yaml:"jwks_fetch"`
+	Clients            []fileClient  `yaml:"clients"`
+	Routes             []fileRoute   `yaml:"routes"`
+	Tokens             fileTokens    `yaml:"tokens"`
+	HTTPAuthz          fileHTTPAuthz `yaml:"http_authz"`
+}
+
+type fileHTTPAuthz struct {
+	CertificateHeader    string `yaml:"certificate_header"`
+	CertificateFormat    string `yaml:"certificate_format"`
+	ModeHeader           string `yaml:"mode_header"`
+	OriginalURIHeader    string `yaml:"original_uri_header"`
+	OriginalMethodHeader string `yaml:"original_method_header"`
+	MaxBodyBytes         int    `yaml:"max_body_bytes"`
 }
 
 type fileSources struct {
@@ -106,6 +116,22 @@ func (f *fileConfig) applyDefaults() {
 	if f.JWKSFetch.MinInterval == 0 {
 		f.JWKSFetch.MinInterval = 30 * time.Second
 	}
+	h := &f.HTTPAuthz
+	if h.CertificateFormat == "" {
+		h.CertificateFormat = string(CertFormatXFCC)
+	}
+	if h.CertificateHeader == "" {
+		h.CertificateHeader = map[string]string{
+			string(CertFormatXFCC): "x-forwarded-client-cert", string(CertFormatRFC9440): "client-cert",
+			string(CertFormatPEMURLEncoded): "x-ssl-client-cert",
+		}[h.CertificateFormat]
+	}
+	if h.ModeHeader == "" {
+		h.ModeHeader = "x-certbind-mode"
+	}
+	if h.MaxBodyBytes == 0 {
+		h.MaxBodyBytes = 64 << 10
+	}
 	for i := range f.Routes {
 		if f.Routes[i].PathPrefix == "" {
 			f.Routes[i].PathPrefix = "/"
@@ -145,6 +171,27 @@ type XFCCSettings struct {
 	MaxChainLength int // intermediates plus leaf
 }
 
+// CertFormat says how the HTTP authorization endpoint finds the client certificate in a header.
+type CertFormat string
+
+// Certificate header formats.
+const (
+	CertFormatXFCC          CertFormat = "xfcc"           // Envoy x-forwarded-client-cert
+	CertFormatRFC9440       CertFormat = "rfc9440"        // Client-Cert: :<base64 DER>: (and Client-Cert-Chain)
+	CertFormatPEMURLEncoded CertFormat = "pem_urlencoded" // nginx $ssl_client_escaped_cert
+)
+
+// HTTPAuthzSettings configures the HTTP authorization endpoint (Envoy http_service, nginx
+// auth_request). Header names are lower-case.
+type HTTPAuthzSettings struct {
+	CertificateHeader    string
+	CertificateFormat    CertFormat
+	ModeHeader           string
+	OriginalURIHeader    string // "" means the request's own path
+	OriginalMethodHeader string // "" means the request's own method
+	MaxBodyBytes         int
+}
+
 // FetchSettings configures jwks_uri fetching.
 type FetchSettings struct {
 	Timeout, RefreshInterval, MinInterval time.Duration
@@ -153,9 +200,10 @@ type FetchSettings struct {
 // Config is a loaded, validated, compiled configuration. It is read-only and safe for
 // concurrent use; a reload builds a new one.
 type Config struct {
-	Sources Sources
-	XFCC    XFCCSettings
-	Fetch   FetchSettings
+	Sources   Sources
+	XFCC      XFCCSettings
+	Fetch     FetchSettings
+	HTTPAuthz HTTPAuthzSettings
 
 	roots         *x509.CertPool
 	anchors       []*x509.Certificate
@@ -357,6 +405,19 @@ func (b *builder) compile(f *fileConfig) *Config {
 	}
 	if f.XFCC.MaxChainLength < 0 {
 		b.errf("xfcc.max_chain_length", "must be positive")
+	}
+	c.HTTPAuthz = HTTPAuthzSettings{
+		CertificateHeader: strings.ToLower(f.HTTPAuthz.CertificateHeader), CertificateFormat: CertFormat(f.HTTPAuthz.CertificateFormat),
+		ModeHeader: strings.ToLower(f.HTTPAuthz.ModeHeader), OriginalURIHeader: strings.ToLower(f.HTTPAuthz.OriginalURIHeader),
+		OriginalMethodHeader: strings.ToLower(f.HTTPAuthz.OriginalMethodHeader), MaxBodyBytes: f.HTTPAuthz.MaxBodyBytes,
+	}
+	switch c.HTTPAuthz.CertificateFormat {
+	case CertFormatXFCC, CertFormatRFC9440, CertFormatPEMURLEncoded:
+	default:
+		b.errf("http_authz.certificate_format", "%q: want xfcc, rfc9440 or pem_urlencoded", f.HTTPAuthz.CertificateFormat)
+	}
+	if f.HTTPAuthz.MaxBodyBytes < 0 {
+		b.errf("http_authz.max_body_bytes", "must be positive")
 	}
 	c.Fetch = FetchSettings(f.JWKSFetch)
 	if c.Fetch.Timeout < 0 || c.Fetch.RefreshInterval < 0 || c.Fetch.MinInterval < 0 {

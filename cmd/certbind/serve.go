@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 type serveFlags struct {
 	config      string
 	grpcAddr    string
+	httpAddr    string
 	logFormat   string
 	logLevel    string
 	tlsCert     string
@@ -38,6 +40,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "", "configuration file (required)")
 	fs.StringVar(&f.grpcAddr, "grpc-addr", ":9191", "gRPC listen address for Envoy's ext_authz")
+	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP authorization endpoint (Envoy http_service, nginx auth_request); off when empty")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve gRPC over TLS with this certificate (PEM)")
@@ -111,22 +114,51 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	var opts []grpc.ServerOption
+	var tlsConfig *tls.Config
 	if f.tlsCert != "" {
-		tc, err := serverTLS(f)
+		tlsConfig, err = serverTLS(f)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig)))
 	}
 	lis, err := net.Listen("tcp", f.grpcAddr)
 	if err != nil {
 		return err
 	}
 	engine := policy.NewEngine(policy.EngineConfig{Config: cfg})
+	srv := extauthz.New(extauthz.Config{Engine: engine, Logger: log})
 	gs := grpc.NewServer(opts...)
-	authv3.RegisterAuthorizationServer(gs, extauthz.New(extauthz.Config{Engine: engine, Logger: log}))
+	authv3.RegisterAuthorizationServer(gs, srv)
+	var hs *http.Server
+	if f.httpAddr != "" {
+		hl, err := net.Listen("tcp", f.httpAddr)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		hs = &http.Server{Handler: extauthz.NewHTTPHandler(srv), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
+		go func() {
+			var err error
+			if tlsConfig != nil {
+				err = hs.ServeTLS(hl, "", "")
+			} else {
+				err = hs.Serve(hl)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.WithError(err).Error("HTTP authorization endpoint stopped")
+			}
+		}()
+		log.WithField("http_addr", hl.Addr().String()).Info("HTTP authorization endpoint serving")
+	}
 	log.WithFields(logrus.Fields{"grpc_addr": lis.Addr().String(), "clients": len(cfg.Clients()), "tls": f.tlsCert != ""}).Info("certbind serving")
-	return serveUntilDone(ctx, gs, lis, f.drain, log)
+	err = serveUntilDone(ctx, gs, lis, f.drain, log)
+	if hs != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), f.drain)
+		defer cancel()
+		hs.Shutdown(sctx)
+	}
+	return err
 }
 
 // serveUntilDone serves until ctx ends, then stops accepting and lets in-flight checks finish

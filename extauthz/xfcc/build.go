@@ -58,7 +58,8 @@ func Build(proxyCert *x509.Certificate, peerChain []*x509.Certificate, d Details
 	if d.Subject {
 		subject := ""
 		if leaf != nil {
-			// On a name BoringSSL would not parse, keep what was rendered, like Envoy's buffer.
+			// A name FormatSubject rejects is one BoringSSL does not parse: Envoy never sees
+			// such a certificate, and "" is as good as anything.
 			subject, _ = FormatSubject(leaf.RawSubject)
 		}
 		pairs = append(pairs, `Subject="`+subject+`"`)

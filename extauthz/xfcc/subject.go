@@ -22,18 +22,18 @@ import (
 // OGRNIP and SNILS are unknown to it, so Envoy prints, e.g., 2.5.4.97=#0C22...; use
 // FormatSubjectOpenSSL for what `openssl x509 -nameopt RFC2253` prints.
 //
-// A name BoringSSL would refuse to parse (invalid UTF8String, BMPString or UniversalString
-// contents, an empty RDN) is an error; the string returned with it is what was rendered before
-// the faulty value, which is also what X509_NAME_print_ex leaves in its buffer.
+// A name BoringSSL would refuse to parse is an error and renders as "": malformed DER, an
+// empty RDN, or invalid UTF8String, BMPString or UniversalString contents in any attribute
+// (BoringSSL canonicalizes every value when it parses a certificate).
 func FormatSubject(rawSubject []byte) (string, error) {
 	return formatName(rawSubject, boringSSL)
 }
 
 // FormatSubjectOpenSSL renders rawSubject like OpenSSL 3's X509_NAME_print_ex with
 // XN_FLAG_RFC2253 (`openssl x509 -noout -subject -nameopt RFC2253`; checked against OpenSSL
-// 3.0.19). It differs from FormatSubject in the object table (see there), in accepting an
-// empty RDN, and in one OpenSSL quirk: a value of a single '#' is not escaped (do_buf flags a
-// character that is both first and last as last only).
+// 3.0.19 on every name it loads). It differs from FormatSubject in the object table (see
+// there), in accepting an empty RDN, and in one OpenSSL quirk: a value of a single '#' is not
+// escaped (do_buf flags a character that is both first and last as last only).
 func FormatSubjectOpenSSL(rawSubject []byte) (string, error) {
 	return formatName(rawSubject, openSSL)
 }
@@ -50,7 +50,9 @@ var errName = errors.New("xfcc: malformed name")
 type nameEntry struct {
 	oid   asn1.ObjectIdentifier
 	value asn1.RawValue
-	set   int
+	chars []rune // the value's characters when it is a string type this renders as text
+	text  bool   // chars is set (false: dump the DER)
+	set   int    // index of the RDN
 }
 
 func formatName(raw []byte, d dialect) (string, error) {
@@ -72,19 +74,19 @@ func formatName(raw []byte, d dialect) (string, error) {
 		name, known := attributeName(e.oid, d)
 		out = append(out, name...)
 		out = append(out, '=')
-		if !known {
-			// XN_FLAG_DUMP_UNKNOWN_FIELDS: the whole DER of the value of an unknown type.
+		if known && e.text {
+			out = appendEscaped(out, e.chars, d)
+		} else {
+			// XN_FLAG_DUMP_UNKNOWN_FIELDS (an unknown type) or ASN1_STRFLGS_DUMP_UNKNOWN
+			// (not a string): '#' and the whole DER of the value.
 			out = appendDump(out, e.value.FullBytes)
-			continue
-		}
-		if out, err = appendValue(out, e.value, d); err != nil {
-			return string(out), fmt.Errorf("xfcc: subject attribute %s: %w", e.oid, err)
 		}
 	}
 	return string(out), nil
 }
 
-// parseName splits a DER Name (RDNSequence) into its attributes in DER order.
+// parseName splits a DER Name (RDNSequence) into its attributes in DER order and decodes
+// their string values.
 func parseName(raw []byte, d dialect) ([]nameEntry, error) {
 	var seq asn1.RawValue
 	rest, err := asn1.Unmarshal(raw, &seq)
@@ -105,7 +107,7 @@ func parseName(raw []byte, d dialect) ([]nameEntry, error) {
 			if atvs, err = asn1.Unmarshal(atvs, &atv); err != nil || atv.Class != asn1.ClassUniversal || atv.Tag != asn1.TagSequence || !atv.IsCompound {
 				return nil, errName
 			}
-			var e nameEntry
+			e := nameEntry{set: set}
 			inner, err := asn1.Unmarshal(atv.Bytes, &e.oid)
 			if err != nil {
 				return nil, errName
@@ -113,7 +115,9 @@ func parseName(raw []byte, d dialect) ([]nameEntry, error) {
 			if inner, err = asn1.Unmarshal(inner, &e.value); err != nil || len(inner) != 0 {
 				return nil, errName
 			}
-			e.set = set
+			if e.chars, e.text, err = decodeString(e.value); err != nil {
+				return nil, fmt.Errorf("%w: attribute %s: %w", errName, e.oid, err)
+			}
 			entries = append(entries, e)
 		}
 	}
@@ -152,31 +156,27 @@ const (
 	tagNumericString   = 18
 	tagPrintableString = 19
 	tagT61String       = 20
-	tagVideotexString  = 21
 	tagIA5String       = 22
 	tagUTCTime         = 23
 	tagGeneralizedTime = 24
-	tagGraphicString   = 25
 	tagVisibleString   = 26
-	tagGeneralString   = 27
 	tagUniversalString = 28
 	tagBMPString       = 30
 )
 
-// appendValue is ASN1_STRING_print_ex with ASN1_STRFLGS_RFC2253 for a known attribute type.
-// Contents that are not valid for their string type are an error: BoringSSL does not parse
-// such a certificate, and OpenSSL 3 does not load it either.
-func appendValue(out []byte, v asn1.RawValue, d dialect) ([]byte, error) {
+// decodeString returns the characters of a value ASN1_STRING_print_ex prints as text
+// (BoringSSL's string_type_to_encoding), text=false for any other value, and an error for
+// contents that are invalid for their type.
+func decodeString(v asn1.RawValue) (chars []rune, text bool, err error) {
 	if v.Class != asn1.ClassUniversal || v.IsCompound {
-		return appendDump(out, v.FullBytes), nil
+		return nil, false, nil
 	}
-	var chars []rune
 	switch v.Tag {
 	case tagUTF8String:
 		if !utf8.Valid(v.Bytes) {
-			return out, errors.New("invalid UTF8String")
+			return nil, false, errors.New("invalid UTF8String")
 		}
-		chars = []rune(string(v.Bytes))
+		return []rune(string(v.Bytes)), true, nil
 	case tagNumericString, tagPrintableString, tagT61String, tagIA5String, tagUTCTime,
 		tagGeneralizedTime, tagVisibleString:
 		// Latin-1, one byte per character (MBSTRING_ASC).
@@ -184,13 +184,14 @@ func appendValue(out []byte, v asn1.RawValue, d dialect) ([]byte, error) {
 		for i, c := range v.Bytes {
 			chars[i] = rune(c)
 		}
+		return chars, true, nil
 	case tagBMPString, tagUniversalString:
 		width := 2
 		if v.Tag == tagUniversalString {
 			width = 4
 		}
 		if len(v.Bytes)%width != 0 {
-			return out, fmt.Errorf("%d-byte string of odd length", width)
+			return nil, false, fmt.Errorf("%d-byte string of odd length", width)
 		}
 		for i := 0; i < len(v.Bytes); i += width {
 			var c rune
@@ -198,16 +199,14 @@ func appendValue(out []byte, v asn1.RawValue, d dialect) ([]byte, error) {
 				c = c<<8 | rune(b)
 			}
 			if !utf8.ValidRune(c) {
-				return out, fmt.Errorf("invalid character U+%04X", c)
+				return nil, false, fmt.Errorf("invalid character U+%04X", c)
 			}
 			chars = append(chars, c)
 		}
-	default:
-		// ASN1_STRFLGS_DUMP_UNKNOWN: not a string type BoringSSL prints (VideotexString,
-		// GraphicString and GeneralString included).
-		return appendDump(out, v.FullBytes), nil
+		return chars, true, nil
 	}
-	return appendEscaped(out, chars, d), nil
+	// VideotexString, GraphicString, GeneralString and non-string types are dumped.
+	return nil, false, nil
 }
 
 // appendEscaped converts chars to UTF-8 (ASN1_STRFLGS_UTF8_CONVERT) and escapes each byte

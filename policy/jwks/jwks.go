@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -38,7 +39,8 @@ func Parse(data []byte) (*Set, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("not a JWK Set: %w", err)
 	}
-	if dec.More() {
+	// More() would miss a stray '}' or ']'; only EOF means nothing follows.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("not a JWK Set: trailing data after the JSON object")
 	}
 	if len(doc.Keys) == 0 {

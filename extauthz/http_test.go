@@ -1,0 +1,150 @@
+package extauthz_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certbind/certbind/extauthz"
+	"github.com/certbind/certbind/extauthz/xfcc"
+	"github.com/certbind/certbind/policy"
+)
+
+func (f *fixture) httpServer(t *testing.T, yaml string) *httptest.Server {
+	t.Helper()
+	f.write(t, "certbind.yaml", []byte(yaml))
+	cfg, err := policy.LoadConfig(filepath.Join(f.dir, "certbind.yaml"), policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := policy.NewEngine(policy.EngineConfig{Config: cfg, Now: func() time.Time { return t0 }})
+	srv := httptest.NewServer(extauthz.NewHTTPHandler(extauthz.New(extauthz.Config{Engine: e})))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func send(t *testing.T, method, url string, hdr map[string]string, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func TestHTTPAuthzNginx(t *testing.T) {
+	f := newFixture(t)
+	// nginx auth_request: a body-less GET subrequest; the original URI and method in headers,
+	// the leaf from $ssl_client_escaped_cert, the intermediate from configuration.
+	srv := f.httpServer(t, baseConfig+`intermediates: [inter.pem]
+http_authz:
+  certificate_format: pem_urlencoded
+  certificate_header: X-SSL-Client-Cert
+  original_uri_header: X-Original-URI
+  original_method_header: X-Original-Method
+`)
+	nginx := func(uri string, cert string) map[string]string {
+		return map[string]string{"X-Original-URI": uri, "X-Original-Method": "POST", "X-SSL-Client-Cert": cert, "X-Request-Id": "r1"}
+	}
+	resp := send(t, "GET", srv.URL+"/auth", nginx("/oauth2/token?client_id=billing", xfcc.EncodePEM(f.billing.PEM())), "")
+	if resp.StatusCode != 200 || resp.Header.Get(extauthz.HeaderClientID) != "billing" ||
+		resp.Header.Get(extauthz.HeaderClientCert) != ":"+base64.StdEncoding.EncodeToString(f.billing.DER())+":" {
+		t.Fatalf("allow: %d %v", resp.StatusCode, resp.Header)
+	}
+	if got := resp.Header.Get("x-envoy-auth-headers-to-remove"); got != extauthz.HeaderSubject+","+extauthz.HeaderScope {
+		t.Errorf("headers to remove %q", got)
+	}
+	for _, tc := range []struct {
+		name, uri, cert string
+		status          int
+		reason          policy.Reason
+	}{
+		{"another client's certificate", "/oauth2/token?client_id=billing", xfcc.EncodePEM(f.other.PEM()), 401, policy.ReasonCertificateUnbound},
+		{"no certificate", "/oauth2/token?client_id=billing", "", 401, policy.ReasonNoCertificate},
+		{"garbage certificate", "/oauth2/token?client_id=billing", "abc", 401, policy.ReasonCertificateMalformed},
+		{"identity route", "/internal/x", xfcc.EncodePEM(f.other.PEM()), 200, policy.ReasonOK},
+		{"no route", "/else", xfcc.EncodePEM(f.billing.PEM()), 403, policy.ReasonNoPolicy},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := send(t, "GET", srv.URL+"/auth", nginx(tc.uri, tc.cert), "")
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if tc.status == 200 {
+				return
+			}
+			if got := resp.Header.Get("x-certbind-reason"); got != string(tc.reason) {
+				t.Errorf("reason %q, want %s", got, tc.reason)
+			}
+			var body map[string]string
+			b, _ := io.ReadAll(resp.Body)
+			if err := json.Unmarshal(b, &body); err != nil || body["error_description"] != tc.reason.Description() {
+				t.Errorf("body %s", b)
+			}
+		})
+	}
+}
+
+func TestHTTPAuthzEnvoyHTTPService(t *testing.T) {
+	f := newFixture(t)
+	srv := f.httpServer(t, baseConfig)
+	// Envoy's http_service forwards the request itself: path, headers, and body when configured.
+	resp := send(t, "POST", srv.URL+"/oauth2/token", map[string]string{
+		"x-forwarded-client-cert": envoyXFCC(f.billing), "content-type": "application/x-www-form-urlencoded",
+		"x-certbind-mode": "client_auth"}, "grant_type=client_credentials&client_id=billing")
+	if resp.StatusCode != 200 || resp.Header.Get(extauthz.HeaderClientID) != "billing" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	resp = send(t, "POST", srv.URL+"/oauth2/token", map[string]string{
+		"x-forwarded-client-cert": envoyXFCC(f.billing) + "," + envoyXFCC(f.other), "content-type": "application/x-www-form-urlencoded"},
+		"client_id=billing")
+	if resp.StatusCode != 401 || resp.Header.Get("x-certbind-reason") != string(policy.ReasonXFCCElements) {
+		t.Fatalf("two elements: %d %s", resp.StatusCode, resp.Header.Get("x-certbind-reason"))
+	}
+	// A body larger than max_body_bytes is truncated, so client_id cannot be trusted.
+	resp = send(t, "POST", srv.URL+"/oauth2/token", map[string]string{
+		"x-forwarded-client-cert": envoyXFCC(f.billing), "content-type": "application/x-www-form-urlencoded"},
+		"client_id=billing&pad="+strings.Repeat("a", 70<<10))
+	if resp.StatusCode != 400 || resp.Header.Get("x-certbind-reason") != string(policy.ReasonRequestMalformed) {
+		t.Fatalf("huge body: %d %s", resp.StatusCode, resp.Header.Get("x-certbind-reason"))
+	}
+}
+
+func TestHTTPAuthzRFC9440(t *testing.T) {
+	f := newFixture(t)
+	srv := f.httpServer(t, baseConfig+"http_authz: {certificate_format: rfc9440}\n")
+	seq := func(der []byte) string { return ":" + base64.StdEncoding.EncodeToString(der) + ":" }
+	for _, tc := range []struct {
+		name   string
+		hdr    map[string]string
+		status int
+		reason policy.Reason
+	}{
+		{"leaf and chain", map[string]string{"client-cert": seq(f.svc.DER()), "client-cert-chain": seq(f.inter.DER())}, 200, policy.ReasonOK},
+		{"leaf without its intermediate", map[string]string{"client-cert": seq(f.svc.DER())}, 403, policy.ReasonCertificateUntrusted},
+		{"not a byte sequence", map[string]string{"client-cert": base64.StdEncoding.EncodeToString(f.svc.DER())}, 403, policy.ReasonCertificateMalformed},
+		{"bad chain item", map[string]string{"client-cert": seq(f.svc.DER()), "client-cert-chain": ":!!:"}, 403, policy.ReasonCertificateMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.hdr["x-certbind-mode"] = "identity"
+			resp := send(t, "GET", srv.URL+"/internal/x", tc.hdr, "")
+			if resp.StatusCode != tc.status || (tc.status != 200 && resp.Header.Get("x-certbind-reason") != string(tc.reason)) {
+				t.Fatalf("%d %s, want %d %s", resp.StatusCode, resp.Header.Get("x-certbind-reason"), tc.status, tc.reason)
+			}
+		})
+	}
+}
