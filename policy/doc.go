@@ -1,0 +1,27 @@
+// Package policy is certbind's core: it decides whether a request may pass, from plain inputs —
+// the HTTP request as the proxy describes it, the client certificate already parsed, and the
+// route's mode — against a compiled configuration. It imports no gRPC, no Envoy types and no
+// logger; adapters (package extauthz) translate proxy messages into an Input and a Decision back.
+//
+// Three modes:
+//   - client_auth (RFC 8705 section 2): the request's client_id must be bound to the certificate,
+//     by chain validation to a trust anchor plus one registered name (tls_client_auth), or by a
+//     pinned certificate (self_signed_tls_client_auth).
+//   - bound_token (RFC 8705 section 3): the Bearer token must be valid and, when it carries cnf
+//     x5t#S256, bound to the certificate presented with this request.
+//   - identity: the certificate must belong to exactly one registered client.
+//
+// Trust assumptions: the certificate handed in an Input came from the TLS connection (Envoy's
+// peer certificate, or XFCC written by a proxy that overwrites client-sent values); the proxy
+// verified possession of its private key. Everything else — the chain, names, tokens — is
+// verified here. Every failure is a deny with a typed Reason; nothing fails open.
+//
+// Configuration is decoded strictly, validated with errors that name the key path, and compiled
+// once into a read-only *Config that an Engine swaps atomically:
+//
+//	cfg, err := policy.LoadConfig("certbind.yaml", policy.LoadOptions{})
+//	if err != nil { ... }
+//	engine := policy.NewEngine(policy.EngineConfig{Config: cfg})
+//	d := engine.Decide(ctx, policy.Input{ModeHint: "identity", Certificate: presented})
+//	if !d.Allow { log(d.Reason, d.Cause) }
+package policy
