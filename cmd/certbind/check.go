@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/certbind/certbind/envoy"
 	"github.com/certbind/certbind/policy"
 )
 
@@ -164,21 +165,47 @@ func thumbprint(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// validate checks a configuration: exit 0 when valid, 2 with every problem named by key path.
+// validate checks a certbind configuration and/or an Envoy bootstrap: exit 0 when valid, 2
+// with every problem named by key path. The Envoy file is parsed with Envoy's own protos and
+// linted for what certbind needs; with --config too, the lint knows certbind's XFCC policy.
 func validate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config := fs.String("config", "", "certbind configuration file")
+	envoyFile := fs.String("envoy", "", "Envoy bootstrap (YAML) to validate and lint for certbind")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
-	if *config == "" {
-		return usageError("validate: --config is required")
+	if *config == "" && *envoyFile == "" {
+		return usageError("validate: give --config, --envoy, or both")
 	}
-	cfg, err := loadConfig(*config, nil)
+	elements := "single"
+	if *config != "" {
+		cfg, err := loadConfig(*config, nil)
+		if err != nil {
+			return err
+		}
+		elements = cfg.XFCC.Elements
+		fmt.Fprintf(stdout, "%s: valid (%d clients, %d trust anchors)\n", *config, len(cfg.Clients()), len(cfg.TrustAnchors()))
+	}
+	if *envoyFile == "" {
+		return nil
+	}
+	b, err := envoy.LoadFile(*envoyFile)
 	if err != nil {
-		return err
+		return &exitError{code: 2, err: fmt.Errorf("%s: %w", *envoyFile, err)}
 	}
-	fmt.Fprintf(stdout, "%s: valid (%d clients, %d trust anchors)\n", *config, len(cfg.Clients()), len(cfg.TrustAnchors()))
+	findings := envoy.Lint(b, envoy.LintOptions{XFCCElements: elements})
+	errs := 0
+	for _, f := range findings {
+		fmt.Fprintf(stdout, "%s: %s\n", *envoyFile, f)
+		if f.Severity == envoy.SeverityError {
+			errs++
+		}
+	}
+	if errs > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("%s: %d errors", *envoyFile, errs)}
+	}
+	fmt.Fprintf(stdout, "%s: valid Envoy bootstrap; %d warnings\n", *envoyFile, len(findings))
 	return nil
 }

@@ -4,7 +4,7 @@
 //	certbind serve --config certbind.yaml [--grpc-addr :9191]
 //	certbind check --config certbind.yaml --cert client.pem [--chain chain.pem] [--client-id ID] [--mode MODE]
 //	certbind thumbprint client.pem
-//	certbind validate --config certbind.yaml
+//	certbind validate --config certbind.yaml --envoy envoy.yaml
 package main
 
 import (
@@ -64,7 +64,7 @@ Usage:
   certbind serve      --config FILE [--grpc-addr ADDR] [--log-format json|text] [--log-level LEVEL]
   certbind check      --config FILE --cert PEM [--chain PEM] [--client-id ID] [--mode MODE]
   certbind thumbprint PEM
-  certbind validate   --config FILE
+  certbind validate   [--config FILE] [--envoy ENVOY.yaml]
 
 Run 'certbind COMMAND -h' for a command's flags.
 `

@@ -163,3 +163,38 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 }
+
+func TestValidateEnvoy(t *testing.T) {
+	c := newCLI(t)
+	code, out, errs := runCLI("validate", "--envoy", "../../envoy/envoy.yaml")
+	if code != 0 || !strings.Contains(out, "valid Envoy bootstrap; 0 warnings") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	data, err := os.ReadFile("../../envoy/envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct{ from, to, want string }{
+		"forward only":      {"forward_client_cert_details: SANITIZE_SET", "forward_client_cert_details: FORWARD_ONLY", "FORWARD_ONLY"},
+		"fail open":         {"failure_mode_allow: false", "failure_mode_allow: true", "failure_mode_allow"},
+		"not a proto field": {"failure_mode_allow: false", "failure_mode_allo: false", "failure_mode_allo"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			broken := strings.Replace(string(data), tc.from, tc.to, 1)
+			if broken == string(data) {
+				t.Fatalf("%q not in envoy.yaml", tc.from)
+			}
+			c.write(t, "envoy.yaml", []byte(broken))
+			code, out, errs := runCLI("validate", "--envoy", c.path("envoy.yaml"))
+			if code != 2 || !strings.Contains(out+errs, tc.want) {
+				t.Fatalf("exit %d\n%s%s", code, out, errs)
+			}
+		})
+	}
+	// certbind set to take the last element while Envoy replaces XFCC: a warning, not an error.
+	c.write(t, "last.yaml", []byte("xfcc: {elements: last}\n"))
+	code, out, _ = runCLI("validate", "--config", c.path("last.yaml"), "--envoy", "../../envoy/envoy.yaml")
+	if code != 0 || !strings.Contains(out, "warning") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+}
