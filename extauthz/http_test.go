@@ -148,3 +148,20 @@ func TestHTTPAuthzRFC9440(t *testing.T) {
 		})
 	}
 }
+
+func TestHTTPAuthzAuthRequestStatuses(t *testing.T) {
+	f := newFixture(t)
+	srv := f.httpServer(t, baseConfig+"http_authz: {auth_request_statuses: true}\n")
+	// client_id conflict is a 400 elsewhere; nginx would turn a 400 from auth_request into a 500.
+	resp := send(t, "POST", srv.URL+"/oauth2/token?client_id=reports", map[string]string{
+		"x-forwarded-client-cert": envoyXFCC(f.billing), "content-type": "application/x-www-form-urlencoded"}, "client_id=billing")
+	if resp.StatusCode != 403 || resp.Header.Get("x-certbind-status") != "400" ||
+		resp.Header.Get("x-certbind-error") != "invalid_request" || resp.Header.Get("x-certbind-error-description") != policy.ReasonClientIDConflict.Description() {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	resp = send(t, "POST", srv.URL+"/oauth2/token", map[string]string{
+		"x-forwarded-client-cert": envoyXFCC(f.other), "content-type": "application/x-www-form-urlencoded"}, "client_id=billing")
+	if resp.StatusCode != 401 || resp.Header.Get("x-certbind-status") != "" || resp.Header.Get("x-certbind-error") != "invalid_client" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+}

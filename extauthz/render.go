@@ -100,6 +100,8 @@ type HTTPDenial struct {
 	Status  int
 	Headers map[string]string
 	Body    string
+	// OAuthError and Description are what Body says ("" for a bare Bearer challenge).
+	OAuthError, Description string
 }
 
 func lookup(r policy.Reason) mapping {
@@ -146,7 +148,7 @@ func Denial(d policy.Decision, rs policy.Response) HTTPDenial {
 		Description string `json:"error_description"`
 	}{oauthErr, d.Reason.Description()})
 	h["content-type"] = "application/json"
-	return HTTPDenial{Status: status, Headers: h, Body: string(body)}
+	return HTTPDenial{Status: status, Headers: h, Body: string(body), OAuthError: oauthErr, Description: d.Reason.Description()}
 }
 
 // challenge renders an RFC 6750 section 3 WWW-Authenticate value. Every value comes from

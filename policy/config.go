@@ -40,6 +40,7 @@ type fileHTTPAuthz struct {
 	OriginalURIHeader    string `yaml:"original_uri_header"`
 	OriginalMethodHeader string `yaml:"original_method_header"`
 	MaxBodyBytes         int    `yaml:"max_body_bytes"`
+	AuthRequestStatuses  bool   `yaml:"auth_request_statuses"`
 }
 
 type fileSources struct {
@@ -190,6 +191,9 @@ type HTTPAuthzSettings struct {
 	OriginalURIHeader    string // "" means the request's own path
 	OriginalMethodHeader string // "" means the request's own method
 	MaxBodyBytes         int
+	// AuthRequestStatuses limits denials to 401 and 403, the only ones nginx auth_request
+	// passes on (it turns any other status into 500); the full status is in x-certbind-status.
+	AuthRequestStatuses bool
 }
 
 // FetchSettings configures jwks_uri fetching.
@@ -410,6 +414,7 @@ func (b *builder) compile(f *fileConfig) *Config {
 		CertificateHeader: strings.ToLower(f.HTTPAuthz.CertificateHeader), CertificateFormat: CertFormat(f.HTTPAuthz.CertificateFormat),
 		ModeHeader: strings.ToLower(f.HTTPAuthz.ModeHeader), OriginalURIHeader: strings.ToLower(f.HTTPAuthz.OriginalURIHeader),
 		OriginalMethodHeader: strings.ToLower(f.HTTPAuthz.OriginalMethodHeader), MaxBodyBytes: f.HTTPAuthz.MaxBodyBytes,
+		AuthRequestStatuses: f.HTTPAuthz.AuthRequestStatuses,
 	}
 	switch c.HTTPAuthz.CertificateFormat {
 	case CertFormatXFCC, CertFormatRFC9440, CertFormatPEMURLEncoded:

@@ -12,14 +12,17 @@
 // splits the way Envoy's own parser does (source/extensions/formatter/xfcc_value): separators
 // count only outside double quotes; a '"' toggles quoting unless preceded by an odd number of
 // backslashes; whitespace around keys and values is trimmed; a quoted value loses its quotes
-// and inside it only \" and \\ are unescaped. Parse is stricter than Envoy's parser: it
-// rejects unknown keys, repeated Hash/Cert/Chain/Subject, pairs without '=', quotes that do
-// not enclose a whole value, and Cert/Chain values that are not exactly PEM CERTIFICATE blocks;
-// it checks that Hash matches the leaf and that Cert is Chain[0]. It is linear in the header
-// length and enforces Limits before doing work proportional to the input.
+// and inside it only \" and \\ are unescaped (Envoy's parser also unescapes unquoted values;
+// Parse keeps them as they are, because Envoy writes By, URI and DNS raw). Parse is stricter
+// than Envoy's parser in what it accepts: it rejects unknown keys, repeated Hash, Cert, Chain
+// or Subject, pairs without '=', quotes that do not enclose a whole value, and Cert or Chain
+// values that are not exactly PEM CERTIFICATE blocks; it checks that Hash matches the leaf
+// and that Cert is Chain[0]. It is linear in the header length and enforces Limits before
+// doing work proportional to the input.
 //
 // Build, Mutate, EncodePEM and FormatSubject produce what Envoy sends, byte for byte, for
-// tests and for our Envoy stand-in.
+// tests and for our Envoy stand-in; they are checked against the headers of Envoy's
+// integration tests.
 //
 // # Trust
 //
@@ -37,8 +40,8 @@
 // `x;Cert="..."` makes Envoy write a second Cert pair after the genuine one. Parse rejects that
 // element with ErrDuplicateKey; without a genuine Cert the injected one must still match the
 // genuine Hash (ErrHashMismatch), so an injected certificate is never returned. These are the
-// intended outcomes: such a request is denied. An injected Subject, URI or DNS is not
-// detectable, which is one more reason never to use them.
+// intended outcomes: such a request is denied. An injected URI or DNS, or a Subject when the
+// proxy sends none, cannot be told from a genuine one: one more reason never to use them.
 //
 // A SAN containing ',' starts a fake element after Envoy's. PolicySingle then fails with
 // ErrTooManyElements, but under PolicyLast the fake element is the last one and is internally
@@ -59,7 +62,7 @@
 //	}
 //	der, err := el.Leaf() // Hash already checked against it
 //	if err != nil {
-//		return deny(err) // proxy not configured with set_current_client_cert_details.cert
+//		return deny(err) // set_current_client_cert_details has neither cert nor chain
 //	}
 //	cert, err := x509.ParseCertificate(der)
 package xfcc

@@ -2,9 +2,9 @@ package xfcc
 
 import "errors"
 
-// Sentinel errors. Every error returned by this package wraps exactly one of them together
-// with its position, e.g. "xfcc: element 2: pair 3: unmatched quote"; test with errors.Is.
-// The messages never quote certificate material or whole values.
+// Sentinel errors. Every error returned by this package wraps exactly one of them, with its
+// context (for Parse, the position: "xfcc: element 2: pair 3: unmatched quote"); test with
+// errors.Is. Messages never quote certificate material or whole values.
 var (
 	// ErrTooLarge: the header is longer than Limits.MaxHeaderBytes.
 	ErrTooLarge = errors.New("header too large")
@@ -37,4 +37,7 @@ var (
 	ErrNoCertificate = errors.New("no certificate")
 	// ErrUnknownPolicy: ParsePolicy or Select got a policy other than "single" or "last".
 	ErrUnknownPolicy = errors.New("unknown element policy")
+	// ErrBadSubject: FormatSubject got a name that is not DER, or one BoringSSL (or, for
+	// FormatSubjectOpenSSL, OpenSSL) would not load.
+	ErrBadSubject = errors.New("malformed subject name")
 )

@@ -193,6 +193,11 @@ func FuzzFormatSubject(f *testing.F) {
 		if errEnvoy == nil && errOpenSSL != nil {
 			t.Fatalf("OpenSSL rules reject what BoringSSL rules accept: %v", errOpenSSL)
 		}
+		for _, err := range []error{errEnvoy, errOpenSSL} {
+			if err != nil && !errors.Is(err, ErrBadSubject) {
+				t.Fatalf("error %v is not ErrBadSubject", err)
+			}
+		}
 		for _, s := range []string{envoy, openSSL} {
 			for i := 0; i < len(s); i++ {
 				if s[i] < 0x20 || s[i] > 0x7e {

@@ -6,12 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"strings"
 )
 
 // Element is one XFCC element as parsed: what one proxy said about the client certificate of
-// one connection. Cert and Chain are already percent-decoded (url.PathUnescape, never
+// one connection. Cert and Chain are already percent-decoded (as url.PathUnescape does, never
 // QueryUnescape: a literal '+' stays '+') and PEM-decoded into DER; Parse has checked that Hash
 // matches the leaf and that Cert is the first certificate of Chain. The DER is not parsed as
 // X.509: that, and every trust decision, belongs to the caller.
@@ -25,7 +24,7 @@ type Element struct {
 	Hash       []byte   // 32 bytes, decoded from lower- or upper-case hex; nil when absent
 	Cert       []byte   // DER of the leaf; nil when absent
 	Chain      [][]byte // DERs as sent, leaf first; nil when absent
-	Subject    string   // unescaped text (quoted value with \" and \\ undone)
+	Subject    string   // the value with \" and \\ unescaped (Envoy's RFC 2253 \" and \\ too)
 	HasSubject bool     // Subject was present, possibly empty (`Subject=""`)
 	URI        []string // informational only
 	DNS        []string // informational only
@@ -50,8 +49,9 @@ type Limits struct {
 	MaxChainCerts  int // certificates in one Chain
 }
 
-// DefaultLimits: 64 KiB holds a Chain of about 15 RSA-2048 certificates; 16 elements is far
-// more proxies than any real path has.
+// DefaultLimits: 64 KiB holds Cert plus a Chain of 10 certificates of RSA-2048 size (about
+// 1.9 KB each once percent-encoded) with room to spare; 16 elements is far more proxy hops
+// than a real path has.
 var DefaultLimits = Limits{MaxHeaderBytes: 64 << 10, MaxElements: 16, MaxChainCerts: 10}
 
 func (l Limits) withDefaults() Limits {
@@ -101,6 +101,14 @@ func scan(h string, maxElems int, s sink) error {
 	backslashes := 0
 	elem, pair, start := 0, 0, 0
 	for i := 0; i < len(h); i++ {
+		if !special[h[i]] {
+			// Skip the run of ordinary bytes: most of a header is inside Cert and Chain.
+			for i+1 < len(h) && !special[h[i+1]] {
+				i++
+			}
+			backslashes = 0
+			continue
+		}
 		c := h[i]
 		switch c {
 		case '\\':
@@ -139,6 +147,9 @@ func scan(h string, maxElems int, s sink) error {
 	}
 	return s.endElement(elem)
 }
+
+// special marks the bytes scan acts on.
+var special = [256]bool{'\\': true, '"': true, ';': true, ',': true}
 
 // splitPair splits one pair at its first '=' and returns the trimmed key and the value, with
 // its quotes removed and, inside quotes, \" and \\ unescaped.
@@ -196,20 +207,22 @@ func unquote(v string) (string, error) {
 }
 
 // unescapedQuote returns the index of the first '"' at or after from that is not preceded by
-// an odd number of backslashes, or -1.
+// an odd number of backslashes (counted back to from), or -1. Each backslash run is counted
+// once, for the quote that follows it, so the search is linear.
 func unescapedQuote(s string, from int) int {
-	backslashes := 0
 	for i := from; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			backslashes++
-			continue
-		case '"':
-			if backslashes%2 == 0 {
-				return i
-			}
+		j := strings.IndexByte(s[i:], '"')
+		if j < 0 {
+			return -1
 		}
-		backslashes = 0
+		i += j
+		backslashes := 0
+		for k := i - 1; k >= from && s[k] == '\\'; k-- {
+			backslashes++
+		}
+		if backslashes%2 == 0 {
+			return i
+		}
 	}
 	return -1
 }
@@ -321,6 +334,9 @@ func (b *builder) endElement(elem int) error {
 	return nil
 }
 
+// strictBase64 rejects non-zero padding bits, so one DER has one encoding.
+var strictBase64 = base64.StdEncoding.Strict()
+
 const (
 	pemBegin = "-----BEGIN CERTIFICATE-----"
 	pemEnd   = "-----END CERTIFICATE-----"
@@ -334,13 +350,13 @@ func decodeCerts(value string, max int, chain bool) ([][]byte, error) {
 	if value == "" {
 		return nil, fmt.Errorf("%w: empty value", ErrBadPEM)
 	}
-	text, err := url.PathUnescape(value)
-	if err != nil {
+	text, ok := pathUnescape(value)
+	if !ok {
 		return nil, fmt.Errorf("%w: bad percent-encoding", ErrBadPEM)
 	}
 	var ders [][]byte
-	for rest := trimLeftSpace(text); rest != ""; rest = trimLeftSpace(rest) {
-		if !strings.HasPrefix(rest, "-----BEGIN ") {
+	for rest := trimLeftSpaceBytes(text); len(rest) > 0; rest = trimLeftSpaceBytes(rest) {
+		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
 			return nil, fmt.Errorf("%w: data outside PEM blocks", ErrBadPEM)
 		}
 		if len(ders) == max {
@@ -362,34 +378,73 @@ func decodeCerts(value string, max int, chain bool) ([][]byte, error) {
 	return ders, nil
 }
 
+// pathUnescape is url.PathUnescape without its intermediate string: %XX (either case) is
+// decoded, everything else, '+' included, is kept; a '%' not followed by two hex digits fails.
+func pathUnescape(s string) ([]byte, bool) {
+	out := make([]byte, 0, len(s))
+	for {
+		i := strings.IndexByte(s, '%')
+		if i < 0 {
+			return append(out, s...), true
+		}
+		if i+2 >= len(s) {
+			return nil, false
+		}
+		hi, ok1 := unhex(s[i+1])
+		lo, ok2 := unhex(s[i+2])
+		if !ok1 || !ok2 {
+			return nil, false
+		}
+		out = append(append(out, s[:i]...), hi<<4|lo)
+		s = s[i+3:]
+	}
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
 // decodeBlock decodes the CERTIFICATE block at the start of s and returns its DER and length.
-func decodeBlock(s string) ([]byte, int, error) {
-	if !strings.HasPrefix(s, pemBegin) {
+func decodeBlock(s []byte) ([]byte, int, error) {
+	if !bytes.HasPrefix(s, []byte(pemBegin)) {
 		return nil, 0, fmt.Errorf("%w: not a CERTIFICATE block", ErrBadPEM)
 	}
 	body := s[len(pemBegin):]
-	end := strings.Index(body, pemEnd)
+	end := bytes.Index(body, []byte(pemEnd))
 	if end < 0 {
 		return nil, 0, fmt.Errorf("%w: missing END line", ErrBadPEM)
 	}
 	body = body[:end]
-	if strings.IndexByte(body, ':') >= 0 {
+	if bytes.IndexByte(body, ':') >= 0 {
 		return nil, 0, fmt.Errorf("%w: PEM headers", ErrBadPEM)
 	}
 	n := len(pemBegin) + end + len(pemEnd)
 	if n < len(s) && !isSpace(s[n]) {
 		return nil, 0, fmt.Errorf("%w: data after END line", ErrBadPEM)
 	}
-	b64 := make([]byte, 0, len(body))
-	for i := 0; i < len(body); i++ {
-		if !isSpace(body[i]) {
-			b64 = append(b64, body[i])
-		}
-	}
-	der := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
-	m, err := base64.StdEncoding.Strict().Decode(der, b64)
+	der := make([]byte, base64.StdEncoding.DecodedLen(len(body)))
+	m, err := strictBase64.Decode(der, body)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: invalid base64", ErrBadPEM)
+		// The decoder skips only CR and LF; drop other whitespace and try once more (in
+		// place: body is this function's own copy of the header).
+		w := 0
+		for _, c := range body {
+			if !isSpace(c) {
+				body[w] = c
+				w++
+			}
+		}
+		if m, err = strictBase64.Decode(der, body[:w]); err != nil {
+			return nil, 0, fmt.Errorf("%w: invalid base64", ErrBadPEM)
+		}
 	}
 	if m == 0 {
 		return nil, 0, fmt.Errorf("%w: empty certificate", ErrBadPEM)
@@ -424,6 +479,13 @@ func isSpace(c byte) bool {
 		return true
 	}
 	return false
+}
+
+func trimLeftSpaceBytes(s []byte) []byte {
+	for len(s) > 0 && isSpace(s[0]) {
+		s = s[1:]
+	}
+	return s
 }
 
 func trimLeftSpace(s string) string {

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -509,6 +511,7 @@ func TestParsePEMEncodings(t *testing.T) {
 		{"CRLF", strings.ReplaceAll(envoy, "%0A", "%0D%0A")},
 		{"no trailing newline", strings.TrimSuffix(envoy, "%0A")},
 		{"surrounding whitespace", "%20%0A" + envoy + "%0A%20"},
+		{"indented lines", strings.ReplaceAll(envoy, "%0A", "%0A%20%09")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -586,6 +589,27 @@ func BenchmarkParseNoCert(b *testing.B) {
 	for b.Loop() {
 		if _, err := Parse(header, Limits{}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestPathUnescape: the Cert/Chain decoder is url.PathUnescape, byte for byte.
+func TestPathUnescape(t *testing.T) {
+	inputs := []string{"", "a+b", "%2B", "%2b", "%", "%2", "%zz", "%%41", "a%20b%0A", "%e2%9c%93", "+%2F+", "%0"}
+	r := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "%+ 0129aAfFgG/=\n"
+	for range 2000 {
+		b := make([]byte, r.IntN(8))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		inputs = append(inputs, string(b))
+	}
+	for _, in := range inputs {
+		want, wantErr := url.PathUnescape(in)
+		got, ok := pathUnescape(in)
+		if ok != (wantErr == nil) || (ok && string(got) != want) {
+			t.Errorf("pathUnescape(%q) = %q, %v; url.PathUnescape = %q, %v", in, got, ok, want, wantErr)
 		}
 	}
 }

@@ -45,8 +45,6 @@ const (
 	openSSL
 )
 
-var errName = errors.New("xfcc: malformed name")
-
 type nameEntry struct {
 	oid   asn1.ObjectIdentifier
 	value asn1.RawValue
@@ -91,37 +89,44 @@ func parseName(raw []byte, d dialect) ([]nameEntry, error) {
 	var seq asn1.RawValue
 	rest, err := asn1.Unmarshal(raw, &seq)
 	if err != nil || len(rest) != 0 || seq.Class != asn1.ClassUniversal || seq.Tag != asn1.TagSequence || !seq.IsCompound {
-		return nil, errName
+		return nil, nameErr(nil)
 	}
 	var entries []nameEntry
 	for body, set := seq.Bytes, 0; len(body) > 0; set++ {
 		var rdn asn1.RawValue
 		if body, err = asn1.Unmarshal(body, &rdn); err != nil || rdn.Class != asn1.ClassUniversal || rdn.Tag != asn1.TagSet || !rdn.IsCompound {
-			return nil, errName
+			return nil, nameErr(nil)
 		}
 		if len(rdn.Bytes) == 0 && d == boringSSL {
-			return nil, fmt.Errorf("%w: empty RDN", errName)
+			return nil, nameErr(errors.New("empty RDN"))
 		}
 		for atvs := rdn.Bytes; len(atvs) > 0; {
 			var atv asn1.RawValue
 			if atvs, err = asn1.Unmarshal(atvs, &atv); err != nil || atv.Class != asn1.ClassUniversal || atv.Tag != asn1.TagSequence || !atv.IsCompound {
-				return nil, errName
+				return nil, nameErr(nil)
 			}
 			e := nameEntry{set: set}
 			inner, err := asn1.Unmarshal(atv.Bytes, &e.oid)
 			if err != nil {
-				return nil, errName
+				return nil, nameErr(nil)
 			}
 			if inner, err = asn1.Unmarshal(inner, &e.value); err != nil || len(inner) != 0 {
-				return nil, errName
+				return nil, nameErr(nil)
 			}
 			if e.chars, e.text, err = decodeString(e.value); err != nil {
-				return nil, fmt.Errorf("%w: attribute %s: %w", errName, e.oid, err)
+				return nil, nameErr(fmt.Errorf("attribute %s: %w", e.oid, err))
 			}
 			entries = append(entries, e)
 		}
 	}
 	return entries, nil
+}
+
+func nameErr(detail error) error {
+	if detail == nil {
+		return fmt.Errorf("xfcc: %w", ErrBadSubject)
+	}
+	return fmt.Errorf("xfcc: %w: %w", ErrBadSubject, detail)
 }
 
 // attributeName is OBJ_nid2sn of the attribute type, or OBJ_obj2txt into the 80-byte buffer

@@ -2,6 +2,7 @@ package xfcc
 
 import (
 	"encoding/asn1"
+	"errors"
 	"path/filepath"
 	"testing"
 )
@@ -120,61 +121,61 @@ func bmp(runes ...rune) string {
 // TestFormatSubjectEscaping pins X509_NAME_print_ex(XN_FLAG_RFC2253) byte by byte. The
 // openSSL column was checked against `openssl x509 -nameopt RFC2253` (OpenSSL 3.0.19) for
 // every name OpenSSL loads; the envoy column follows BoringSSL's a_strex.cc and
-// name_print.cc. errEnvoy/errOpenSSL: the name is an error (neither library loads such a
-// certificate).
+// name_print.cc. errEnvoy/errOpenSSL: ErrBadSubject where neither library loads such a
+// certificate.
 func TestFormatSubjectEscaping(t *testing.T) {
 	longOID := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1}
 	for len(longOID.String()) < 90 {
 		longOID = append(longOID, 123456789)
 	}
 	tests := []struct {
-		name                string
-		raw                 []byte
-		envoy, openSSL      string
-		errEnvoy, errOpenSS bool
+		name                 string
+		raw                  []byte
+		envoy, openSSL       string
+		errEnvoy, errOpenSSL error
 	}{
-		{"empty name", rawName(t), "", "", false, false},
-		{"empty value", rawName(t, cn(12, "")), `CN=`, `CN=`, false, false},
-		{"RFC 2253 specials", rawName(t, cn(12, `a,b+c"d\e<f>g;h=i`)), `CN=a\,b\+c\"d\\e\<f\>g\;h=i`, `CN=a\,b\+c\"d\\e\<f\>g\;h=i`, false, false},
-		{"leading and trailing spaces", rawName(t, cn(12, "  a  ")), `CN=\  a \ `, `CN=\  a \ `, false, false},
-		{"leading hash only", rawName(t, cn(12, "#a#")), `CN=\#a#`, `CN=\#a#`, false, false},
-		{"single hash", rawName(t, cn(12, "#")), `CN=\#`, `CN=#`, false, false},
-		{"single space", rawName(t, cn(12, " ")), `CN=\ `, `CN=\ `, false, false},
-		{"control bytes", rawName(t, cn(12, "\x00a\x1f\x7f\n")), `CN=\00a\1F\7F\0A`, `CN=\00a\1F\7F\0A`, false, false},
-		{"UTF-8", rawName(t, cn(12, "Lučić ✓")), `CN=Lu\C4\8Di\C4\87 \E2\9C\93`, `CN=Lu\C4\8Di\C4\87 \E2\9C\93`, false, false},
-		{"invalid UTF-8", rawName(t, cn(12, "a\xff")), ``, ``, true, true},
-		{"invalid UTF-8 under an unknown type", rawName(t, []attr{{oid: oidOrgID, tag: 12, value: "\xff"}}), ``, ``, true, true},
-		{"T61String is Latin-1", rawName(t, cn(20, "caf\xe9")), `CN=caf\C3\A9`, `CN=caf\C3\A9`, false, false},
-		{"PrintableString with a high byte", rawName(t, cn(19, "a\xe9")), `CN=a\C3\A9`, `CN=a\C3\A9`, false, false},
-		{"IA5String", rawName(t, cn(22, "a@b")), `CN=a@b`, `CN=a@b`, false, false},
-		{"NumericString", rawName(t, cn(18, "123")), `CN=123`, `CN=123`, false, false},
-		{"VisibleString", rawName(t, cn(26, "v")), `CN=v`, `CN=v`, false, false},
-		{"BMPString", rawName(t, cn(30, bmp('é', '€', ' '))), `CN=\C3\A9\E2\82\AC\ `, `CN=\C3\A9\E2\82\AC\ `, false, false},
-		{"BMPString odd length", rawName(t, cn(30, "abc")), ``, ``, true, true},
-		{"BMPString surrogate", rawName(t, cn(30, bmp('a', 0xd800, 'b'))), ``, ``, true, true},
-		{"UniversalString out of range", rawName(t, cn(28, "\x00\x11\x00\x00")), ``, ``, true, true},
-		{"error after a good RDN", rawName(t, cn(12, "\xff"), cn(12, "ok")), ``, ``, true, true},
-		{"UniversalString", rawName(t, cn(28, "\x00\x01\xd1\x1e\x00\x00\x00#")), `CN=\F0\9D\84\9E#`, `CN=\F0\9D\84\9E#`, false, false},
-		{"VideotexString", rawName(t, cn(21, "abc")), `CN=#1503616263`, `CN=#1503616263`, false, false},
-		{"GeneralString", rawName(t, cn(27, "abc")), `CN=#1B03616263`, `CN=#1B03616263`, false, false},
-		{"OCTET STRING value", rawName(t, cn(4, "abc")), `CN=#0403616263`, `CN=#0403616263`, false, false},
-		{"context-specific value", rawName(t, []attr{{oid: oidCN, tag: 0, value: "x", class: asn1.ClassContextSpecific}}), `CN=#800178`, `CN=#800178`, false, false},
-		{"unknown attribute type", rawName(t, []attr{{oid: asn1.ObjectIdentifier{1, 2, 3, 4}, tag: 12, value: "x,y"}}), `1.2.3.4=#0C03782C79`, `1.2.3.4=#0C03782C79`, false, false},
-		{"organizationIdentifier", rawName(t, []attr{{oid: oidOrgID, tag: 12, value: "PSD"}}), `2.5.4.97=#0C03505344`, `organizationIdentifier=PSD`, false, false},
-		{"uid", rawName(t, []attr{{oid: oidUID44, tag: 12, value: "u"}}), `0.9.2342.19200300.100.1.44=#0C0175`, `uid=u`, false, false},
-		{"OID longer than 79 characters", rawName(t, []attr{{oid: longOID, tag: 12, value: "x"}}), longOID.String()[:79] + `=#0C0178`, longOID.String()[:79] + `=#0C0178`, false, false},
-		{"multi-valued RDN printed in reverse", rawName(t, []attr{{oid: oidC, tag: 19, value: "US"}, {oid: oidO, tag: 12, value: "x"}, {oid: oidCN, tag: 12, value: "y"}}, cn(12, "z")), `CN=z,CN=y+O=x+C=US`, `CN=z,CN=y+O=x+C=US`, false, false},
-		{"empty RDN", rawName(t, cn(12, "a"), nil, cn(12, "b")), ``, `CN=b,CN=a`, true, false},
+		{"empty name", rawName(t), "", "", nil, nil},
+		{"empty value", rawName(t, cn(12, "")), `CN=`, `CN=`, nil, nil},
+		{"RFC 2253 specials", rawName(t, cn(12, `a,b+c"d\e<f>g;h=i`)), `CN=a\,b\+c\"d\\e\<f\>g\;h=i`, `CN=a\,b\+c\"d\\e\<f\>g\;h=i`, nil, nil},
+		{"leading and trailing spaces", rawName(t, cn(12, "  a  ")), `CN=\  a \ `, `CN=\  a \ `, nil, nil},
+		{"leading hash only", rawName(t, cn(12, "#a#")), `CN=\#a#`, `CN=\#a#`, nil, nil},
+		{"single hash", rawName(t, cn(12, "#")), `CN=\#`, `CN=#`, nil, nil},
+		{"single space", rawName(t, cn(12, " ")), `CN=\ `, `CN=\ `, nil, nil},
+		{"control bytes", rawName(t, cn(12, "\x00a\x1f\x7f\n")), `CN=\00a\1F\7F\0A`, `CN=\00a\1F\7F\0A`, nil, nil},
+		{"UTF-8", rawName(t, cn(12, "Lučić ✓")), `CN=Lu\C4\8Di\C4\87 \E2\9C\93`, `CN=Lu\C4\8Di\C4\87 \E2\9C\93`, nil, nil},
+		{"invalid UTF-8", rawName(t, cn(12, "a\xff")), ``, ``, ErrBadSubject, ErrBadSubject},
+		{"invalid UTF-8 under an unknown type", rawName(t, []attr{{oid: oidOrgID, tag: 12, value: "\xff"}}), ``, ``, ErrBadSubject, ErrBadSubject},
+		{"T61String is Latin-1", rawName(t, cn(20, "caf\xe9")), `CN=caf\C3\A9`, `CN=caf\C3\A9`, nil, nil},
+		{"PrintableString with a high byte", rawName(t, cn(19, "a\xe9")), `CN=a\C3\A9`, `CN=a\C3\A9`, nil, nil},
+		{"IA5String", rawName(t, cn(22, "a@b")), `CN=a@b`, `CN=a@b`, nil, nil},
+		{"NumericString", rawName(t, cn(18, "123")), `CN=123`, `CN=123`, nil, nil},
+		{"VisibleString", rawName(t, cn(26, "v")), `CN=v`, `CN=v`, nil, nil},
+		{"BMPString", rawName(t, cn(30, bmp('é', '€', ' '))), `CN=\C3\A9\E2\82\AC\ `, `CN=\C3\A9\E2\82\AC\ `, nil, nil},
+		{"BMPString odd length", rawName(t, cn(30, "abc")), ``, ``, ErrBadSubject, ErrBadSubject},
+		{"BMPString surrogate", rawName(t, cn(30, bmp('a', 0xd800, 'b'))), ``, ``, ErrBadSubject, ErrBadSubject},
+		{"UniversalString out of range", rawName(t, cn(28, "\x00\x11\x00\x00")), ``, ``, ErrBadSubject, ErrBadSubject},
+		{"error after a good RDN", rawName(t, cn(12, "\xff"), cn(12, "ok")), ``, ``, ErrBadSubject, ErrBadSubject},
+		{"UniversalString", rawName(t, cn(28, "\x00\x01\xd1\x1e\x00\x00\x00#")), `CN=\F0\9D\84\9E#`, `CN=\F0\9D\84\9E#`, nil, nil},
+		{"VideotexString", rawName(t, cn(21, "abc")), `CN=#1503616263`, `CN=#1503616263`, nil, nil},
+		{"GeneralString", rawName(t, cn(27, "abc")), `CN=#1B03616263`, `CN=#1B03616263`, nil, nil},
+		{"OCTET STRING value", rawName(t, cn(4, "abc")), `CN=#0403616263`, `CN=#0403616263`, nil, nil},
+		{"context-specific value", rawName(t, []attr{{oid: oidCN, tag: 0, value: "x", class: asn1.ClassContextSpecific}}), `CN=#800178`, `CN=#800178`, nil, nil},
+		{"unknown attribute type", rawName(t, []attr{{oid: asn1.ObjectIdentifier{1, 2, 3, 4}, tag: 12, value: "x,y"}}), `1.2.3.4=#0C03782C79`, `1.2.3.4=#0C03782C79`, nil, nil},
+		{"organizationIdentifier", rawName(t, []attr{{oid: oidOrgID, tag: 12, value: "PSD"}}), `2.5.4.97=#0C03505344`, `organizationIdentifier=PSD`, nil, nil},
+		{"uid", rawName(t, []attr{{oid: oidUID44, tag: 12, value: "u"}}), `0.9.2342.19200300.100.1.44=#0C0175`, `uid=u`, nil, nil},
+		{"OID longer than 79 characters", rawName(t, []attr{{oid: longOID, tag: 12, value: "x"}}), longOID.String()[:79] + `=#0C0178`, longOID.String()[:79] + `=#0C0178`, nil, nil},
+		{"multi-valued RDN printed in reverse", rawName(t, []attr{{oid: oidC, tag: 19, value: "US"}, {oid: oidO, tag: 12, value: "x"}, {oid: oidCN, tag: 12, value: "y"}}, cn(12, "z")), `CN=z,CN=y+O=x+C=US`, `CN=z,CN=y+O=x+C=US`, nil, nil},
+		{"empty RDN", rawName(t, cn(12, "a"), nil, cn(12, "b")), ``, `CN=b,CN=a`, ErrBadSubject, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := FormatSubject(tt.raw)
-			if got != tt.envoy || (err != nil) != tt.errEnvoy {
-				t.Errorf("FormatSubject = %q, %v; want %q (error %v)", got, err, tt.envoy, tt.errEnvoy)
+			if got != tt.envoy || !errors.Is(err, tt.errEnvoy) {
+				t.Errorf("FormatSubject = %q, %v; want %q, %v", got, err, tt.envoy, tt.errEnvoy)
 			}
 			got, err = FormatSubjectOpenSSL(tt.raw)
-			if got != tt.openSSL || (err != nil) != tt.errOpenSS {
-				t.Errorf("FormatSubjectOpenSSL = %q, %v; want %q (error %v)", got, err, tt.openSSL, tt.errOpenSS)
+			if got != tt.openSSL || !errors.Is(err, tt.errOpenSSL) {
+				t.Errorf("FormatSubjectOpenSSL = %q, %v; want %q, %v", got, err, tt.openSSL, tt.errOpenSSL)
 			}
 		})
 	}
@@ -192,11 +193,11 @@ func TestFormatSubjectMalformed(t *testing.T) {
 		"ATV without value": {0x30, 0x09, 0x31, 0x07, 0x30, 0x05, 0x06, 0x03, 0x55, 0x04, 0x03},
 		"indefinite length": {0x30, 0x80, 0x00, 0x00},
 	} {
-		if got, err := FormatSubject(raw); err == nil {
-			t.Errorf("%s: FormatSubject = %q, want an error", name, got)
+		if got, err := FormatSubject(raw); got != "" || !errors.Is(err, ErrBadSubject) {
+			t.Errorf("%s: FormatSubject = %q, %v; want ErrBadSubject", name, got, err)
 		}
-		if got, err := FormatSubjectOpenSSL(raw); err == nil {
-			t.Errorf("%s: FormatSubjectOpenSSL = %q, want an error", name, got)
+		if got, err := FormatSubjectOpenSSL(raw); got != "" || !errors.Is(err, ErrBadSubject) {
+			t.Errorf("%s: FormatSubjectOpenSSL = %q, %v; want ErrBadSubject", name, got, err)
 		}
 	}
 }
