@@ -72,3 +72,106 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 	io.WriteString(w, den.Body)
 }
+
+// ReadHTTPInput turns an authorization request into the policy's input.
+func ReadHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Config) policy.Input {
+	hdr := make(map[string]string, len(r.Header))
+	for k, vs := range r.Header {
+		hdr[strings.ToLower(k)] = strings.Join(vs, ",")
+	}
+	in := policy.Input{
+		ModeHint: hdr[set.ModeHeader],
+		Request: policy.Request{
+			Method:  r.Method,
+			Host:    r.Host,
+			Path:    r.URL.RequestURI(),
+			Headers: hdr,
+		},
+	}
+	if set.OriginalURIHeader != "" {
+		in.Request.Path = hdr[set.OriginalURIHeader]
+	}
+	if set.OriginalMethodHeader != "" {
+		in.Request.Method = hdr[set.OriginalMethodHeader]
+	}
+	if r.Body != nil {
+		body, err := io.ReadAll(io.LimitReader(r.Body, int64(set.MaxBodyBytes)+1))
+		switch {
+		case err != nil:
+			in.Request.BodyTruncated = true
+		case len(body) > set.MaxBodyBytes:
+			in.Request.Body, in.Request.BodyTruncated = body[:set.MaxBodyBytes], true
+		default:
+			in.Request.Body = body
+		}
+	}
+	p, reason, err := httpCertificate(hdr, set, cfg)
+	if reason != policy.ReasonOK {
+		in.CertificateErr = &policy.CertificateError{Reason: reason, Err: err}
+	}
+	in.Certificate = p
+	return in
+}
+
+func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *policy.Config) (*policy.Presented, policy.Reason, error) {
+	v, ok := hdr[set.CertificateHeader]
+	if !ok || v == "" {
+		return nil, policy.ReasonOK, nil
+	}
+	var leaf []byte
+	var inter [][]byte
+	switch set.CertificateFormat {
+	case policy.CertFormatXFCC:
+		e, r, err := parseXFCC(v, cfg.XFCC)
+		if r != policy.ReasonOK {
+			return nil, r, err
+		}
+		if leaf, err = e.Leaf(); err != nil {
+			return nil, policy.ReasonNoCertificate, errors.New("x-forwarded-client-cert carries no Cert or Chain")
+		}
+		if len(e.Chain) > 1 {
+			inter = e.Chain[1:]
+		}
+	case policy.CertFormatRFC9440:
+		der, err := byteSequence(v)
+		if err != nil {
+			return nil, policy.ReasonCertificateMalformed, fmt.Errorf("%s: %w", set.CertificateHeader, err)
+		}
+		leaf = der
+		if chain, ok := hdr[set.CertificateHeader+"-chain"]; ok {
+			for i, item := range strings.Split(chain, ",") {
+				der, err := byteSequence(strings.TrimSpace(item))
+				if err != nil {
+					return nil, policy.ReasonCertificateMalformed, fmt.Errorf("%s-chain[%d]: %w", set.CertificateHeader, i, err)
+				}
+				inter = append(inter, der)
+			}
+			if len(inter)+1 > cfg.XFCC.MaxChainLength {
+				return nil, policy.ReasonChainTooLong, fmt.Errorf("%d certificates in the chain", len(inter)+1)
+			}
+		}
+	case policy.CertFormatPEMURLEncoded:
+		der, err := decodePeerCertificate(v)
+		if err != nil {
+			return nil, policy.ReasonCertificateMalformed, fmt.Errorf("%s: %w", set.CertificateHeader, err)
+		}
+		leaf = der
+	}
+	p, err := policy.ParsePresented(leaf, inter)
+	if err != nil {
+		return nil, policy.ReasonCertificateMalformed, err
+	}
+	return p, policy.ReasonOK, nil
+}
+
+// byteSequence parses an RFC 8941 byte sequence, `:base64:` (RFC 9440 section 2.1).
+func byteSequence(s string) ([]byte, error) {
+	if len(s) < 2 || s[0] != ':' || s[len(s)-1] != ':' {
+		return nil, errors.New("not an RFC 8941 byte sequence (:base64:)")
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(s[1 : len(s)-1])
+	if err != nil || len(b) == 0 {
+		return nil, fmt.Errorf("bad base64: %v", err)
+	}
+	return b, nil
+}
