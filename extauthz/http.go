@@ -37,7 +37,7 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	in := ReadHTTPInput(r, cfg.HTTPAuthz, cfg)
 	d := h.s.engine.DecideWith(r.Context(), cfg, in)
-	h.s.logDecision(d, in.Request.Headers["x-request-id"], h.s.now().Sub(start))
+	h.s.record(d, in.Request.Headers["x-request-id"], start)
 	rs := cfg.Response()
 	if d.Allow {
 		set, remove := Allowed(d, rs)

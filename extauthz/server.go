@@ -19,9 +19,15 @@ const ModeKey = "certbind_mode"
 
 // Config is what a Server needs.
 type Config struct {
-	Engine *policy.Engine
-	Logger logrus.FieldLogger // default: a discarding logger
-	Now    func() time.Time   // for durations; default time.Now
+	Engine   *policy.Engine
+	Logger   logrus.FieldLogger // default: a discarding logger
+	Now      func() time.Time   // for durations; default time.Now
+	Observer Observer           // optional: metrics
+}
+
+// Observer is told about every decision (package metrics implements it).
+type Observer interface {
+	ObserveDecision(d policy.Decision, took time.Duration, now time.Time)
 }
 
 // Server implements envoy.service.auth.v3.Authorization.
@@ -30,11 +36,12 @@ type Server struct {
 	engine *policy.Engine
 	log    logrus.FieldLogger
 	now    func() time.Time
+	obs    Observer
 }
 
 // New makes a Server.
 func New(c Config) *Server {
-	s := &Server{engine: c.Engine, log: c.Logger, now: c.Now}
+	s := &Server{engine: c.Engine, log: c.Logger, now: c.Now, obs: c.Observer}
 	if s.log == nil {
 		l := logrus.New()
 		l.Out = nopWriter{}
@@ -61,7 +68,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	}
 	in := ReadInput(req, cfg)
 	d := s.engine.DecideWith(ctx, cfg, in)
-	s.logDecision(d, in.Request.Headers["x-request-id"], s.now().Sub(start))
+	s.record(d, in.Request.Headers["x-request-id"], start)
 	return Render(d, cfg.Response()), nil
 }
 
@@ -112,6 +119,16 @@ func headers(h *authv3.AttributeContext_HttpRequest) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// record logs a decision and tells the observer.
+func (s *Server) record(d policy.Decision, requestID string, start time.Time) {
+	now := s.now()
+	took := now.Sub(start)
+	if s.obs != nil {
+		s.obs.ObserveDecision(d, took, now)
+	}
+	s.logDecision(d, requestID, took)
 }
 
 func (s *Server) logDecision(d policy.Decision, requestID string, took time.Duration) {

@@ -288,7 +288,9 @@ func TestCheckSourcesAndIntermediates(t *testing.T) {
 		{"XFCC required but absent", "intermediates: [inter.pem]\ncertificate_sources: {xfcc: require}\n", req{body: "client_id=billing", peer: f.billing}, policy.ReasonNoCertificate},
 		{"XFCC ignored", "certificate_sources: {xfcc: ignore}\n", req{body: "client_id=billing", xfccHeader: envoyXFCC(f.billing)}, policy.ReasonNoCertificate},
 		{"peer ignored: a mismatching peer does not matter", "certificate_sources: {peer: ignore}\n", req{body: "client_id=billing", peer: f.other, xfccHeader: envoyXFCC(f.billing)}, policy.ReasonOK},
-		{"last element in APPEND_FORWARD mode", "xfcc: {elements: last}\n", req{body: "client_id=billing", xfccHeader: "By=spiffe://edge;Hash=" + hexThumb(f.other) + "," + envoyXFCC(f.billing)}, policy.ReasonOK},
+		{"last element in APPEND_FORWARD mode, confirmed by the peer", "xfcc: {elements: last}\n", req{body: "client_id=billing", peer: f.billing, xfccHeader: "By=spiffe://edge;Hash=" + hexThumb(f.other) + "," + envoyXFCC(f.billing)}, policy.ReasonOK},
+		{"last element without the peer certificate", "xfcc: {elements: last}\n", req{body: "client_id=billing", xfccHeader: "By=spiffe://edge;Hash=" + hexThumb(f.other) + "," + envoyXFCC(f.billing)}, policy.ReasonNoCertificate},
+		{"forged last element, real peer differs", "xfcc: {elements: last}\n", req{body: "client_id=billing", peer: f.other, xfccHeader: envoyXFCC(f.other) + "," + envoyXFCC(f.billing)}, policy.ReasonCertificateMismatch},
 		{"chain longer than allowed", "xfcc: {max_chain_length: 1}\n", req{body: "client_id=billing", xfccHeader: envoyXFCC(f.billing)}, policy.ReasonChainTooLong},
 	}
 	for _, tc := range tests {

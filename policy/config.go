@@ -233,6 +233,15 @@ func (c *Config) Client(id string) (*Client, bool) {
 	return cl, ok
 }
 
+// CRLs returns the configured CRLs.
+func (c *Config) CRLs() []*x509.RevocationList {
+	out := make([]*x509.RevocationList, len(c.crls))
+	for i, l := range c.crls {
+		out[i] = l.list
+	}
+	return out
+}
+
 // TrustAnchors returns the global trust anchors.
 func (c *Config) TrustAnchors() []*x509.Certificate { return c.anchors }
 
@@ -403,6 +412,9 @@ func (b *builder) compile(f *fileConfig) *Config {
 	c.XFCC = XFCCSettings{Elements: f.XFCC.Elements, MaxHeaderBytes: f.XFCC.MaxHeaderBytes, MaxChainLength: f.XFCC.MaxChainLength}
 	if f.XFCC.Elements != "single" && f.XFCC.Elements != "last" {
 		b.errf("xfcc.elements", "%q: want single (Envoy SANITIZE_SET) or last (APPEND_FORWARD)", f.XFCC.Elements)
+	}
+	if f.XFCC.Elements == "last" && c.Sources.Peer == SourceIgnore {
+		b.errf("xfcc.elements", "last needs certificate_sources.peer (accept or require): the peer certificate is what confirms the last element")
 	}
 	if f.XFCC.MaxHeaderBytes < 0 {
 		b.errf("xfcc.max_header_bytes", "must be positive")

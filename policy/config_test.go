@@ -78,6 +78,7 @@ func TestConfigErrors(t *testing.T) {
 		{"crl_expired", "crl_expired: maybe\n", []string{`crl_expired: "maybe": want deny or ignore`}},
 		{"bad CRL", "crl_files: [pki/garbage.pem]\n", []string{"crl_files[0]: pki/garbage.pem:"}},
 		{"both sources ignored", "certificate_sources: {peer: ignore, xfcc: ignore}\n", []string{"certificate_sources: peer and xfcc are both ignore"}},
+		{"last without the peer certificate", "xfcc: {elements: last}\ncertificate_sources: {peer: ignore}\n", []string{"xfcc.elements: last needs certificate_sources.peer"}},
 		{"bad source mode", "certificate_sources: {peer: maybe}\n", []string{`certificate_sources.peer: "maybe"`}},
 		{"several problems at once", "trust_anchors: [pki/nope.pem]\nxfcc: {elements: first}\n", []string{"trust_anchors[0]:", "xfcc.elements:"}},
 	}

@@ -11,27 +11,39 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/certbind/certbind/extauthz"
+	"github.com/certbind/certbind/extauthz/metrics"
 	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/policy/reload"
 )
 
 type serveFlags struct {
-	config      string
-	grpcAddr    string
-	httpAddr    string
-	logFormat   string
-	logLevel    string
-	tlsCert     string
-	tlsKey      string
-	tlsClientCA string
-	drain       time.Duration
+	config         string
+	grpcAddr       string
+	httpAddr       string
+	adminAddr      string
+	logFormat      string
+	logLevel       string
+	tlsCert        string
+	tlsKey         string
+	tlsClientCA    string
+	allowedCallers string
+	waitForConfig  bool
+	drain          time.Duration
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -39,13 +51,16 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "", "configuration file (required)")
-	fs.StringVar(&f.grpcAddr, "grpc-addr", ":9191", "gRPC listen address for Envoy's ext_authz")
-	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP authorization endpoint (Envoy http_service, nginx auth_request); off when empty")
+	fs.StringVar(&f.grpcAddr, "grpc-addr", ":9191", "gRPC listen address for Envoy's ext_authz: host:port, or unix:/path/to.sock")
+	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP authorization endpoint (Envoy http_service, nginx auth_request): host:port or unix:/path; off when empty")
+	fs.StringVar(&f.adminAddr, "admin-addr", "", "admin listener with /healthz, /readyz and /metrics; off when empty")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve gRPC over TLS with this certificate (PEM)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve the gRPC and HTTP authorization listeners over TLS with this certificate (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "private key for --tls-cert (PEM)")
-	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "require callers (Envoy) to present a certificate from this CA (PEM)")
+	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "require callers to present a certificate from this CA (PEM)")
+	fs.StringVar(&f.allowedCallers, "allowed-callers", "", "with --tls-client-ca: comma-separated URI or DNS SANs (e.g. spiffe://example.org/envoy,envoy.example.org) of the only callers accepted")
+	fs.BoolVar(&f.waitForConfig, "wait-for-config", false, "start even when the configuration is invalid: not ready (health NOT_SERVING) until a valid one is written")
 	fs.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "on shutdown, how long in-flight checks may take to finish")
 	if err := fs.Parse(args); err != nil {
 		return f, &exitError{code: 2}
@@ -58,6 +73,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	}
 	if f.tlsClientCA != "" && f.tlsCert == "" {
 		return f, usageError("serve: --tls-client-ca needs --tls-cert and --tls-key")
+	}
+	if f.allowedCallers != "" && f.tlsClientCA == "" {
+		return f, usageError("serve: --allowed-callers needs --tls-client-ca: callers are identified by their certificate")
 	}
 	return f, nil
 }
@@ -82,22 +100,40 @@ func newLogger(format, level string, out io.Writer) (*logrus.Logger, error) {
 }
 
 func loadConfig(path string, log logrus.FieldLogger) (*policy.Config, error) {
-	cfg, err := policy.LoadConfig(path, policy.LoadOptions{
-		OnJWKSFetch: func(uri string, err error) {
-			if log == nil {
-				return
-			}
-			if err != nil {
-				log.WithField("jwks_uri", uri).WithError(err).Warn("jwks fetch failed; keeping the last good key set")
-			} else {
-				log.WithField("jwks_uri", uri).Debug("jwks fetched")
-			}
-		},
-	})
+	cfg, err := policy.LoadConfig(path, loadOptions(log, nil))
 	if err != nil {
 		return nil, &exitError{code: 2, err: fmt.Errorf("%s: %w", path, err)}
 	}
 	return cfg, nil
+}
+
+func loadOptions(log logrus.FieldLogger, m *metrics.Metrics) policy.LoadOptions {
+	return policy.LoadOptions{OnJWKSFetch: func(uri string, err error) {
+		if m != nil {
+			m.ObserveFetch("jwks", err)
+		}
+		if log == nil {
+			return
+		}
+		if err != nil {
+			log.WithField("jwks_uri", uri).WithError(err).Warn("jwks fetch failed; keeping the last good key set")
+		} else {
+			log.WithField("jwks_uri", uri).Debug("jwks fetched")
+		}
+	}}
+}
+
+// server is one running certbind: listeners, engine, reloader.
+type server struct {
+	f       serveFlags
+	log     *logrus.Logger
+	engine  *policy.Engine
+	metrics *metrics.Metrics
+	health  *health.Server
+	grpc    *grpc.Server
+	https   []*http.Server
+	reload  *reload.Reloader
+	ready   func() bool
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -109,81 +145,205 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(f.config, log)
+	s, err := newServer(f, log)
 	if err != nil {
 		return err
 	}
-	var opts []grpc.ServerOption
-	var tlsConfig *tls.Config
-	if f.tlsCert != "" {
-		tlsConfig, err = serverTLS(f)
-		if err != nil {
-			return &exitError{code: 2, err: err}
-		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig)))
-	}
-	lis, err := net.Listen("tcp", f.grpcAddr)
-	if err != nil {
-		return err
-	}
-	engine := policy.NewEngine(policy.EngineConfig{Config: cfg})
-	srv := extauthz.New(extauthz.Config{Engine: engine, Logger: log})
-	gs := grpc.NewServer(opts...)
-	authv3.RegisterAuthorizationServer(gs, srv)
-	var hs *http.Server
-	if f.httpAddr != "" {
-		hl, err := net.Listen("tcp", f.httpAddr)
-		if err != nil {
-			lis.Close()
-			return err
-		}
-		hs = &http.Server{Handler: extauthz.NewHTTPHandler(srv), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
-		go func() {
-			var err error
-			if tlsConfig != nil {
-				err = hs.ServeTLS(hl, "", "")
-			} else {
-				err = hs.Serve(hl)
-			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.WithError(err).Error("HTTP authorization endpoint stopped")
-			}
-		}()
-		log.WithField("http_addr", hl.Addr().String()).Info("HTTP authorization endpoint serving")
-	}
-	log.WithFields(logrus.Fields{"grpc_addr": lis.Addr().String(), "clients": len(cfg.Clients()), "tls": f.tlsCert != ""}).Info("certbind serving")
-	err = serveUntilDone(ctx, gs, lis, f.drain, log)
-	if hs != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), f.drain)
-		defer cancel()
-		hs.Shutdown(sctx)
-	}
-	return err
+	return s.run(ctx)
 }
 
-// serveUntilDone serves until ctx ends, then stops accepting and lets in-flight checks finish
-// within drain.
-func serveUntilDone(ctx context.Context, gs *grpc.Server, lis net.Listener, drain time.Duration, log logrus.FieldLogger) error {
+func newServer(f serveFlags, log *logrus.Logger) (*server, error) {
+	s := &server{f: f, log: log, engine: policy.NewEngine(policy.EngineConfig{}), metrics: metrics.New(), health: health.NewServer()}
+	s.ready = func() bool { return s.engine.Config() != nil }
+	s.setServing(false)
+	s.reload = reload.New(reload.Config{
+		Path: f.config, Engine: s.engine, Load: loadOptions(log, s.metrics),
+		OnLoad: func(cfg *policy.Config, err error) {
+			s.metrics.ObserveReload(cfg, err, time.Now())
+			if err != nil {
+				log.WithError(err).WithField("config", f.config).Error("configuration not loaded; the previous one stays in force")
+				return
+			}
+			log.WithFields(logrus.Fields{"config": f.config, "clients": len(cfg.Clients())}).Info("configuration loaded")
+			s.setServing(true)
+		},
+	})
+	if err := s.reload.Load(); err != nil && !f.waitForConfig {
+		return nil, &exitError{code: 2, err: fmt.Errorf("%s: %w", f.config, err)}
+	}
+	return s, nil
+}
+
+func (s *server) setServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, st)
+}
+
+func (s *server) run(ctx context.Context) error {
+	var tlsConfig *tls.Config
+	if s.f.tlsCert != "" {
+		var err error
+		if tlsConfig, err = serverTLS(s.f); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
+	authz := extauthz.New(extauthz.Config{Engine: s.engine, Logger: s.log, Observer: s.metrics})
+	var opts []grpc.ServerOption
+	if tlsConfig != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig)))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	authv3.RegisterAuthorizationServer(s.grpc, authz)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+
+	lis, err := listen(s.f.grpcAddr)
+	if err != nil {
+		return err
+	}
+	var listeners []net.Listener
+	closeAll := func() {
+		lis.Close()
+		for _, l := range listeners {
+			l.Close()
+		}
+	}
+	if s.f.httpAddr != "" {
+		hl, err := listen(s.f.httpAddr)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		if tlsConfig != nil {
+			hl = tls.NewListener(hl, tlsConfig)
+		}
+		listeners = append(listeners, hl)
+		s.https = append(s.https, &http.Server{Handler: extauthz.NewHTTPHandler(authz), ReadHeaderTimeout: 5 * time.Second})
+	}
+	if s.f.adminAddr != "" {
+		al, err := listen(s.f.adminAddr)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		listeners = append(listeners, al)
+		s.https = append(s.https, &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second})
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	trigger := make(chan struct{}, 1)
+	rctx, stopReload := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-hup:
+				s.log.Info("SIGHUP: reloading the configuration")
+				select {
+				case trigger <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := s.reload.Run(rctx, trigger); err != nil {
+			s.log.WithError(err).Error("configuration watcher stopped; SIGHUP still reloads")
+		}
+	}()
+	defer func() { stopReload(); wg.Wait() }()
+
+	for i, hs := range s.https {
+		go func(hs *http.Server, l net.Listener) {
+			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.WithError(err).Error("HTTP listener stopped")
+			}
+		}(hs, listeners[i])
+	}
+	s.log.WithFields(logrus.Fields{"grpc_addr": lis.Addr().String(), "http_addr": s.f.httpAddr, "admin_addr": s.f.adminAddr,
+		"tls": tlsConfig != nil, "caller_allow_list": s.f.allowedCallers != ""}).Info("certbind serving")
+	return s.serveUntilDone(ctx, lis)
+}
+
+// serveUntilDone serves gRPC until ctx ends, then stops accepting and lets in-flight checks
+// finish within the drain timeout.
+func (s *server) serveUntilDone(ctx context.Context, lis net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- gs.Serve(lis) }()
+	go func() { errc <- s.grpc.Serve(lis) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining in-flight checks")
+	s.log.Info("shutting down: draining in-flight checks")
+	s.setServing(false)
+	dctx, cancel := context.WithTimeout(context.Background(), s.f.drain)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, hs := range s.https {
+		wg.Add(1)
+		go func(hs *http.Server) { defer wg.Done(); hs.Shutdown(dctx) }(hs)
+	}
 	done := make(chan struct{})
-	go func() { gs.GracefulStop(); close(done) }()
+	go func() { s.grpc.GracefulStop(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(drain):
-		log.Warn("drain deadline passed; closing remaining connections")
-		gs.Stop()
+	case <-dctx.Done():
+		s.log.Warn("drain deadline passed; closing remaining connections")
+		s.grpc.Stop()
 	}
+	wg.Wait()
 	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}
+	s.log.Info("stopped")
 	return nil
+}
+
+func (s *server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready() {
+			http.Error(w, "no valid configuration loaded", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// listen opens host:port or unix:/path (a stale socket file is replaced).
+func listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		path = strings.TrimPrefix(path, "//")
+		if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(path)
+		}
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(path, 0o660); err != nil {
+			l.Close()
+			return nil, err
+		}
+		return l, nil
+	}
+	return net.Listen("tcp", addr)
 }
 
 func serverTLS(f serveFlags) (*tls.Config, error) {
@@ -192,17 +352,49 @@ func serverTLS(f serveFlags) (*tls.Config, error) {
 		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if f.tlsClientCA != "" {
-		pem, err := os.ReadFile(f.tlsClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-client-ca: %w", err)
+	if f.tlsClientCA == "" {
+		return tc, nil
+	}
+	pem, err := os.ReadFile(f.tlsClientCA)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-client-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-client-ca: %s holds no PEM certificate", f.tlsClientCA)
+	}
+	tc.ClientCAs = pool
+	tc.ClientAuth = tls.RequireAndVerifyClientCert
+	if f.allowedCallers != "" {
+		allowed := map[string]bool{}
+		for _, id := range strings.Split(f.allowedCallers, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				allowed[strings.ToLower(id)] = true
+			}
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-client-ca: %s holds no PEM certificate", f.tlsClientCA)
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			return allowedCaller(cs, allowed)
 		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return tc, nil
+}
+
+// allowedCaller admits a TLS peer whose verified leaf carries an allowed URI or DNS SAN: a
+// caller that is not Envoy is refused during the handshake, before any decision.
+func allowedCaller(cs tls.ConnectionState, allowed map[string]bool) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("certbind: caller presented no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	for _, u := range leaf.URIs {
+		if allowed[strings.ToLower(u.String())] {
+			return nil
+		}
+	}
+	for _, d := range leaf.DNSNames {
+		if allowed[strings.ToLower(d)] {
+			return nil
+		}
+	}
+	return fmt.Errorf("certbind: caller %q is not in --allowed-callers", leaf.Subject)
 }

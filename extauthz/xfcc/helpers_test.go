@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -33,6 +34,7 @@ type certOpts struct {
 var (
 	testKeyOnce sync.Once
 	testKey     *ecdsa.PrivateKey
+	testSerial  atomic.Int64
 )
 
 // key returns one P-256 key shared by every test certificate: tests here never verify
@@ -54,7 +56,7 @@ func newCert(tb testing.TB, o certOpts, parent *x509.Certificate) *x509.Certific
 	tb.Helper()
 	k := key(tb)
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		SerialNumber:          big.NewInt(testSerial.Add(1)),
 		Subject:               pkix.Name{CommonName: o.cn},
 		RawSubject:            o.rawSubject,
 		NotBefore:             testNow.Add(-time.Hour),

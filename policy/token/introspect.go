@@ -127,11 +127,11 @@ func (in *Introspector) call(ctx context.Context, raw string) (*Claims, error) {
 	if err != nil {
 		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("introspection: response: %v", err)}
 	}
-	var active bool
-	if raw, ok := m["active"]; !ok || json.Unmarshal(raw, &active) != nil {
+	var active *bool // a pointer, so that null is not read as false
+	if raw, ok := m["active"]; !ok || json.Unmarshal(raw, &active) != nil || active == nil {
 		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("introspection: response without a boolean active")}
 	}
-	if !active {
+	if !*active {
 		return nil, nil
 	}
 	c, err := claimsFrom(m)
