@@ -17,6 +17,8 @@ type certSources struct {
 	peer        string // attributes.source.certificate: URL-encoded PEM of the leaf, "" when none
 	xfcc        string // x-forwarded-client-cert
 	xfccPresent bool
+	// destination is the CheckRequest's destination principal: the proxy's own identity.
+	destination string
 }
 
 // certificate reconciles the request's certificate sources into the certificate to decide on.
@@ -51,6 +53,9 @@ func certificate(src certSources, cfg *policy.Config) (*policy.Presented, policy
 		e, r, err := parseXFCC(src.xfcc, cfg.XFCC)
 		if r != policy.ReasonOK {
 			return nil, r, err
+		}
+		if !trustedProxy(e, src.destination, cfg.XFCC.TrustedProxies) {
+			return nil, policy.ReasonXFCCUntrusted, fmt.Errorf("XFCC element by %q, destination %q: not in xfcc.trusted_proxies", e.By, src.destination)
 		}
 		elem = &e
 	}
@@ -141,4 +146,24 @@ func decodePeerCertificate(s string) ([]byte, error) {
 		return nil, errors.New("data after the certificate")
 	}
 	return block.Bytes, nil
+}
+
+// trustedProxy: with no trusted_proxies configured every XFCC is honoured (the proxy in front
+// is trusted to sanitize it); otherwise the element's By, or the proxy's own identity in the
+// CheckRequest, must be listed.
+func trustedProxy(e xfcc.Element, destination string, trusted []string) bool {
+	if len(trusted) == 0 {
+		return true
+	}
+	for _, t := range trusted {
+		if t == destination {
+			return true
+		}
+		for _, by := range e.By {
+			if by == t {
+				return true
+			}
+		}
+	}
+	return false
 }

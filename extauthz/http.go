@@ -126,6 +126,9 @@ func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *p
 		if r != policy.ReasonOK {
 			return nil, r, err
 		}
+		if !trustedProxy(e, "", cfg.XFCC.TrustedProxies) {
+			return nil, policy.ReasonXFCCUntrusted, fmt.Errorf("XFCC element by %q: not in xfcc.trusted_proxies", e.By)
+		}
 		if leaf, err = e.Leaf(); err != nil {
 			return nil, policy.ReasonNoCertificate, errors.New("x-forwarded-client-cert carries no Cert or Chain")
 		}

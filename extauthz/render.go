@@ -56,6 +56,7 @@ var reasonTable = map[policy.Reason]mapping{
 	policy.ReasonCertificateMalformed:   {codes.Unauthenticated, kindUnauthorized},
 	policy.ReasonXFCCMalformed:          {codes.Unauthenticated, kindUnauthorized},
 	policy.ReasonXFCCElements:           {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonXFCCUntrusted:          {codes.Unauthenticated, kindUnauthorized},
 	policy.ReasonCertificateMismatch:    {codes.Unauthenticated, kindUnauthorized},
 	policy.ReasonChainTooLong:           {codes.Unauthenticated, kindUnauthorized},
 	policy.ReasonCertificateExpired:     {codes.Unauthenticated, kindUnauthorized},

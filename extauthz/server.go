@@ -91,7 +91,8 @@ func ReadInput(req *authv3.CheckRequest, cfg *policy.Config) policy.Input {
 	}
 	in.Request.BodyTruncated = in.Request.Headers["x-envoy-auth-partial-body"] == "true"
 	xv, xok := in.Request.Headers["x-forwarded-client-cert"]
-	p, r, err := certificate(certSources{peer: attrs.GetSource().GetCertificate(), xfcc: xv, xfccPresent: xok}, cfg)
+	p, r, err := certificate(certSources{peer: attrs.GetSource().GetCertificate(), xfcc: xv, xfccPresent: xok,
+		destination: attrs.GetDestination().GetPrincipal()}, cfg)
 	if r != policy.ReasonOK {
 		in.CertificateErr = &policy.CertificateError{Reason: r, Err: err}
 	}

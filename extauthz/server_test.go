@@ -99,6 +99,7 @@ func startServer(t *testing.T, e *policy.Engine) (authv3.AuthorizationClient, *l
 // context extensions, and the peer certificate URL-encoded when given.
 type req struct {
 	mode, path, body, xfccHeader string
+	destination                  string
 	peer                         *pki.Cert
 	headers                      map[string]string
 }
@@ -129,6 +130,9 @@ func (r req) build() *authv3.CheckRequest {
 	}
 	if r.peer != nil {
 		cr.Attributes.Source.Certificate = xfcc.EncodePEM(r.peer.PEM())
+	}
+	if r.destination != "" {
+		cr.Attributes.Destination = &authv3.AttributeContext_Peer{Principal: r.destination}
 	}
 	return cr
 }
@@ -291,6 +295,10 @@ func TestCheckSourcesAndIntermediates(t *testing.T) {
 		{"last element in APPEND_FORWARD mode, confirmed by the peer", "xfcc: {elements: last}\n", req{body: "client_id=billing", peer: f.billing, xfccHeader: "By=spiffe://edge;Hash=" + hexThumb(f.other) + "," + envoyXFCC(f.billing)}, policy.ReasonOK},
 		{"last element without the peer certificate", "xfcc: {elements: last}\n", req{body: "client_id=billing", xfccHeader: "By=spiffe://edge;Hash=" + hexThumb(f.other) + "," + envoyXFCC(f.billing)}, policy.ReasonNoCertificate},
 		{"forged last element, real peer differs", "xfcc: {elements: last}\n", req{body: "client_id=billing", peer: f.other, xfccHeader: envoyXFCC(f.other) + "," + envoyXFCC(f.billing)}, policy.ReasonCertificateMismatch},
+		{"trusted proxy by By", "xfcc: {trusted_proxies: [spiffe://example.org/envoy]}\n", req{body: "client_id=billing", xfccHeader: "By=spiffe://example.org/envoy;" + envoyXFCC(f.billing)}, policy.ReasonOK},
+		{"untrusted proxy", "xfcc: {trusted_proxies: [spiffe://example.org/envoy]}\n", req{body: "client_id=billing", xfccHeader: "By=spiffe://example.org/other;" + envoyXFCC(f.billing)}, policy.ReasonXFCCUntrusted},
+		{"no By and no destination principal", "xfcc: {trusted_proxies: [spiffe://example.org/envoy]}\n", req{body: "client_id=billing", xfccHeader: envoyXFCC(f.billing)}, policy.ReasonXFCCUntrusted},
+		{"trusted proxy by destination principal", "xfcc: {trusted_proxies: [spiffe://example.org/envoy]}\n", req{body: "client_id=billing", xfccHeader: envoyXFCC(f.billing), destination: "spiffe://example.org/envoy"}, policy.ReasonOK},
 		{"chain longer than allowed", "xfcc: {max_chain_length: 1}\n", req{body: "client_id=billing", xfccHeader: envoyXFCC(f.billing)}, policy.ReasonChainTooLong},
 	}
 	for _, tc := range tests {

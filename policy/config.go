@@ -49,9 +49,10 @@ type fileSources struct {
 }
 
 type fileXFCC struct {
-	Elements       string `yaml:"elements"`
-	MaxHeaderBytes int    `yaml:"max_header_bytes"`
-	MaxChainLength int    `yaml:"max_chain_length"`
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	Elements       string   `yaml:"elements"`
+	MaxHeaderBytes int      `yaml:"max_header_bytes"`
+	MaxChainLength int      `yaml:"max_chain_length"`
 }
 
 type fileFetch struct {
@@ -167,6 +168,10 @@ type Sources struct {
 
 // XFCCSettings configures the adapter's XFCC parser.
 type XFCCSettings struct {
+	// TrustedProxies, when set, lists the proxy identities (URI SANs of the proxy's own
+	// certificate, as Envoy writes them in By, or the CheckRequest's destination principal)
+	// whose XFCC certbind honours.
+	TrustedProxies []string
 	Elements       string // "single" (Envoy SANITIZE_SET) or "last" (APPEND_FORWARD)
 	MaxHeaderBytes int
 	MaxChainLength int // intermediates plus leaf
@@ -409,7 +414,12 @@ func (b *builder) compile(f *fileConfig) *Config {
 	if c.Sources.Peer == SourceIgnore && c.Sources.XFCC == SourceIgnore {
 		b.errf("certificate_sources", "peer and xfcc are both ignore: no certificate could ever be read")
 	}
-	c.XFCC = XFCCSettings{Elements: f.XFCC.Elements, MaxHeaderBytes: f.XFCC.MaxHeaderBytes, MaxChainLength: f.XFCC.MaxChainLength}
+	c.XFCC = XFCCSettings{TrustedProxies: f.XFCC.TrustedProxies, Elements: f.XFCC.Elements, MaxHeaderBytes: f.XFCC.MaxHeaderBytes, MaxChainLength: f.XFCC.MaxChainLength}
+	for i, p := range f.XFCC.TrustedProxies {
+		if p == "" || strings.ContainsAny(p, ",; \"") {
+			b.errf(fmt.Sprintf("xfcc.trusted_proxies[%d]", i), "%q is not a proxy identity (a URI SAN such as spiffe://example.org/envoy)", p)
+		}
+	}
 	if f.XFCC.Elements != "single" && f.XFCC.Elements != "last" {
 		b.errf("xfcc.elements", "%q: want single (Envoy SANITIZE_SET) or last (APPEND_FORWARD)", f.XFCC.Elements)
 	}

@@ -18,6 +18,7 @@ const (
 	ReasonCertificateMalformed Reason = "certificate_malformed"  // bytes that are not one X.509 certificate
 	ReasonXFCCMalformed        Reason = "xfcc_malformed"         // x-forwarded-client-cert that the strict parser rejects
 	ReasonXFCCElements         Reason = "xfcc_elements"          // wrong number of XFCC elements for the configured policy
+	ReasonXFCCUntrusted        Reason = "xfcc_untrusted"         // XFCC written by a proxy not in xfcc.trusted_proxies
 	ReasonCertificateMismatch  Reason = "certificate_mismatch"   // the peer certificate and XFCC name different certificates
 	ReasonChainTooLong         Reason = "certificate_chain_long" // more intermediates than allowed
 
@@ -69,7 +70,7 @@ const (
 func Reasons() []Reason {
 	return []Reason{
 		ReasonOK, ReasonNoPolicy, ReasonUnknownMode,
-		ReasonNoCertificate, ReasonCertificateMalformed, ReasonXFCCMalformed, ReasonXFCCElements,
+		ReasonNoCertificate, ReasonCertificateMalformed, ReasonXFCCMalformed, ReasonXFCCElements, ReasonXFCCUntrusted,
 		ReasonCertificateMismatch, ReasonChainTooLong,
 		ReasonCertificateExpired, ReasonCertificateNotYetValid, ReasonCertificateUntrusted,
 		ReasonCertificateUsage, ReasonCertificateIsCA, ReasonCertificateInvalid,
@@ -102,6 +103,8 @@ func (r Reason) Description() string {
 		return "the client certificate could not be parsed"
 	case ReasonXFCCMalformed:
 		return "the forwarded client certificate header is malformed"
+	case ReasonXFCCUntrusted:
+		return "the forwarded client certificate header comes from an untrusted proxy"
 	case ReasonXFCCElements:
 		return "the forwarded client certificate header has an unexpected number of elements"
 	case ReasonCertificateMismatch:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"sync"
 )
 
@@ -15,3 +16,5 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
+
+func readFile(p string) ([]byte, error) { return os.ReadFile(p) }

@@ -86,7 +86,7 @@ func (r *Remote) Current(ctx context.Context) (*Set, error) {
 	r.mu.Lock()
 	set := r.set
 	if set != nil {
-		if r.opts.Now().Sub(r.fetchedAt) > r.opts.RefreshInterval {
+		if r.opts.Now().Sub(r.fetchedAt) >= r.opts.RefreshInterval {
 			r.startLocked()
 		}
 		r.mu.Unlock()

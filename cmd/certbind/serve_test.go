@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/certbind/certbind/extauthz/xfcc"
+	"github.com/certbind/certbind/testenv/pki"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// running is a certbind serve started in-process by run().
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+	logs   *syncBuffer
+}
+
+func startServe(t *testing.T, args ...string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{b: &bytes.Buffer{}}}
+	go func() { r.done <- run(ctx, append([]string{"serve"}, args...), io.Discard, r.logs) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		r.done <- nil
+	case <-time.After(15 * time.Second):
+		t.Error("serve did not stop")
+	}
+}
+
+func waitHTTP(t *testing.T, url string, want int) *http.Response {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(url)
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		if resp.StatusCode == want {
+			return resp
+		}
+		last = resp.Status
+		resp.Body.Close()
+	}
+	t.Fatalf("%s: %s, want %d", url, last, want)
+	return nil
+}
+
+func TestServeHealthAndReadiness(t *testing.T) {
+	c := newCLI(t)
+	c.write(t, "live.yaml", []byte("clients: [\n")) // broken: certbind starts but is not ready
+	grpcAddr, admin := freeAddr(t), freeAddr(t)
+	r := startServe(t, "--config", c.path("live.yaml"), "--grpc-addr", grpcAddr, "--admin-addr", admin, "--wait-for-config")
+	waitHTTP(t, "http://"+admin+"/healthz", 200).Body.Close()
+	waitHTTP(t, "http://"+admin+"/readyz", 503).Body.Close()
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	st, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil || st.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health before config: %v %v", st, err)
+	}
+	// A Check without configuration is certbind's own failure: an error, never an allow.
+	if _, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), &authv3.CheckRequest{}); err == nil {
+		t.Fatal("Check answered without a configuration")
+	}
+
+	data, _ := readFile(c.path("certbind.yaml"))
+	c.write(t, "live.yaml", data)
+	waitHTTP(t, "http://"+admin+"/readyz", 200).Body.Close()
+	st, err = hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: authv3.Authorization_ServiceDesc.ServiceName})
+	if err != nil || st.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health after config: %v %v", st, err)
+	}
+	_ = r
+}
+
+func TestServeMetricsMove(t *testing.T) {
+	c := newCLI(t)
+	grpcAddr, httpAddr, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+	startServe(t, "--config", c.path("certbind.yaml"), "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--admin-addr", admin)
+	waitHTTP(t, "http://"+admin+"/readyz", 200).Body.Close()
+	scrape := func() string {
+		resp := waitHTTP(t, "http://"+admin+"/metrics", 200)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	before := scrape()
+	for _, fam := range []string{"certbind_config_reloads_total", "certbind_config_last_reload_success_timestamp_seconds",
+		"certbind_trust_anchor_expiry_days", "certbind_clients", "process_cpu_seconds_total"} {
+		if !strings.Contains(before, fam) {
+			t.Errorf("metric family %s missing", fam)
+		}
+	}
+	// One allow and one deny through the HTTP endpoint.
+	for _, cert := range []*pki.Cert{c.billing, c.reports} {
+		req, _ := http.NewRequest("POST", "http://"+httpAddr+"/oauth2/token", strings.NewReader("client_id=billing"))
+		req.Header.Set("content-type", "application/x-www-form-urlencoded")
+		req.Header.Set("x-forwarded-client-cert", "Hash="+fmt.Sprintf("%x", cert.Thumbprint())+";Cert=\""+xfcc.EncodePEM(cert.PEM())+"\"")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	after := scrape()
+	for _, want := range []string{
+		`certbind_decisions_total{mode="client_auth",reason="ok",result="allow"} 1`,
+		`certbind_decisions_total{mode="client_auth",reason="certificate_not_bound",result="deny"} 1`,
+		`certbind_decision_duration_seconds_count{mode="client_auth"} 2`,
+		`certbind_client_certificate_expiry_days_count 2`,
+	} {
+		if !strings.Contains(after, want) {
+			t.Errorf("after two checks, /metrics lacks %s", want)
+		}
+	}
+}
+
+func TestServeRefusesOtherCallers(t *testing.T) {
+	c := newCLI(t)
+	envoyCert := c.root.Leaf("envoy", pki.URI("spiffe://certbind.test/envoy"))
+	intruder := c.root.Leaf("intruder", pki.URI("spiffe://certbind.test/intruder"))
+	server := c.root.Leaf("certbind", pki.ServerAuth(), pki.DNS("certbind"), pki.IP("127.0.0.1"))
+	c.write(t, "server.pem", server.PEM())
+	c.write(t, "server-key.pem", server.KeyPEM())
+	grpcAddr := freeAddr(t)
+	startServe(t, "--config", c.path("certbind.yaml"), "--grpc-addr", grpcAddr, "--tls-cert", c.path("server.pem"),
+		"--tls-key", c.path("server-key.pem"), "--tls-client-ca", c.path("ca.pem"), "--allowed-callers", "spiffe://certbind.test/envoy")
+	roots := x509.NewCertPool()
+	roots.AddCert(c.root.Cert)
+	check := func(client *pki.Cert) error {
+		tc := &tls.Config{RootCAs: roots, ServerName: "certbind"}
+		if client != nil {
+			tc.Certificates = []tls.Certificate{{Certificate: [][]byte{client.DER()}, PrivateKey: client.Key}}
+		}
+		conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, err = authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{}, grpc.WaitForReady(false))
+		return err
+	}
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err = check(envoyCert); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("Envoy refused: %v", err)
+	}
+	if err := check(intruder); err == nil {
+		t.Error("a caller outside --allowed-callers got an answer")
+	}
+	if err := check(nil); err == nil {
+		t.Error("a caller without a certificate got an answer")
+	}
+}
+
+func TestServeUnixSocket(t *testing.T) {
+	c := newCLI(t)
+	sock := filepath.Join(t.TempDir(), "certbind.sock")
+	startServe(t, "--config", c.path("certbind.yaml"), "--grpc-addr", "unix:"+sock)
+	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{}, grpc.WaitForReady(true))
+	if err != nil || resp.GetDeniedResponse() == nil {
+		t.Fatalf("%v %v", resp, err)
+	}
+}
+
+func TestServeDrainsInFlightChecks(t *testing.T) {
+	// Checks that wait on a slow introspection endpoint are in flight when SIGTERM arrives:
+	// every one must still get its answer.
+	c := newCLI(t)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(400 * time.Millisecond)
+		fmt.Fprint(w, `{"active":true}`)
+	}))
+	defer slow.Close()
+	data, _ := readFile(c.path("certbind.yaml"))
+	c.write(t, "slow.yaml", append(data, []byte("tokens:\n  introspection: {endpoint: "+slow.URL+", client_id: c, client_secret: s, timeout: 2s}\n  issuers: []\n")...))
+	grpcAddr := freeAddr(t)
+	r := startServe(t, "--config", c.path("slow.yaml"), "--grpc-addr", grpcAddr, "--drain-timeout", "5s")
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := authv3.NewAuthorizationClient(conn)
+	// Connected and serving before the load starts.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := client.Check(ctx, &authv3.CheckRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+				ContextExtensions: map[string]string{"certbind_mode": "bound_token"},
+				Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+					Path: "/api/x", Headers: map[string]string{"authorization": fmt.Sprintf("Bearer opaque-%d", i)}}}}}
+			resp, err := client.Check(context.Background(), req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if resp.GetStatus().GetMessage() != "token_unbound" {
+				errs <- fmt.Errorf("check %d: %s", i, resp.GetStatus().GetMessage())
+			}
+		}(i)
+	}
+	time.Sleep(150 * time.Millisecond) // all checks are now waiting on the endpoint
+	r.cancel()                         // what SIGTERM does through signal.NotifyContext
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("lost in shutdown: %v", err)
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+		r.done <- nil
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not exit")
+	}
+}
