@@ -35,7 +35,7 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "certbind: no configuration loaded", http.StatusServiceUnavailable)
 		return
 	}
-	in := ReadHTTPInput(r, cfg.HTTPAuthz, cfg)
+	in := readHTTPInput(r, cfg.HTTPAuthz, cfg, &h.s.certs)
 	d := h.s.engine.DecideWith(r.Context(), cfg, in)
 	h.s.record(d, in.Request.Headers["x-request-id"], start)
 	rs := cfg.Response()
@@ -75,6 +75,11 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // ReadHTTPInput turns an authorization request into the policy's input.
 func ReadHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Config) policy.Input {
+	var none certCaches
+	return readHTTPInput(r, set, cfg, &none)
+}
+
+func readHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Config, certs *certCaches) policy.Input {
 	hdr := make(map[string]string, len(r.Header))
 	for k, vs := range r.Header {
 		hdr[strings.ToLower(k)] = strings.Join(vs, ",")
@@ -105,11 +110,14 @@ func ReadHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Co
 			in.Request.Body = body
 		}
 	}
-	p, reason, err := httpCertificate(hdr, set, cfg)
-	if reason != policy.ReasonOK {
-		in.CertificateErr = &policy.CertificateError{Reason: reason, Err: err}
+	res := certs.lookup(cfg, func() certResult {
+		p, reason, err := httpCertificate(hdr, set, cfg)
+		return certResult{p: p, reason: reason, err: err}
+	}, "http", string(set.CertificateFormat), hdr[set.CertificateHeader], hdr[set.CertificateHeader+"-chain"])
+	if res.reason != policy.ReasonOK {
+		in.CertificateErr = &policy.CertificateError{Reason: res.reason, Err: res.err}
 	}
-	in.Certificate = p
+	in.Certificate = res.p
 	return in
 }
 

@@ -25,9 +25,10 @@ type Config struct {
 	Observer Observer           // optional: metrics
 }
 
-// Observer is told about every decision (package metrics implements it).
+// Observer is told about every decision and cache event (package metrics implements it).
 type Observer interface {
 	ObserveDecision(d policy.Decision, took time.Duration, now time.Time)
+	ObserveCache(cache, event string)
 }
 
 // Server implements envoy.service.auth.v3.Authorization.
@@ -37,11 +38,15 @@ type Server struct {
 	log    logrus.FieldLogger
 	now    func() time.Time
 	obs    Observer
+	certs  certCaches
 }
 
 // New makes a Server.
 func New(c Config) *Server {
 	s := &Server{engine: c.Engine, log: c.Logger, now: c.Now, obs: c.Observer}
+	if c.Observer != nil {
+		s.certs.onEvent = c.Observer.ObserveCache
+	}
 	if s.log == nil {
 		l := logrus.New()
 		l.Out = nopWriter{}
@@ -66,7 +71,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if cfg == nil {
 		return nil, status.Error(codes.Unavailable, "certbind: no configuration loaded")
 	}
-	in := ReadInput(req, cfg)
+	in := s.readInput(req, cfg)
 	d := s.engine.DecideWith(ctx, cfg, in)
 	s.record(d, in.Request.Headers["x-request-id"], start)
 	return Render(d, cfg.Response()), nil
@@ -74,6 +79,15 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 
 // ReadInput turns a CheckRequest into the policy's input.
 func ReadInput(req *authv3.CheckRequest, cfg *policy.Config) policy.Input {
+	var none certCaches
+	return readInput(req, cfg, &none)
+}
+
+func (s *Server) readInput(req *authv3.CheckRequest, cfg *policy.Config) policy.Input {
+	return readInput(req, cfg, &s.certs)
+}
+
+func readInput(req *authv3.CheckRequest, cfg *policy.Config, certs *certCaches) policy.Input {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	in := policy.Input{
@@ -91,12 +105,20 @@ func ReadInput(req *authv3.CheckRequest, cfg *policy.Config) policy.Input {
 	}
 	in.Request.BodyTruncated = in.Request.Headers["x-envoy-auth-partial-body"] == "true"
 	xv, xok := in.Request.Headers["x-forwarded-client-cert"]
-	p, r, err := certificate(certSources{peer: attrs.GetSource().GetCertificate(), xfcc: xv, xfccPresent: xok,
-		destination: attrs.GetDestination().GetPrincipal()}, cfg)
-	if r != policy.ReasonOK {
-		in.CertificateErr = &policy.CertificateError{Reason: r, Err: err}
+	src := certSources{peer: attrs.GetSource().GetCertificate(), xfcc: xv, xfccPresent: xok,
+		destination: attrs.GetDestination().GetPrincipal()}
+	present := "0"
+	if xok {
+		present = "1"
 	}
-	in.Certificate = p
+	res := certs.lookup(cfg, func() certResult {
+		p, r, err := certificate(src, cfg)
+		return certResult{p: p, reason: r, err: err}
+	}, "grpc", src.peer, present, src.xfcc, src.destination)
+	if res.reason != policy.ReasonOK {
+		in.CertificateErr = &policy.CertificateError{Reason: res.reason, Err: res.err}
+	}
+	in.Certificate = res.p
 	return in
 }
 

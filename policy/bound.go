@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -24,7 +25,7 @@ func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input) Decision
 		return deny(r, err)
 	}
 	now := e.now()
-	claims, pol, err := ts.verify(ctx, raw, now)
+	claims, pol, err := cfg.verifyToken(ctx, raw, now)
 	if err != nil {
 		return deny(tokenReason(err), err)
 	}
@@ -68,30 +69,65 @@ func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input) Decision
 	return d
 }
 
-// verify picks how to verify raw: a JWT from a configured issuer by signature, anything else
-// by introspection when configured.
-func (ts *tokenSettings) verify(ctx context.Context, raw string, now time.Time) (*token.Claims, issuerPolicy, error) {
+// cachedToken is a verified JWT's outcome, kept until the token's exp or the cache TTL.
+type cachedToken struct {
+	claims *token.Claims
+	pol    issuerPolicy
+	until  time.Time
+}
+
+// verifyToken verifies raw, reusing an earlier verification of the same JWT. Only successes
+// of local (signature) verification are cached, never beyond exp; introspection keeps its own
+// cache.
+func (c *Config) verifyToken(ctx context.Context, raw string, now time.Time) (*token.Claims, issuerPolicy, error) {
+	ts := c.tokens
+	cacheable := c.tokenCache != nil && len(raw) <= ts.verifier.MaxBytes() && token.LooksLikeJWT(raw)
+	var key [32]byte
+	if cacheable {
+		key = sha256.Sum256([]byte(raw))
+		if e, ok := c.tokenCache.Get(key); ok && now.Before(e.until) && (e.claims.NotBefore.IsZero() || !now.Before(e.claims.NotBefore)) {
+			c.cacheEvent("tokens", true)
+			return e.claims, e.pol, nil
+		}
+		c.cacheEvent("tokens", false)
+	}
+	claims, pol, local, err := ts.verify(ctx, raw, now)
+	if err == nil && cacheable && local {
+		until := now.Add(c.Cache.TTL)
+		if claims.Expiry.Before(until) {
+			until = claims.Expiry
+		}
+		if now.Before(until) {
+			c.tokenCache.Add(key, cachedToken{claims: claims, pol: pol, until: until})
+		}
+	}
+	return claims, pol, err
+}
+
+// verify picks how to verify raw: a JWT from a configured issuer by signature (local is true),
+// anything else by introspection when configured.
+func (ts *tokenSettings) verify(ctx context.Context, raw string, now time.Time) (_ *token.Claims, _ issuerPolicy, local bool, _ error) {
 	if len(raw) > ts.verifier.MaxBytes() {
-		return nil, issuerPolicy{}, &token.Error{Kind: token.KindMalformed, Err: fmt.Errorf("token larger than %d bytes", ts.verifier.MaxBytes())}
+		return nil, issuerPolicy{}, false, &token.Error{Kind: token.KindMalformed, Err: fmt.Errorf("token larger than %d bytes", ts.verifier.MaxBytes())}
 	}
 	if token.LooksLikeJWT(raw) {
 		iss, err := token.PeekIssuer(raw)
 		if err == nil && ts.verifier.HasIssuer(iss) {
 			c, err := ts.verifier.Verify(ctx, raw, now)
-			return c, ts.issuers[iss], err
+			return c, ts.issuers[iss], true, err
 		}
 		if !ts.hasIntrospect {
 			if err == nil {
 				err = &token.Error{Kind: token.KindIssuer, Err: fmt.Errorf("issuer %q is not configured", iss)}
 			}
-			return nil, issuerPolicy{}, err
+			return nil, issuerPolicy{}, false, err
 		}
 	}
 	if !ts.hasIntrospect {
-		return nil, issuerPolicy{}, &token.Error{Kind: token.KindMalformed, Err: errors.New("opaque token and no introspection configured")}
+		return nil, issuerPolicy{}, false, &token.Error{Kind: token.KindMalformed, Err: errors.New("opaque token and no introspection configured")}
 	}
 	c, err := ts.introspector.Introspect(ctx, raw, now)
-	return c, ts.introspection, err
+	return c, ts.introspection, false, err
 }
 
 func tokenReason(err error) Reason {

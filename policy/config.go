@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/certbind/certbind/policy/dn"
@@ -31,6 +33,14 @@ type fileConfig struct {
 	Routes             []fileRoute   `yaml:"routes"`
 	Tokens             fileTokens    `yaml:"tokens"`
 	HTTPAuthz          fileHTTPAuthz `yaml:"http_authz"`
+	Cache              fileCache     `yaml:"cache"`
+}
+
+type fileCache struct {
+	Certificates int           `yaml:"certificates"`
+	Chains       int           `yaml:"chains"`
+	Tokens       int           `yaml:"tokens"`
+	TTL          time.Duration `yaml:"ttl"`
 }
 
 type fileHTTPAuthz struct {
@@ -86,6 +96,10 @@ type fileRoute struct {
 
 // Defaults, in one place.
 const (
+	DefaultCacheCertificates  = 4096 // parsed certificate material (the largest entries)
+	DefaultCacheChains        = 16384
+	DefaultCacheTokens        = 16384
+	DefaultCacheTTL           = 5 * time.Minute
 	DefaultXFCCMaxHeaderBytes = 64 << 10
 	DefaultXFCCMaxChainLength = 10
 )
@@ -117,6 +131,18 @@ func (f *fileConfig) applyDefaults() {
 	}
 	if f.JWKSFetch.MinInterval == 0 {
 		f.JWKSFetch.MinInterval = 30 * time.Second
+	}
+	if f.Cache.Certificates == 0 {
+		f.Cache.Certificates = DefaultCacheCertificates
+	}
+	if f.Cache.Chains == 0 {
+		f.Cache.Chains = DefaultCacheChains
+	}
+	if f.Cache.Tokens == 0 {
+		f.Cache.Tokens = DefaultCacheTokens
+	}
+	if f.Cache.TTL == 0 {
+		f.Cache.TTL = DefaultCacheTTL
 	}
 	h := &f.HTTPAuthz
 	if h.CertificateFormat == "" {
@@ -201,6 +227,19 @@ type HTTPAuthzSettings struct {
 	AuthRequestStatuses bool
 }
 
+// CacheSettings bounds certbind's caches: entries, and the longest an entry lives. Entries
+// also never outlive what they cache (a certificate's notAfter, a CRL's nextUpdate, a token's
+// exp), and a reload starts empty caches, so changed trust never serves a stale allow.
+type CacheSettings struct {
+	Certificates int // parsed certificate material (adapter), by request bytes
+	Chains       int // verified chains, by certificate and trust anchors
+	Tokens       int // verified JWTs, by token hash
+	TTL          time.Duration
+}
+
+// Generation identifies this compiled configuration: caches outside the policy key on it.
+func (c *Config) Generation() uint64 { return c.generation }
+
 // FetchSettings configures jwks_uri fetching.
 type FetchSettings struct {
 	Timeout, RefreshInterval, MinInterval time.Duration
@@ -213,6 +252,11 @@ type Config struct {
 	XFCC      XFCCSettings
 	Fetch     FetchSettings
 	HTTPAuthz HTTPAuthzSettings
+	Cache     CacheSettings
+
+	generation uint64
+	chainCache *expirable.LRU[chainKey, time.Time]
+	tokenCache *expirable.LRU[[32]byte, cachedToken]
 
 	roots         *x509.CertPool
 	anchors       []*x509.Certificate
@@ -223,6 +267,7 @@ type Config struct {
 	byID          map[string]*Client
 	routes        []route
 	tokens        *tokenSettings
+	onCache       func(cache, event string)
 	files         []string // every file read, for reload watching
 }
 
@@ -264,6 +309,35 @@ func LoadConfig(path string, opt LoadOptions) (*Config, error) {
 type LoadOptions struct {
 	// OnJWKSFetch observes jwks_uri fetches (nil error on success).
 	OnJWKSFetch func(uri string, err error)
+	// OnCache observes cache events: cache "chains" or "tokens", event "hit", "miss" or "eviction".
+	OnCache func(cache, event string)
+}
+
+var generations atomic.Uint64
+
+func (b *builder) onEvict(name string) func(chainKey, time.Time) {
+	if b.opt.OnCache == nil {
+		return nil
+	}
+	return func(chainKey, time.Time) { b.opt.OnCache(name, "eviction") }
+}
+
+func (b *builder) onEvictToken() func([32]byte, cachedToken) {
+	if b.opt.OnCache == nil {
+		return nil
+	}
+	return func([32]byte, cachedToken) { b.opt.OnCache("tokens", "eviction") }
+}
+
+func (c *Config) cacheEvent(cache string, hit bool) {
+	if c.onCache == nil {
+		return
+	}
+	if hit {
+		c.onCache(cache, "hit")
+	} else {
+		c.onCache(cache, "miss")
+	}
 }
 
 // ParseConfig compiles a configuration document; baseDir resolves relative file paths. All
@@ -446,6 +520,15 @@ func (b *builder) compile(f *fileConfig) *Config {
 	if f.HTTPAuthz.MaxBodyBytes < 0 {
 		b.errf("http_authz.max_body_bytes", "must be positive")
 	}
+	c.Cache = CacheSettings(f.Cache)
+	if f.Cache.Certificates < 0 || f.Cache.Chains < 0 || f.Cache.Tokens < 0 || f.Cache.TTL < 0 {
+		b.errf("cache", "sizes and ttl must be positive")
+	} else {
+		c.generation = generations.Add(1)
+		c.chainCache = expirable.NewLRU[chainKey, time.Time](f.Cache.Chains, b.onEvict("chains"), f.Cache.TTL)
+		c.tokenCache = expirable.NewLRU[[32]byte, cachedToken](f.Cache.Tokens, b.onEvictToken(), f.Cache.TTL)
+	}
+	c.onCache = b.opt.OnCache
 	c.Fetch = FetchSettings(f.JWKSFetch)
 	if c.Fetch.Timeout < 0 || c.Fetch.RefreshInterval < 0 || c.Fetch.MinInterval < 0 {
 		b.errf("jwks_fetch", "durations must be positive")

@@ -189,14 +189,14 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 		var res chainResult
 		switch {
 		case cl.roots != nil:
-			res = cfg.chain(p, cl.roots, now)
+			res = cfg.cachedChain(p, cl.roots, cl.ID, now)
 		case global != nil:
 			if !global.done {
-				*global = cfg.chain(p, cfg.roots, now)
+				*global = cfg.cachedChain(p, cfg.roots, "", now)
 			}
 			res = *global
 		default:
-			res = cfg.chain(p, cfg.roots, now)
+			res = cfg.cachedChain(p, cfg.roots, "", now)
 		}
 		if res.reason != ReasonOK {
 			return res.reason, res.err

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -23,6 +24,8 @@ type Presented struct {
 	// empty RDN) SubjectErr says why and no subject DN registration can match.
 	Subject    dn.Name
 	SubjectErr error
+	// key is the SHA-256 of the leaf and intermediates DER: the chain cache's key.
+	key [32]byte
 }
 
 // ErrMalformedCertificate marks certificate bytes that do not parse.
@@ -36,14 +39,57 @@ func ParsePresented(leafDER []byte, intermediatesDER [][]byte) (*Presented, erro
 	}
 	subject, subjErr := dn.FromDER(leaf.RawSubject)
 	p := &Presented{Leaf: leaf, Thumbprint: ThumbprintOf(leafDER), Subject: subject, SubjectErr: subjErr}
+	h := sha256.New()
+	h.Write(p.Thumbprint[:])
 	for i, der := range intermediatesDER {
+		sum := sha256.Sum256(der)
+		h.Write(sum[:])
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			return nil, fmt.Errorf("%w: chain[%d]: %v", ErrMalformedCertificate, i+1, err)
 		}
 		p.Intermediates = append(p.Intermediates, c)
 	}
+	copy(p.key[:], h.Sum(nil))
 	return p, nil
+}
+
+// chainKey names one verification: a presented chain against one set of trust anchors (the
+// global ones, or a client's own).
+type chainKey struct {
+	chain [32]byte
+	roots string // "" for the global anchors, else the client_id whose anchors were used
+}
+
+// cachedChain verifies p against roots, reusing an earlier success. A success is kept until
+// the earliest notAfter in the verified chain, the earliest CRL nextUpdate, and the cache TTL;
+// failures are not kept.
+func (c *Config) cachedChain(p *Presented, roots *x509.CertPool, rootsID string, now time.Time) chainResult {
+	if c.chainCache == nil {
+		return c.chain(p, roots, now)
+	}
+	k := chainKey{chain: p.key, roots: rootsID}
+	if until, ok := c.chainCache.Get(k); ok && now.Before(until) && !now.Before(p.Leaf.NotBefore) {
+		c.cacheEvent("chains", true)
+		return chainResult{done: true, reason: ReasonOK}
+	}
+	c.cacheEvent("chains", false)
+	res := c.chain(p, roots, now)
+	if res.reason == ReasonOK && len(res.chains) > 0 {
+		until := now.Add(c.Cache.TTL)
+		for _, cert := range res.chains[0] {
+			if cert.NotAfter.Before(until) {
+				until = cert.NotAfter
+			}
+		}
+		for _, l := range c.crls {
+			if l.list.NextUpdate.Before(until) {
+				until = l.list.NextUpdate
+			}
+		}
+		c.chainCache.Add(k, until)
+	}
+	return res
 }
 
 // verifyChain validates the presented chain to roots at now for client authentication and

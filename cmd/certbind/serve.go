@@ -108,7 +108,11 @@ func loadConfig(path string, log logrus.FieldLogger) (*policy.Config, error) {
 }
 
 func loadOptions(log logrus.FieldLogger, m *metrics.Metrics) policy.LoadOptions {
-	return policy.LoadOptions{OnJWKSFetch: func(uri string, err error) {
+	var onCache func(cache, event string)
+	if m != nil {
+		onCache = m.ObserveCache
+	}
+	return policy.LoadOptions{OnCache: onCache, OnJWKSFetch: func(uri string, err error) {
 		if m != nil {
 			m.ObserveFetch("jwks", err)
 		}

@@ -146,12 +146,29 @@ func TestServeMetricsMove(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+	// The same allowed request again: served from the caches.
+	req, _ := http.NewRequest("POST", "http://"+httpAddr+"/oauth2/token", strings.NewReader("client_id=billing"))
+	req.Header.Set("content-type", "application/x-www-form-urlencoded")
+	req.Header.Set("x-forwarded-client-cert", "Hash="+fmt.Sprintf("%x", c.billing.Thumbprint())+";Cert=\""+xfcc.EncodePEM(c.billing.PEM())+"\"")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
 	after := scrape()
 	for _, want := range []string{
-		`certbind_decisions_total{mode="client_auth",reason="ok",result="allow"} 1`,
+		`certbind_cache_events_total{cache="certificates",event="hit"} 1`,
+		`certbind_cache_events_total{cache="chains",event="hit"} 1`,
+	} {
+		if !strings.Contains(after, want) {
+			t.Errorf("after a repeated check, /metrics lacks %s", want)
+		}
+	}
+	for _, want := range []string{
+		`certbind_decisions_total{mode="client_auth",reason="ok",result="allow"} 2`,
 		`certbind_decisions_total{mode="client_auth",reason="certificate_not_bound",result="deny"} 1`,
-		`certbind_decision_duration_seconds_count{mode="client_auth"} 2`,
-		`certbind_client_certificate_expiry_days_count 2`,
+		`certbind_decision_duration_seconds_count{mode="client_auth"} 3`,
+		`certbind_client_certificate_expiry_days_count 3`,
+		`certbind_cache_events_total{cache="certificates",event="miss"} 2`,
+		`certbind_cache_events_total{cache="chains",event="miss"} 2`,
 	} {
 		if !strings.Contains(after, want) {
 			t.Errorf("after two checks, /metrics lacks %s", want)

@@ -203,7 +203,7 @@ func numericDate(raw json.RawMessage) (time.Time, error) {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return time.Time{}, errors.New("not a number")
 	}
-	if math.IsNaN(f) || math.IsInf(f, 0) ||  f > 1e11 {
+	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 		return time.Time{}, errors.New("out of range")
 	}
 	sec, frac := math.Modf(f)

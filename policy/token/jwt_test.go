@@ -656,12 +656,13 @@ func (s *jwksServer) publish(t *testing.T, keys ...jose.JSONWebKey) {
 // once per MinInterval however many such tokens arrive (counted at the server).
 func TestVerifyKeyRotation(t *testing.T) {
 	old, next := newKey(t, jose.ES256, "2025"), newKey(t, jose.ES256, "2026")
-	srv := newJWKSServer(t, setOf(t, old.jwk("sig", "")))
+	srv := newJWKSServer(t, setOf(t, old.jwk("sig", "ES256")))
 	clk := newClock()
 	remote := jwks.NewRemote(srv.URL, jwks.RemoteOptions{Now: clk.Now, MinInterval: time.Minute, RefreshInterval: time.Hour})
 	v := NewVerifier([]*Issuer{{Issuer: testIssuer, Keys: remote, Audiences: []string{testAudience},
-		Algorithms: []jose.SignatureAlgorithm{jose.ES256}, Types: []string{"at+jwt"}}}, 0)
+		Algorithms: []jose.SignatureAlgorithm{jose.ES256, jose.RS256}, Types: []string{"at+jwt"}}}, 0)
 	ghost := newKey(t, jose.ES256, "ghost")
+	rsGhost := newKey(t, jose.RS256, "")
 
 	steps := []struct {
 		name     string
@@ -678,11 +679,12 @@ func TestVerifyKeyRotation(t *testing.T) {
 		{"unknown kid flood", time.Second, ghost.mint(t, claims(nil), nil), 100, KindUnknownKey, 2},
 		{"unknown kid flood after MinInterval: one refetch", time.Minute, ghost.mint(t, claims(nil), nil), 100, KindUnknownKey, 3},
 		{"no kid, unknown key: no refetch", time.Minute, ghost.as(jose.ES256, "").mint(t, claims(nil), nil), 10, KindSignature, 3},
+		{"no kid, no key for the alg: no refetch", time.Minute, rsGhost.mint(t, claims(nil), nil), 10, KindUnknownKey, 3},
 		{"old key still served", 0, old.mint(t, claims(nil), nil), 1, "", 3},
 	}
 	for _, st := range steps {
 		if st.name == "new kid within MinInterval of the first fetch" {
-			srv.publish(t, next.jwk("sig", ""), old.jwk("sig", ""))
+			srv.publish(t, next.jwk("sig", "ES256"), old.jwk("sig", "ES256"))
 		}
 		clk.Advance(st.advance)
 		var wg sync.WaitGroup

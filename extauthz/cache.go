@@ -1,0 +1,81 @@
+package extauthz
+
+import (
+	"crypto/sha256"
+	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/certbind/certbind/policy"
+)
+
+// certResult is the outcome of reading a request's certificate material.
+type certResult struct {
+	p      *policy.Presented
+	reason policy.Reason
+	err    error
+}
+
+// certCache remembers certResults by the SHA-256 of the exact bytes they were read from, so a
+// client that comes back (as real clients do, with the same certificate) costs a hash and a
+// lookup instead of percent-decoding, PEM and X.509 parsing. It belongs to one configuration
+// generation: settings such as xfcc.trusted_proxies change what the same bytes mean.
+type certCache struct {
+	gen uint64
+	lru *expirable.LRU[[32]byte, certResult]
+}
+
+// certCaches hands out the cache of the configuration in force, replacing it on reload.
+type certCaches struct {
+	mu      sync.Mutex
+	cur     *certCache
+	onEvent func(cache, event string)
+}
+
+func (cc *certCaches) forConfig(cfg *policy.Config) *certCache {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.cur == nil || cc.cur.gen != cfg.Generation() {
+		var onEvict func([32]byte, certResult)
+		if cc.onEvent != nil {
+			onEvict = func([32]byte, certResult) { cc.onEvent("certificates", "eviction") }
+		}
+		cc.cur = &certCache{gen: cfg.Generation(), lru: expirable.NewLRU(cfg.Cache.Certificates, onEvict, cfg.Cache.TTL)}
+	}
+	return cc.cur
+}
+
+// lookup returns the cached result for the given material or computes and stores it. parts are
+// hashed with their lengths, so no two different inputs share a key.
+func (cc *certCaches) lookup(cfg *policy.Config, compute func() certResult, parts ...string) certResult {
+	if cfg.Cache.Certificates <= 0 {
+		return compute()
+	}
+	c := cc.forConfig(cfg)
+	h := sha256.New()
+	var n [8]byte
+	for _, p := range parts {
+		l := uint64(len(p))
+		for i := range n {
+			n[i] = byte(l >> (8 * i))
+		}
+		h.Write(n[:])
+		h.Write([]byte(p))
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	if r, ok := c.lru.Get(key); ok {
+		cc.event("hit")
+		return r
+	}
+	cc.event("miss")
+	r := compute()
+	c.lru.Add(key, r)
+	return r
+}
+
+func (cc *certCaches) event(e string) {
+	if cc.onEvent != nil {
+		cc.onEvent("certificates", e)
+	}
+}

@@ -1,0 +1,130 @@
+package policy_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/testenv/pki"
+)
+
+// clockEngine is an engine whose clock the test moves.
+type clock struct{ now time.Time }
+
+func (c *clock) Now() time.Time { return c.now }
+
+func engineAt(t *testing.T, w *world, yaml string, c *clock, events *[]string) *policy.Engine {
+	t.Helper()
+	p := w.write(t, "certbind.yaml", []byte(yaml))
+	cfg, err := policy.LoadConfig(p, policy.LoadOptions{OnCache: func(cache, event string) { *events = append(*events, cache+":"+event) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return policy.NewEngine(policy.EngineConfig{Config: cfg, Now: c.Now})
+}
+
+func TestChainCacheBounds(t *testing.T) {
+	w := newWorld(t)
+	short := w.inter.Leaf("billing", pki.Subject("CN=billing,OU=Payments,O=Example Corp,C=SE"), pki.Validity(t0.Add(-time.Hour), t0.Add(10*time.Minute)))
+	c := &clock{now: t0}
+	var events []string
+	e := engineAt(t, w, exampleConfig, c, &events)
+	in := policy.Input{ModeHint: "client_auth", Request: tokenRequest("billing"), Certificate: presented(t, short)}
+	for i := 0; i < 3; i++ {
+		if d := e.Decide(context.Background(), in); d.Reason != policy.ReasonOK {
+			t.Fatalf("%s (%v)", d.Reason, d.Cause)
+		}
+	}
+	if got := count(events, "chains:hit"); got != 2 {
+		t.Errorf("%d chain cache hits over three identical checks, want 2 (events %v)", got, events)
+	}
+	// Past the certificate's notAfter the cached success is not served.
+	c.now = t0.Add(11 * time.Minute)
+	if d := e.Decide(context.Background(), in); d.Reason != policy.ReasonCertificateExpired {
+		t.Fatalf("after notAfter: %s, want certificate_expired", d.Reason)
+	}
+}
+
+func TestChainCacheHonoursCRLNextUpdate(t *testing.T) {
+	w := newWorld(t)
+	w.write(t, "pki/inter.crl", w.inter.CRLPEM(t0.Add(-time.Hour), t0.Add(5*time.Minute)))
+	c := &clock{now: t0}
+	var events []string
+	e := engineAt(t, w, strings.Replace(exampleConfig, "crl_files: []", "crl_files: [pki/inter.crl]", 1), c, &events)
+	in := policy.Input{ModeHint: "client_auth", Request: tokenRequest("billing"), Certificate: presented(t, w.billing)}
+	if d := e.Decide(context.Background(), in); d.Reason != policy.ReasonOK {
+		t.Fatalf("%s (%v)", d.Reason, d.Cause)
+	}
+	c.now = t0.Add(6 * time.Minute) // the CRL is now stale: the cached allow must not survive it
+	if d := e.Decide(context.Background(), in); d.Reason != policy.ReasonCRLExpired {
+		t.Fatalf("after the CRL's nextUpdate: %s, want crl_expired", d.Reason)
+	}
+}
+
+func TestReloadNeverServesStaleAllow(t *testing.T) {
+	w := newWorld(t)
+	c := &clock{now: t0}
+	var events []string
+	e := engineAt(t, w, exampleConfig, c, &events)
+	in := policy.Input{ModeHint: "client_auth", Request: tokenRequest("billing"), Certificate: presented(t, w.billing)}
+	if d := e.Decide(context.Background(), in); d.Reason != policy.ReasonOK {
+		t.Fatalf("%s", d.Reason)
+	}
+	// The operator replaces the trust anchor: the same certificate must now fail.
+	p := w.write(t, "certbind.yaml", []byte(`trust_anchors: [pki/other-ca.pem]
+clients:
+  - client_id: billing
+    token_endpoint_auth_method: tls_client_auth
+    tls_client_auth_subject_dn: "CN=billing,OU=Payments,O=Example Corp,C=SE"
+`))
+	cfg, err := policy.LoadConfig(p, policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Swap(cfg)
+	if d := e.Decide(context.Background(), in); d.Reason != policy.ReasonCertificateUntrusted {
+		t.Fatalf("after the trust change: %s, want certificate_untrusted", d.Reason)
+	}
+}
+
+func TestTokenCacheBounds(t *testing.T) {
+	w := newWorld(t)
+	k := newIssuerKeys(t)
+	w.write(t, "pki/as.jwks.json", k.jwks(t))
+	c := &clock{now: t0}
+	var events []string
+	e := engineAt(t, w, tokenConfig("jwks_file: pki/as.jwks.json", "required"), c, &events)
+	cl := claims(w.billing)
+	cl["exp"] = t0.Add(2 * time.Minute).Unix()
+	tok := k.sign(t, "ec-1", nil, cl)
+	check := func(cert *pki.Cert) policy.Reason {
+		return e.Decide(context.Background(), policy.Input{ModeHint: "bound_token", Request: apiRequest(tok), Certificate: presented(t, cert)}).Reason
+	}
+	if r := check(w.billing); r != policy.ReasonOK {
+		t.Fatal(r)
+	}
+	if r := check(w.billing); r != policy.ReasonOK || count(events, "tokens:hit") != 1 {
+		t.Fatalf("%s, events %v", r, events)
+	}
+	// A cached token is still checked against this request's certificate.
+	if r := check(w.reports); r != policy.ReasonTokenBindingMismatch {
+		t.Fatalf("cached token, other certificate: %s", r)
+	}
+	// Past exp (and leeway): not served from the cache.
+	c.now = t0.Add(3 * time.Minute)
+	if r := check(w.billing); r != policy.ReasonTokenExpired {
+		t.Fatalf("after exp: %s, want token_expired", r)
+	}
+}
+
+func count(events []string, want string) int {
+	n := 0
+	for _, e := range events {
+		if e == want {
+			n++
+		}
+	}
+	return n
+}
