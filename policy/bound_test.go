@@ -36,7 +36,7 @@ type issuerKeys struct {
 	ec  *ecdsa.PrivateKey
 }
 
-func newIssuerKeys(t *testing.T) *issuerKeys {
+func newIssuerKeys(t testing.TB) *issuerKeys {
 	t.Helper()
 	r, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -49,7 +49,7 @@ func newIssuerKeys(t *testing.T) *issuerKeys {
 	return &issuerKeys{rsa: r, ec: e}
 }
 
-func (k *issuerKeys) jwks(t *testing.T, kids ...string) []byte {
+func (k *issuerKeys) jwks(t testing.TB, kids ...string) []byte {
 	t.Helper()
 	if len(kids) == 0 {
 		kids = []string{"rsa-1", "ec-1"}
@@ -82,7 +82,7 @@ func claims(cert *pki.Cert) map[string]any {
 	return c
 }
 
-func (k *issuerKeys) sign(t *testing.T, kid string, hdr map[string]any, c map[string]any) string {
+func (k *issuerKeys) sign(t testing.TB, kid string, hdr map[string]any, c map[string]any) string {
 	t.Helper()
 	var key any = k.rsa
 	alg := jose.RS256
@@ -333,7 +333,7 @@ type jwksServer struct {
 	hits  atomic.Int64
 }
 
-func newJWKSServer(t *testing.T, body []byte) *jwksServer {
+func newJWKSServer(t testing.TB, body []byte) *jwksServer {
 	s := &jwksServer{}
 	s.body.Store(&body)
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

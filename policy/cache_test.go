@@ -15,7 +15,7 @@ type clock struct{ now time.Time }
 
 func (c *clock) Now() time.Time { return c.now }
 
-func engineAt(t *testing.T, w *world, yaml string, c *clock, events *[]string) *policy.Engine {
+func engineAt(t testing.TB, w *world, yaml string, c *clock, events *[]string) *policy.Engine {
 	t.Helper()
 	p := w.write(t, "certbind.yaml", []byte(yaml))
 	cfg, err := policy.LoadConfig(p, policy.LoadOptions{OnCache: func(cache, event string) { *events = append(*events, cache+":"+event) }})

@@ -167,7 +167,21 @@ func (e *Engine) authenticate(ctx context.Context, cfg *Config, id string, p *Pr
 		return deny(ReasonNoCertificate, nil)
 	}
 	r, err := e.bound(ctx, cfg, cl, p, nil)
+	if errors.Is(err, errNotBound) {
+		err = unboundCause(cl, p)
+	}
 	return deny(r, err)
+}
+
+// errNotBound stands for "this certificate is not the client's" in bound, which identity calls
+// once per registered client: the explanation is built only when a deny reports it.
+var errNotBound = errors.New("certificate not bound to the client")
+
+func unboundCause(cl *Client, p *Presented) error {
+	if cl.Method == MethodSelfSigned {
+		return fmt.Errorf("certificate %s is not pinned for client %q", p.Thumbprint, cl.ID)
+	}
+	return fmt.Errorf("certificate subject %s does not carry %s", p.Subject, cl.match)
 }
 
 // bound checks one client against a certificate. verified caches the global-anchor chain
@@ -182,7 +196,7 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 		}
 		pinned, ok := set.Pinned(p.Thumbprint)
 		if !ok || !pinned.Equal(p.Leaf) {
-			return ReasonCertificateUnbound, fmt.Errorf("certificate %s is not pinned for client %q", p.Thumbprint, cl.ID)
+			return ReasonCertificateUnbound, errNotBound
 		}
 		return pinnedValid(p, now)
 	case MethodPKI:
@@ -202,7 +216,7 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 			return res.reason, res.err
 		}
 		if !cl.match.matches(p) {
-			return ReasonCertificateUnbound, fmt.Errorf("certificate subject %s does not carry %s", p.Subject, cl.match)
+			return ReasonCertificateUnbound, errNotBound
 		}
 		return ReasonOK, nil
 	}
@@ -230,7 +244,8 @@ func (e *Engine) identity(ctx context.Context, cfg *Config, in Input) Decision {
 		return deny(ReasonNoCertificate, nil)
 	}
 	var global chainResult
-	var matched []string
+	var matchedBuf [2]string
+	matched := matchedBuf[:0]
 	var firstFailure Reason = ReasonNoMatchingClient
 	var firstErr error
 	for _, cl := range cfg.clients {

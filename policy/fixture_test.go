@@ -29,7 +29,7 @@ type world struct {
 	stranger         *pki.Cert // chains to otherRoot
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	w := &world{dir: t.TempDir()}
 	win := pki.Validity(t0.Add(-time.Hour), t0.Add(24*time.Hour))
@@ -47,7 +47,7 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func (w *world) write(t *testing.T, name string, data []byte) string {
+func (w *world) write(t testing.TB, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(w.dir, name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -60,7 +60,7 @@ func (w *world) write(t *testing.T, name string, data []byte) string {
 }
 
 // jwksFor registers certificates as RFC 8705 section 2.2 asks: x5c in a JWK Set.
-func jwksFor(t *testing.T, certs ...*pki.Cert) []byte {
+func jwksFor(t testing.TB, certs ...*pki.Cert) []byte {
 	t.Helper()
 	var set jose.JSONWebKeySet
 	for _, c := range certs {
@@ -93,7 +93,7 @@ routes:
   - { path_prefix: /internal/, mode: identity }
 `
 
-func (w *world) load(t *testing.T, yaml string) *policy.Config {
+func (w *world) load(t testing.TB, yaml string) *policy.Config {
 	t.Helper()
 	p := w.write(t, "certbind.yaml", []byte(yaml))
 	cfg, err := policy.LoadConfig(p, policy.LoadOptions{})
@@ -103,11 +103,11 @@ func (w *world) load(t *testing.T, yaml string) *policy.Config {
 	return cfg
 }
 
-func (w *world) engine(t *testing.T, yaml string) *policy.Engine {
+func (w *world) engine(t testing.TB, yaml string) *policy.Engine {
 	return policy.NewEngine(policy.EngineConfig{Config: w.load(t, yaml), Now: func() time.Time { return t0 }})
 }
 
-func presented(t *testing.T, c *pki.Cert) *policy.Presented {
+func presented(t testing.TB, c *pki.Cert) *policy.Presented {
 	t.Helper()
 	chain := c.ChainDER()
 	p, err := policy.ParsePresented(chain[0], chain[1:])

@@ -19,7 +19,7 @@ type introspectionServer struct {
 	mode  atomic.Value // "", "down", "slow", "garbage"
 }
 
-func newIntrospectionServer(t *testing.T, answers map[string]string) *introspectionServer {
+func newIntrospectionServer(t testing.TB, answers map[string]string) *introspectionServer {
 	s := &introspectionServer{}
 	s.mode.Store("")
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

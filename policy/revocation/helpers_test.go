@@ -92,6 +92,9 @@ func (e *env) crlURL() string  { return e.srv.URL + "/crl" }
 func (e *env) setOCSP(fn ocspFunc) { e.mu.Lock(); e.ocspFn = fn; e.mu.Unlock() }
 func (e *env) setCRL(fn crlFunc)   { e.mu.Lock(); e.crlFn = fn; e.mu.Unlock() }
 
+// seen returns the last OCSP request the responder parsed.
+func (e *env) seen() *ocsp.Request { e.mu.Lock(); defer e.mu.Unlock(); return e.reqSeen }
+
 // leaf mints a client certificate under inter naming both the OCSP responder and the CRL DP.
 func (e *env) leaf(opts ...pki.Option) *pki.Cert {
 	base := []pki.Option{pki.OCSPServers(e.ocspURL()), pki.CRLDistributionPoints(e.crlURL())}

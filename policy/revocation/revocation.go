@@ -92,16 +92,16 @@ var (
 
 // Causes of an Unknown status, found in Result.Err with errors.Is.
 var (
-	ErrNoURL       = errors.New("no usable http URL")                        // no AIA OCSP / CRL DP http(s) URL
-	ErrFetch       = errors.New("fetch failed")                              // network error, timeout, HTTP status
-	ErrTooLarge    = errors.New("response too large")                        // over MaxCRLBytes / MaxOCSPBytes
-	ErrMalformed   = errors.New("malformed response")                        // not a CRL / OCSP response
-	ErrSignature   = errors.New("not signed by the issuer or its responder") // wrong key, unauthorized delegate
-	ErrMismatch    = errors.New("answer is for another certificate")         // other serial or issuer
-	ErrStale       = errors.New("answer not current")                        // nextUpdate past or absent, thisUpdate in the future
-	ErrNoStatus    = errors.New("responder gave no status")                  // OCSP certStatus unknown, tryLater, unauthorized...
-	ErrUnsupported = errors.New("CRL scope or extension not supported")      // delta, partitioned, indirect, unknown critical extension
-	ErrMode        = errors.New("unknown revocation mode")                   // Mode not Valid
+	ErrNoURL       = errors.New("no usable http URL")                   // no AIA OCSP / CRL DP http(s) URL
+	ErrFetch       = errors.New("fetch failed")                         // network error, timeout, HTTP status
+	ErrTooLarge    = errors.New("response too large")                   // over MaxCRLBytes / MaxOCSPBytes
+	ErrMalformed   = errors.New("malformed response")                   // not a CRL / OCSP response
+	ErrSignature   = errors.New("bad or unauthorized signature")        // wrong key, unauthorized delegate
+	ErrMismatch    = errors.New("answer is for another certificate")    // other serial or issuer
+	ErrStale       = errors.New("answer not current")                   // nextUpdate past or absent, thisUpdate in the future
+	ErrNoStatus    = errors.New("responder gave no status")             // OCSP certStatus unknown, tryLater, unauthorized...
+	ErrUnsupported = errors.New("CRL scope or extension not supported") // delta, partitioned, indirect, unknown critical extension
+	ErrMode        = errors.New("unknown revocation mode")              // Mode not Valid
 )
 
 // Decide applies a failure policy to r: nil means allow. Revoked always denies (ErrRevoked);
