@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 10s
 BIN      := bin
 
-.PHONY: help build test race vet lint fmt fuzz bench demo clean
+.PHONY: help build test race vet lint fmt fuzz bench demo clean testbed-up testbed-test testbed-down image
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,18 @@ bench: ## in-process benchmarks of the decision path
 
 demo: ## the whole flow on this machine: PKI, certbind, Envoy stand-in, demo AS and API, scripted client
 	$(GO) run ./cmd/certbind-demo
+
+image: ## build the certbind container image
+	docker build -t certbind .
+
+testbed-up: ## start the docker-compose test bed (Envoy, certbind, demo AS and API)
+	docker compose up --build -d
+
+testbed-test: ## run the curl checks through Envoy against the running test bed
+	docker compose run --rm client
+
+testbed-down: ## stop the test bed and delete its PKI volume
+	docker compose down -v
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -51,6 +51,9 @@ func runAS(ctx context.Context, e *env, args []string) error {
 	if *dir == "" {
 		return usageError("as: --pki is required")
 	}
+	if *ttl <= 0 { // zero would mean ASConfig's default: refuse it on the command line
+		return usageError("as: --token-ttl %s: must be positive", *ttl)
+	}
 	key, err := testbed.LoadSigningKey(filepath.Join(*dir, testbed.FileASKey))
 	if err != nil {
 		return err

@@ -106,13 +106,22 @@ func TestUsage(t *testing.T) {
 		{[]string{"pki", "--nope"}, 2, "flag provided but not defined"},
 		{[]string{"as"}, 2, "--pki is required"},
 		{[]string{"as", "--pki", pkiDir, "--issuer", "https://as.example/tenant"}, 2, "issuer:"},
-		{[]string{"as", "--pki", pkiDir, "--token-ttl", "0s"}, 2, "token_ttl:"},
+		{[]string{"as", "--pki", pkiDir, "--token-ttl", "0s"}, 2, "--token-ttl 0s: must be positive"},
+		{[]string{"as", "--pki", pkiDir, "--token-ttl", "1500ms"}, 2, "token_ttl:"},
 		{[]string{"as", "--pki", t.TempDir()}, 1, testbed.FileASKey},
 		{[]string{"api", "--addr", "127.0.0.1:notaport"}, 1, "notaport"},
 		{[]string{"api", "x"}, 2, `unexpected argument "x"`},
 	} {
 		var stdout, stderr bytes.Buffer
-		err := run(context.Background(), tc.args, &stdout, &stderr)
+		e := newEnv(&stdout, &stderr)
+		e.listen = func(addr string) (net.Listener, error) {
+			if !strings.Contains(addr, "notaport") {
+				t.Errorf("%q: listens on %s", tc.args, addr)
+				return nil, errors.New("test: must not listen")
+			}
+			return net.Listen("tcp", addr)
+		}
+		err := runEnv(context.Background(), e, tc.args)
 		code := exitCode(err, &stderr)
 		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr.String(), tc.code, tc.want)
@@ -124,9 +133,9 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%q: %v, stdout %q", args, err, stdout.String())
 		}
 	}
-	for _, name := range []string{"pki", "as", "api"} {
+	for name, flag := range map[string]string{"pki": "-valid", "as": "-issuer", "api": "-addr"} {
 		var stdout, stderr bytes.Buffer
-		if err := run(context.Background(), []string{name, "-h"}, &stdout, &stderr); err != nil || !strings.Contains(stderr.String(), "-addr") && name != "pki" {
+		if err := run(context.Background(), []string{name, "-h"}, &stdout, &stderr); err != nil || !strings.Contains(stderr.String(), flag) {
 			t.Errorf("%s -h: %v, stderr %q", name, err, stderr.String())
 		}
 	}

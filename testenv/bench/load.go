@@ -1,0 +1,235 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sender sends one request. seq numbers the calls of one Run from 0, warmup included, so a
+// scenario can map it to a request of its pool. A request the server answered with a denial
+// returns a *DeniedError; any other error is a failed request.
+type Sender func(ctx context.Context, worker int, seq uint64) error
+
+// DeniedError is a request the server answered, with a denial. Detail is what the server
+// said (the gRPC status message, or the HTTP status and x-certbind-reason).
+type DeniedError struct{ Detail string }
+
+func (e *DeniedError) Error() string { return "denied: " + e.Detail }
+
+// Load is how hard and how long to drive a Sender.
+type Load struct {
+	// Workers is the number of concurrent requests, each worker sending its next request as soon
+	// as the previous one is answered (a closed loop). Default 50.
+	Workers int
+	// Warmup runs before the measurement; nothing of it is recorded.
+	Warmup time.Duration
+	// Duration is the measured time. When Requests is set instead, exactly Requests measured
+	// requests are sent.
+	Duration time.Duration
+	Requests int64
+	// PID is the server process whose CPU time is measured; 0 measures none.
+	PID int
+}
+
+// Result is what one Run measured. Only requests that completed inside the measured window
+// count; the CPU time is the difference of readings at its start and end.
+type Result struct {
+	Requests int64 // completed in the window, whatever the outcome
+	Errors   int64 // failed: transport errors, gRPC errors, unexpected HTTP answers
+	Denied   int64 // answered with a denial
+	// Issued is how many times the Sender was called, warmup included: the next Run of the same
+	// pool should start there.
+	Issued     uint64
+	Elapsed    time.Duration
+	Latency    Histogram // of every request in the window, whatever the outcome
+	ServerCPU  time.Duration
+	ClientCPU  time.Duration // this process: the load generator's own cost
+	FirstError error
+	FirstDeny  string
+}
+
+// RPS is requests completed per second of the window.
+func (r *Result) RPS() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Requests) / r.Elapsed.Seconds()
+}
+
+// ServerCPUPerRequest is the server's CPU time divided by the requests of the window.
+func (r *Result) ServerCPUPerRequest() time.Duration { return perRequest(r.ServerCPU, r.Requests) }
+
+// ClientCPUPerRequest is this process's CPU time divided by the requests of the window.
+func (r *Result) ClientCPUPerRequest() time.Duration { return perRequest(r.ClientCPU, r.Requests) }
+
+func perRequest(d time.Duration, n int64) time.Duration {
+	if n == 0 {
+		return 0
+	}
+	return d / time.Duration(n)
+}
+
+// phases of a run, in order.
+const (
+	phaseWarmup int32 = iota
+	phaseMeasure
+	phaseDone
+)
+
+// worker is one worker's tally, on its own cache lines.
+type worker struct {
+	hist     Histogram
+	requests int64
+	errors   int64
+	denied   int64
+	firstErr error
+	deny     string
+	_        [64]byte
+}
+
+// Run drives send with l.Workers concurrent workers: the warmup, then the measured window.
+// Latency is taken around each call to send. It returns when every worker has stopped, or with
+// ctx's error if ctx ended first.
+func Run(ctx context.Context, l Load, send Sender) (*Result, error) {
+	if l.Workers <= 0 {
+		l.Workers = 50
+	}
+	if (l.Duration > 0) == (l.Requests > 0) {
+		return nil, errors.New("bench: set exactly one of Load.Duration and Load.Requests")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var (
+		phase    atomic.Int32
+		seq      atomic.Uint64
+		measured atomic.Int64 // Requests mode: measured requests started
+		wg       sync.WaitGroup
+	)
+	if l.Warmup <= 0 {
+		phase.Store(phaseMeasure)
+	}
+	workers := make([]*worker, l.Workers)
+	allDone := make(chan struct{})
+	for i := range workers {
+		w := &worker{}
+		workers[i] = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				p := phase.Load()
+				if p == phaseDone {
+					return
+				}
+				if p == phaseMeasure && l.Requests > 0 && measured.Add(1) > l.Requests {
+					return
+				}
+				start := time.Now()
+				err := send(ctx, i, seq.Add(1)-1)
+				took := time.Since(start)
+				// Count what completed inside the window: in a closed loop the requests in
+				// flight at its start stand in for those in flight at its end.
+				if phase.Load() != phaseMeasure || p != phaseMeasure && l.Requests > 0 {
+					continue
+				}
+				w.hist.Record(took)
+				w.requests++
+				var de *DeniedError
+				switch {
+				case err == nil:
+				case errors.As(err, &de):
+					w.denied++
+					if w.deny == "" {
+						w.deny = de.Detail
+					}
+				default:
+					w.errors++
+					if w.firstErr == nil {
+						w.firstErr = err
+					}
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(allDone) }()
+
+	stop := func(err error) (*Result, error) {
+		phase.Store(phaseDone)
+		cancel()
+		<-allDone
+		return nil, err
+	}
+	if l.Warmup > 0 {
+		select {
+		case <-time.After(l.Warmup):
+		case <-ctx.Done():
+			return stop(ctx.Err())
+		case <-allDone:
+			return stop(errors.New("bench: every worker stopped during the warmup"))
+		}
+	}
+	cpu0, err := readCPU(l.PID)
+	if err != nil {
+		return stop(err)
+	}
+	t0 := time.Now()
+	phase.Store(phaseMeasure)
+	if l.Requests > 0 {
+		select {
+		case <-allDone:
+		case <-ctx.Done():
+			return stop(ctx.Err())
+		}
+	} else {
+		select {
+		case <-time.After(l.Duration):
+		case <-ctx.Done():
+			return stop(ctx.Err())
+		case <-allDone:
+		}
+	}
+	phase.Store(phaseDone)
+	elapsed := time.Since(t0)
+	cpu1, err := readCPU(l.PID)
+	<-allDone
+	if err != nil {
+		return nil, err
+	}
+
+	r := &Result{Issued: seq.Load(), Elapsed: elapsed, ServerCPU: cpu1.server - cpu0.server, ClientCPU: cpu1.client - cpu0.client}
+	for _, w := range workers {
+		r.Latency.Merge(&w.hist)
+		r.Requests += w.requests
+		r.Errors += w.errors
+		r.Denied += w.denied
+		if r.FirstError == nil {
+			r.FirstError = w.firstErr
+		}
+		if r.FirstDeny == "" {
+			r.FirstDeny = w.deny
+		}
+	}
+	return r, nil
+}
+
+type cpuReading struct{ server, client time.Duration }
+
+func readCPU(pid int) (cpuReading, error) {
+	var c cpuReading
+	var err error
+	if pid > 0 {
+		if c.server, err = ProcessCPU(pid); err != nil {
+			return c, fmt.Errorf("bench: server CPU: %w", err)
+		}
+	}
+	if c.client, err = ProcessCPU(os.Getpid()); err != nil {
+		return c, fmt.Errorf("bench: own CPU: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// clockTick is USER_HZ, the unit of utime and stime in /proc/<pid>/stat: 100 on every Linux
+// architecture Go supports (sysconf(_SC_CLK_TCK)).
+const clockTick = 10 * time.Millisecond
+
+// ErrProcFormat is returned for a /proc file that does not have the expected layout.
+var ErrProcFormat = errors.New("unexpected /proc format")
+
+// ProcessCPU returns the CPU time, user plus system, that process pid and all its threads have
+// used so far, from /proc/<pid>/stat. The resolution is one clock tick (10 ms): measure windows
+// of seconds.
+func ProcessCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(data)
+}
+
+// parseStatCPU reads utime and stime, fields 14 and 15 of proc(5) stat. The second field, the
+// command name in parentheses, may itself hold spaces and ')', so fields are counted from the
+// last ')'.
+func parseStatCPU(data []byte) (time.Duration, error) {
+	end := bytes.LastIndexByte(data, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("stat: %w: no command name", ErrProcFormat)
+	}
+	// After "pid (comm) " come state (field 3), ppid (4), ... utime (14), stime (15).
+	fields := bytes.Fields(data[end+1:])
+	const utime, stime = 14 - 3, 15 - 3
+	if len(fields) <= stime {
+		return 0, fmt.Errorf("stat: %w: %d fields after the command name", ErrProcFormat, len(fields))
+	}
+	var ticks uint64
+	for _, i := range []int{utime, stime} {
+		v, err := strconv.ParseUint(string(fields[i]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("stat: field %d: %w: %v", i+3, ErrProcFormat, err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * clockTick, nil
+}
+
+// ProcessRSS returns the resident set size of process pid in bytes (VmRSS of /proc/<pid>/status).
+func ProcessRSS(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatusRSS(data)
+}
+
+func parseStatusRSS(data []byte) (int64, error) {
+	for line := range bytes.Lines(data) {
+		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			return 0, fmt.Errorf("status: VmRSS %q: %w", bytes.TrimSpace(rest), ErrProcFormat)
+		}
+		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("status: VmRSS: %w: %v", ErrProcFormat, err)
+		}
+		return kb * 1024, nil
+	}
+	return 0, fmt.Errorf("status: %w: no VmRSS line (a kernel thread, or a zombie)", ErrProcFormat)
+}
