@@ -1,0 +1,273 @@
+package nginx
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certbind/certbind/extauthz"
+	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/testenv/demoapp"
+	"github.com/certbind/certbind/testenv/testbed"
+)
+
+func nginxBinary(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("nginx is not installed: .ci/run must install it (apt-get install nginx-light)")
+	}
+	t.Skip("nginx not installed")
+	return ""
+}
+
+func serve(t *testing.T, h http.Handler) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// nginxCertbindConfig is the test bed's certbind.yaml plus what the nginx example asks for.
+const nginxCertbindConfig = `intermediates: [pki/intermediate.pem]
+http_authz:
+  certificate_format: pem_urlencoded
+  certificate_header: x-ssl-client-cert
+  original_uri_header: x-original-uri
+  original_method_header: x-original-method
+  auth_request_statuses: true
+`
+
+type rig struct {
+	base    string
+	pki     string
+	roots   *x509.CertPool
+	clients map[string]*http.Client
+}
+
+func start(t *testing.T) *rig {
+	bin := nginxBinary(t)
+	dir := t.TempDir()
+	pki := filepath.Join(dir, "pki")
+	if err := testbed.GeneratePKI(pki, time.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "certbind.yaml")
+	if err := os.WriteFile(cfgPath, append(append([]byte{}, testbed.Config...), nginxCertbindConfig...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := policy.LoadConfig(cfgPath, policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authz := serve(t, extauthz.NewHTTPHandler(extauthz.New(extauthz.Config{Engine: policy.NewEngine(policy.EngineConfig{Config: cfg})})))
+	key, err := testbed.LoadSigningKey(filepath.Join(pki, testbed.FileASKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := serve(t, demoapp.NewAS(demoapp.ASConfig{Issuer: testbed.Issuer, Audience: testbed.Audience, Key: key, KeyID: testbed.ASKeyID}))
+	api := serve(t, demoapp.NewAPI())
+	listen := freePort(t)
+
+	// The shipped configuration, pointed at this rig: addresses and paths only.
+	shipped, err := os.ReadFile("../../deploy/nginx/certbind.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers := filepath.Join(dir, "certbind-upstream-headers.conf")
+	if err := copyFile("../../deploy/nginx/certbind-upstream-headers.conf", headers); err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.NewReplacer(
+		"server certbind:9192;", "server "+authz+";",
+		"server as:8080;", "server "+as+";",
+		"server api:8080;", "server "+api+";",
+		"listen 8443 ssl;", "listen "+listen+" ssl;",
+		"/etc/certbind/pki", pki,
+		"/etc/nginx/certbind-upstream-headers.conf", headers,
+	).Replace(string(shipped))
+	for _, must := range []string{authz, as, api, listen, pki, headers} {
+		if !strings.Contains(conf, must) {
+			t.Fatalf("the shipped nginx config changed shape: %q not substituted", must)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "certbind.conf"), []byte(conf), 0o644)
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;\n" // workers must read this test's private temp directory
+	}
+	main := fmt.Sprintf(`%sworker_processes 1;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %[2]s/body;
+    proxy_temp_path %[2]s/proxy;
+    fastcgi_temp_path %[2]s/fastcgi;
+    uwsgi_temp_path %[2]s/uwsgi;
+    scgi_temp_path %[2]s/scgi;
+    include %[2]s/certbind.conf;
+}
+`, user, dir)
+	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644)
+	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+		}
+		if t.Failed() {
+			logs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx output: %s\nerror.log:\n%s", out, logs)
+		}
+	})
+	r := &rig{base: "https://" + listen, pki: pki, roots: x509.NewCertPool(), clients: map[string]*http.Client{}}
+	ca, _ := os.ReadFile(filepath.Join(pki, testbed.FileCA))
+	r.roots.AppendCertsFromPEM(ca)
+	for _, name := range testbed.Clients() {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(pki, testbed.CertFile(name)), filepath.Join(pki, testbed.KeyFile(name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.clients[name] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: r.roots, ServerName: "localhost",
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil },
+		}}}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := r.clients[testbed.Billing].Get(r.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx did not come up: %v\n%s", err, out)
+		}
+	}
+	return r
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o644)
+}
+
+type result struct {
+	status int
+	body   string
+	hdr    http.Header
+}
+
+func (r *rig) do(t *testing.T, cert, method, path, authz string, hdr map[string]string) result {
+	t.Helper()
+	var body io.Reader
+	if method == "POST" {
+		body = strings.NewReader("grant_type=client_credentials&scope=read")
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), method, r.base+path, body)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := r.clients[cert].Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return result{resp.StatusCode, string(b), resp.Header}
+}
+
+func TestNginxAuthRequest(t *testing.T) {
+	r := start(t)
+	// client_auth: nginx's auth_request carries no body, so client_id travels in the query.
+	tok := r.do(t, testbed.Billing, "POST", "/oauth2/token?client_id=billing", "", nil)
+	if tok.status != 200 {
+		t.Fatalf("token: %d %s", tok.status, tok.body)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal([]byte(tok.body), &tr); err != nil || tr.AccessToken == "" {
+		t.Fatalf("token response %s", tok.body)
+	}
+	bearer := "Bearer " + tr.AccessToken
+
+	for _, tc := range []struct {
+		name, cert, method, path, authz string
+		hdr                             map[string]string
+		status                          int
+		body, reason                    string
+	}{
+		{"bound token with its certificate", testbed.Billing, "GET", "/api/orders", bearer, nil, 200, `"x-certbind-subject":"billing"`, ""},
+		{"token replayed with another certificate", testbed.Reports, "GET", "/api/orders", bearer, nil, 401, `"error":"invalid_token"`, "token_binding_mismatch"},
+		{"no token", testbed.Billing, "GET", "/api/orders", "", nil, 401, "", "token_missing"},
+		{"another client's client_id", testbed.Reports, "POST", "/oauth2/token?client_id=billing", "", nil, 401, `"error":"invalid_client"`, "certificate_not_bound"},
+		{"client_id only in the body is invisible to auth_request", testbed.Billing, "POST", "/oauth2/token", "", nil, 403, `"error":"invalid_request"`, "client_id_missing"},
+		{"forged client certificate header is overwritten", testbed.Reports, "POST", "/oauth2/token?client_id=billing", "",
+			map[string]string{"X-SSL-Client-Cert": "garbage", "X-Certbind-Mode": "identity"}, 401, `"error":"invalid_client"`, "certificate_not_bound"},
+		{"identity route", testbed.Inventory, "GET", "/internal/stock", "", map[string]string{"X-Certbind-Client-Id": "admin"}, 200, `"x-certbind-client-id":"inventory"`, ""},
+		{"self-signed certificate refused at TLS", testbed.Partner, "GET", "/internal/stock", "", nil, 400, "", ""},
+		{"expired certificate refused at TLS", testbed.Expired, "GET", "/internal/stock", "", nil, 400, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := r.do(t, tc.cert, tc.method, tc.path, tc.authz, tc.hdr)
+			if got.status != tc.status || !strings.Contains(got.body, tc.body) {
+				t.Fatalf("%d %s, want %d containing %s", got.status, got.body, tc.status, tc.body)
+			}
+			if tc.reason != "" && got.hdr.Get("X-Certbind-Reason") != tc.reason {
+				t.Errorf("reason %q, want %s", got.hdr.Get("X-Certbind-Reason"), tc.reason)
+			}
+			if tc.status == 401 && tc.authz != "" && !strings.Contains(got.hdr.Get("WWW-Authenticate"), `error="invalid_token"`) {
+				t.Errorf("WWW-Authenticate %q", got.hdr.Get("WWW-Authenticate"))
+			}
+		})
+	}
+}
