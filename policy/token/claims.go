@@ -160,8 +160,11 @@ func claimsFrom(m map[string]json.RawMessage) (*Claims, error) {
 		}
 		c.Scopes = strings.Fields(s)
 	} else if raw, ok := m["scp"]; ok {
-		if json.Unmarshal(raw, &c.Scopes) != nil {
-			return nil, errors.New("claim scp: not an array of strings")
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			c.Scopes = strings.Fields(s) // Azure AD writes scp as one space-separated string
+		} else if json.Unmarshal(raw, &c.Scopes) != nil {
+			return nil, errors.New("claim scp: not a string or an array of strings")
 		}
 	}
 	if raw, ok := m["cnf"]; ok {

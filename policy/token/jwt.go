@@ -158,6 +158,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string, now time.Time) (*Clai
 	if err != nil {
 		return nil, fail(KindMalformed, "header: %v", err)
 	}
+	if _, ok := hdr["crit"]; ok {
+		// RFC 7515 section 4.1.11: certbind understands no extension, so any crit is refused.
+		return nil, fail(KindMalformed, "header crit %s: no critical extension is supported", hdr["crit"])
+	}
 	var algName string
 	if json.Unmarshal(hdr["alg"], &algName) != nil {
 		return nil, fail(KindMalformed, "header alg missing or not a string")
@@ -283,7 +287,7 @@ func checkTimes(c *Claims, now time.Time, leeway time.Duration, requireExp bool)
 		if requireExp {
 			return fail(KindExpired, "exp missing")
 		}
-	} else if now.After(c.Expiry.Add(leeway)) {
+	} else if !now.Before(c.Expiry.Add(leeway)) { // RFC 7519 section 4.1.4: on or after exp is expired
 		return fail(KindExpired, "expired at %s", c.Expiry.Format(time.RFC3339))
 	}
 	if !c.NotBefore.IsZero() && now.Add(leeway).Before(c.NotBefore) {

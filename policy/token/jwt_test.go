@@ -270,7 +270,9 @@ func TestVerify(t *testing.T) {
 		{"typ missing when allowed", es.mint(t, claims(nil), map[string]any{"typ": omit}), func(is *Issuer) { is.AllowMissingType = true }, "", nil},
 		{"configured application/at+jwt", good, func(is *Issuer) { is.Types = []string{"application/at+jwt"} }, "", nil},
 		{"aud array holding a configured audience", es.mint(t, claims(map[string]any{"aud": []string{"x", "https://other.example"}}), nil), nil, "", nil},
-		{"expired within leeway", es.mint(t, claims(map[string]any{"exp": t0.Add(-30 * time.Second).Unix()}), nil), nil, "", nil},
+		{"expired within leeway", es.mint(t, claims(map[string]any{"exp": t0.Add(-29 * time.Second).Unix()}), nil), nil, "", nil},
+		// RFC 7519 section 4.1.4: at exp (plus leeway) the token is already expired.
+		{"expired exactly at the leeway's end", es.mint(t, claims(map[string]any{"exp": t0.Add(-30 * time.Second).Unix()}), nil), nil, KindExpired, nil},
 		{"nbf within leeway", es.mint(t, claims(map[string]any{"nbf": t0.Add(30 * time.Second).Unix()}), nil), nil, "", nil},
 		{"fractional exp", es.mint(t, claims(map[string]any{"exp": float64(t0.Unix()) + 0.5}), nil), func(is *Issuer) { is.Leeway = 0 }, "", nil},
 		{"without cnf", es.mint(t, claims(map[string]any{"cnf": omit}), nil), nil, "", nil},
@@ -304,10 +306,9 @@ func TestVerify(t *testing.T) {
 		// RFC 7797 unencoded payloads: JSON claims break the compact shape; a base64url payload
 		// would be verified as its own text, never as the claims PeekIssuer read.
 		{"unencoded payload (RFC 7797)", es.unencoded(t, mustJSON(t, claims(nil))), nil, "", ErrNotJWT},
-		{"unencoded payload that is base64url", es.unencoded(t, payloadOK), nil, KindSignature, nil},
-		// go-jose refuses the unknown critical header only inside Verify, so it reads as a bad
-		// signature; what matters is that it is refused.
-		{"unsupported crit header", es.handmade(t, `{"alg":"ES256","kid":"es","typ":"at+jwt","crit":["x"],"x":1}`, mustJSON(t, claims(nil))), nil, KindSignature, nil},
+		{"unencoded payload that is base64url", es.unencoded(t, payloadOK), nil, KindMalformed, nil},
+		// certbind supports no critical header extension: refused before any signature work.
+		{"unsupported crit header", es.handmade(t, `{"alg":"ES256","kid":"es","typ":"at+jwt","crit":["x"],"x":1}`, mustJSON(t, claims(nil))), nil, KindMalformed, nil},
 
 		// Issuer.
 		{"unknown issuer", es.mint(t, claims(map[string]any{"iss": "https://evil.example"}), nil), nil, KindIssuer, nil},
