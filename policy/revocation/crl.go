@@ -163,6 +163,8 @@ func parseCRL(data []byte) (*crlEntry, error) {
 		}
 		e.revoked[rc.SerialNumber.String()] = rc.RevocationTime
 	}
+	// The index replaces the parsed entries (two copies of them), which a large CRL would keep.
+	l.RevokedCertificateEntries, l.RevokedCertificates = nil, nil
 	return e, nil
 }
 

@@ -51,7 +51,9 @@ func TestCheckOCSP(t *testing.T) {
 			return e.inter.Leaf("client", pki.OCSPServers(closedURL(t)+"/ocsp"))
 		}, st: Unknown, causes: []error{ErrFetch}},
 		{name: "HTTP 500", resp: func(*testing.T, *env, *pki.Cert) ocspFunc {
-			return func(w http.ResponseWriter, _ *http.Request, _ *ocsp.Request) { w.WriteHeader(http.StatusInternalServerError) }
+			return func(w http.ResponseWriter, _ *http.Request, _ *ocsp.Request) {
+				w.WriteHeader(http.StatusInternalServerError)
+			}
 		}, st: Unknown, causes: []error{ErrFetch}},
 		{name: "slow responder is cut at Timeout", opts: Options{Timeout: 200 * time.Millisecond}, resp: func(*testing.T, *env, *pki.Cert) ocspFunc {
 			return func(_ http.ResponseWriter, r *http.Request, _ *ocsp.Request) {

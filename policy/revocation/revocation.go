@@ -211,7 +211,7 @@ func (c *Checker) Check(ctx context.Context, cert, issuer *x509.Certificate, mod
 	if !mode.Valid() {
 		return Result{Err: fmt.Errorf("revocation: %w %q", ErrMode, mode)}
 	}
-	if cert == nil || issuer == nil {
+	if cert == nil || issuer == nil || cert.SerialNumber == nil {
 		return Result{Err: fmt.Errorf("revocation: %w: nil certificate", ErrMismatch)}
 	}
 	if string(cert.RawIssuer) != string(issuer.RawSubject) {
