@@ -111,16 +111,15 @@ func (ts *tokenSettings) verify(ctx context.Context, raw string, now time.Time) 
 		return nil, issuerPolicy{}, false, &token.Error{Kind: token.KindMalformed, Err: fmt.Errorf("token larger than %d bytes", ts.verifier.MaxBytes())}
 	}
 	if token.LooksLikeJWT(raw) {
-		iss, err := token.PeekIssuer(raw)
-		if err == nil && ts.verifier.HasIssuer(iss) {
-			c, err := ts.verifier.Verify(ctx, raw, now)
-			return c, ts.issuers[iss], true, err
-		}
-		if !ts.hasIntrospect {
-			if err == nil {
-				err = &token.Error{Kind: token.KindIssuer, Err: fmt.Errorf("issuer %q is not configured", iss)}
+		c, err := ts.verifier.Verify(ctx, raw, now)
+		// A JWT of an issuer certbind does not know, or something only shaped like one, may
+		// still be an opaque token the authorization server can introspect.
+		notOurs := errors.Is(err, token.ErrNotJWT) || token.KindOf(err) == token.KindIssuer
+		if !notOurs || !ts.hasIntrospect {
+			if err != nil {
+				return nil, issuerPolicy{}, false, err
 			}
-			return nil, issuerPolicy{}, false, err
+			return c, ts.issuers[c.Issuer], true, nil
 		}
 	}
 	if !ts.hasIntrospect {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/certbind/certbind/policy/dn"
 	"github.com/certbind/certbind/policy/jwks"
+	"github.com/certbind/certbind/policy/revocation"
 )
 
 // AuthMethod is an RFC 8705 token_endpoint_auth_method.
@@ -25,9 +26,11 @@ type Client struct {
 	ID     string
 	Method AuthMethod
 
-	match  matcher        // MethodPKI
-	roots  *x509.CertPool // MethodPKI: the client's own trust anchors; nil means the global ones
-	pinned jwks.Source    // MethodSelfSigned
+	match matcher        // MethodPKI
+	roots *x509.CertPool // MethodPKI: the client's own trust anchors; nil means the global ones
+	// revocationFailure is what an unknown online revocation status does for this client.
+	revocationFailure revocation.FailurePolicy
+	pinned            jwks.Source // MethodSelfSigned
 }
 
 // Binding describes what the client is registered with, for logs and `certbind check`.

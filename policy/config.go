@@ -18,22 +18,31 @@ import (
 
 	"github.com/certbind/certbind/policy/dn"
 	"github.com/certbind/certbind/policy/jwks"
+	"github.com/certbind/certbind/policy/revocation"
 )
 
 // The YAML document, decoded strictly. Keys use the RFC 7591 / RFC 8705 client metadata names.
 type fileConfig struct {
-	TrustAnchors       []string      `yaml:"trust_anchors"`
-	Intermediates      []string      `yaml:"intermediates"`
-	CRLFiles           []string      `yaml:"crl_files"`
-	CRLExpired         string        `yaml:"crl_expired"`
-	CertificateSources fileSources   `yaml:"certificate_sources"`
-	XFCC               fileXFCC      `yaml:"xfcc"`
-	JWKSFetch          fileFetch     `yaml:"jwks_fetch"`
-	Clients            []fileClient  `yaml:"clients"`
-	Routes             []fileRoute   `yaml:"routes"`
-	Tokens             fileTokens    `yaml:"tokens"`
-	HTTPAuthz          fileHTTPAuthz `yaml:"http_authz"`
-	Cache              fileCache     `yaml:"cache"`
+	TrustAnchors       []string       `yaml:"trust_anchors"`
+	Intermediates      []string       `yaml:"intermediates"`
+	CRLFiles           []string       `yaml:"crl_files"`
+	CRLExpired         string         `yaml:"crl_expired"`
+	CertificateSources fileSources    `yaml:"certificate_sources"`
+	XFCC               fileXFCC       `yaml:"xfcc"`
+	JWKSFetch          fileFetch      `yaml:"jwks_fetch"`
+	Clients            []fileClient   `yaml:"clients"`
+	Routes             []fileRoute    `yaml:"routes"`
+	Tokens             fileTokens     `yaml:"tokens"`
+	HTTPAuthz          fileHTTPAuthz  `yaml:"http_authz"`
+	Cache              fileCache      `yaml:"cache"`
+	Revocation         fileRevocation `yaml:"revocation"`
+}
+
+type fileRevocation struct {
+	Mode        string        `yaml:"mode"`
+	Failure     string        `yaml:"failure"`
+	Timeout     time.Duration `yaml:"timeout"`
+	MaxCacheTTL time.Duration `yaml:"max_cache_ttl"`
 }
 
 type fileCache struct {
@@ -83,6 +92,7 @@ type fileClient struct {
 	JWKS                    yaml.Node `yaml:"jwks"`
 	JWKSFile                string    `yaml:"jwks_file"`
 	JWKSURI                 string    `yaml:"jwks_uri"`
+	RevocationFailure       string    `yaml:"revocation_failure"`
 }
 
 type fileRoute struct {
@@ -143,6 +153,12 @@ func (f *fileConfig) applyDefaults() {
 	}
 	if f.Cache.TTL == 0 {
 		f.Cache.TTL = DefaultCacheTTL
+	}
+	if f.Revocation.Mode == "" {
+		f.Revocation.Mode = string(revocation.ModeOff)
+	}
+	if f.Revocation.Failure == "" {
+		f.Revocation.Failure = string(revocation.FailHard)
 	}
 	h := &f.HTTPAuthz
 	if h.CertificateFormat == "" {
@@ -268,7 +284,11 @@ type Config struct {
 	routes        []route
 	tokens        *tokenSettings
 	onCache       func(cache, event string)
-	files         []string // every file read, for reload watching
+
+	revocation        *revocation.Checker // nil when revocation.mode is off
+	revocationMode    revocation.Mode
+	revocationFailure revocation.FailurePolicy
+	files             []string // every file read, for reload watching
 }
 
 // Files lists every file the configuration read (besides the config file itself).
@@ -311,6 +331,8 @@ type LoadOptions struct {
 	OnJWKSFetch func(uri string, err error)
 	// OnCache observes cache events: cache "chains" or "tokens", event "hit", "miss" or "eviction".
 	OnCache func(cache, event string)
+	// OnRevocationFetch observes OCSP and CRL fetches (kind "ocsp" or "crl").
+	OnRevocationFetch func(kind, url string, err error)
 }
 
 var generations atomic.Uint64
@@ -520,6 +542,24 @@ func (b *builder) compile(f *fileConfig) *Config {
 	if f.HTTPAuthz.MaxBodyBytes < 0 {
 		b.errf("http_authz.max_body_bytes", "must be positive")
 	}
+	c.revocationMode = revocation.Mode(f.Revocation.Mode)
+	c.revocationFailure = revocation.FailurePolicy(f.Revocation.Failure)
+	if !c.revocationMode.Valid() {
+		b.errf("revocation.mode", "%q: want off, crl, ocsp or ocsp_then_crl", f.Revocation.Mode)
+	}
+	if !c.revocationFailure.Valid() {
+		b.errf("revocation.failure", "%q: want hard or soft", f.Revocation.Failure)
+	}
+	if f.Revocation.Timeout < 0 || f.Revocation.MaxCacheTTL < 0 {
+		b.errf("revocation", "durations must be positive")
+	}
+	if c.revocationMode != revocation.ModeOff && c.revocationMode.Valid() {
+		var onFetch func(kind, url string, err error)
+		if b.opt.OnRevocationFetch != nil {
+			onFetch = b.opt.OnRevocationFetch
+		}
+		c.revocation = revocation.NewChecker(revocation.Options{Timeout: f.Revocation.Timeout, MaxCacheTTL: f.Revocation.MaxCacheTTL, OnFetch: onFetch})
+	}
 	c.Cache = CacheSettings(f.Cache)
 	if f.Cache.Certificates < 0 || f.Cache.Chains < 0 || f.Cache.Tokens < 0 || f.Cache.TTL < 0 {
 		b.errf("cache", "sizes and ttl must be positive")
@@ -642,6 +682,14 @@ func (b *builder) client(path string, fc *fileClient, c *Config) *Client {
 			return nil
 		}
 		cl.match = m
+		cl.revocationFailure = c.revocationFailure
+		if fc.RevocationFailure != "" {
+			cl.revocationFailure = revocation.FailurePolicy(fc.RevocationFailure)
+		}
+		if !cl.revocationFailure.Valid() {
+			b.errf(path+".revocation_failure", "%q: want hard or soft", fc.RevocationFailure)
+			return nil
+		}
 		if len(fc.TrustAnchors) > 0 {
 			cl.roots = x509.NewCertPool()
 			for i, name := range fc.TrustAnchors {
@@ -655,6 +703,10 @@ func (b *builder) client(path string, fc *fileClient, c *Config) *Client {
 			}
 		}
 	case string(MethodSelfSigned):
+		if fc.RevocationFailure != "" {
+			b.errf(path+".revocation_failure", "self_signed_tls_client_auth certificates are pinned, not checked for revocation")
+			return nil
+		}
 		cl.Method = MethodSelfSigned
 		if len(set) > 0 {
 			b.errf(path, "%s belongs to tls_client_auth; self_signed_tls_client_auth pins certificates through jwks, jwks_file or jwks_uri", strings.Join(set, ", "))

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/certbind/certbind/policy/revocation"
 )
 
 // Input is everything a decision depends on.
@@ -201,16 +203,19 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 		return pinnedValid(p, now)
 	case MethodPKI:
 		var res chainResult
+		k := chainKey{fail: cl.revocationFailure}
 		switch {
 		case cl.roots != nil:
-			res = cfg.cachedChain(p, cl.roots, cl.ID, now)
-		case global != nil:
+			k.roots = cl.ID
+			res = cfg.cachedChain(ctx, p, cl.roots, k, now)
+		case global != nil && k.fail == global.fail:
 			if !global.done {
-				*global = cfg.cachedChain(p, cfg.roots, "", now)
+				*global = cfg.cachedChain(ctx, p, cfg.roots, k, now)
+				global.fail = k.fail
 			}
 			res = *global
 		default:
-			res = cfg.cachedChain(p, cfg.roots, "", now)
+			res = cfg.cachedChain(ctx, p, cfg.roots, k, now)
 		}
 		if res.reason != ReasonOK {
 			return res.reason, res.err
@@ -225,14 +230,23 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 
 type chainResult struct {
 	done   bool
+	fail   revocation.FailurePolicy // the failure policy this result was computed under
 	reason Reason
 	err    error
 	chains [][]*x509.Certificate
+	// online revocation: the earliest nextUpdate of the answers, and whether an unknown
+	// status was let through by the soft policy
+	revokedCheckedUntil time.Time
+	softFail            bool
 }
 
-func (c *Config) chain(p *Presented, roots *x509.CertPool, now time.Time) chainResult {
+func (c *Config) chain(ctx context.Context, p *Presented, roots *x509.CertPool, fail revocation.FailurePolicy, now time.Time) chainResult {
 	chains, r, err := c.verifyChain(p, roots, now)
-	return chainResult{done: true, reason: r, err: err, chains: chains}
+	res := chainResult{done: true, fail: fail, reason: r, err: err, chains: chains}
+	if r == ReasonOK && len(chains) > 0 {
+		res.reason, res.err, res.revokedCheckedUntil, res.softFail = c.onlineRevocation(ctx, chains[0], fail, now)
+	}
+	return res
 }
 
 // identity finds the one registered client the certificate belongs to. The certificate must be
@@ -243,7 +257,7 @@ func (e *Engine) identity(ctx context.Context, cfg *Config, in Input) Decision {
 	if p == nil {
 		return deny(ReasonNoCertificate, nil)
 	}
-	var global chainResult
+	global := chainResult{fail: cfg.revocationFailure}
 	var matchedBuf [2]string
 	matched := matchedBuf[:0]
 	var firstFailure Reason = ReasonNoMatchingClient

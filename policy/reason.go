@@ -30,7 +30,8 @@ const (
 	ReasonCertificateIsCA        Reason = "certificate_is_ca"       // a CA certificate presented as a client
 	ReasonCertificateInvalid     Reason = "certificate_invalid"     // chain fails for another reason (path length, name constraints, intermediate not a CA)
 	ReasonCertificateRevoked     Reason = "certificate_revoked"
-	ReasonCRLExpired             Reason = "crl_expired" // the issuer's CRL is past nextUpdate and crl_expired is deny
+	ReasonCRLExpired             Reason = "crl_expired"        // the issuer's CRL is past nextUpdate and crl_expired is deny
+	ReasonRevocationUnknown      Reason = "revocation_unknown" // OCSP/CRL gave no answer and the failure policy is hard
 
 	// Client authentication (RFC 8705 section 2).
 	ReasonRequestMalformed   Reason = "request_malformed"     // unreadable form body, truncated body
@@ -74,7 +75,7 @@ func Reasons() []Reason {
 		ReasonCertificateMismatch, ReasonChainTooLong,
 		ReasonCertificateExpired, ReasonCertificateNotYetValid, ReasonCertificateUntrusted,
 		ReasonCertificateUsage, ReasonCertificateIsCA, ReasonCertificateInvalid,
-		ReasonCertificateRevoked, ReasonCRLExpired,
+		ReasonCertificateRevoked, ReasonCRLExpired, ReasonRevocationUnknown,
 		ReasonRequestMalformed, ReasonClientIDMissing, ReasonClientIDConflict, ReasonUnknownClient,
 		ReasonCertificateUnbound,
 		ReasonNoMatchingClient, ReasonAmbiguousClient,
@@ -125,6 +126,8 @@ func (r Reason) Description() string {
 		return "the client certificate chain is invalid"
 	case ReasonCertificateRevoked:
 		return "the client certificate has been revoked"
+	case ReasonRevocationUnknown:
+		return "revocation status of the client certificate is unavailable"
 	case ReasonCRLExpired:
 		return "revocation status of the client certificate is unavailable"
 	case ReasonRequestMalformed:

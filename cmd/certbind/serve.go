@@ -112,7 +112,15 @@ func loadOptions(log logrus.FieldLogger, m *metrics.Metrics) policy.LoadOptions 
 	if m != nil {
 		onCache = m.ObserveCache
 	}
-	return policy.LoadOptions{OnCache: onCache, OnJWKSFetch: func(uri string, err error) {
+	onRevocation := func(kind, url string, err error) {
+		if m != nil {
+			m.ObserveFetch(kind, err)
+		}
+		if log != nil && err != nil {
+			log.WithFields(logrus.Fields{"kind": kind, "url": url}).WithError(err).Warn("revocation fetch failed")
+		}
+	}
+	return policy.LoadOptions{OnCache: onCache, OnRevocationFetch: onRevocation, OnJWKSFetch: func(uri string, err error) {
 		if m != nil {
 			m.ObserveFetch("jwks", err)
 		}

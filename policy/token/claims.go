@@ -54,6 +54,84 @@ func parseObject(data []byte) (map[string]json.RawMessage, error) {
 }
 
 func checkJSON(data []byte) error {
+	if !json.Valid(data) {
+		if err := explainInvalid(data); err != nil {
+			return err
+		}
+		return errors.New("malformed JSON")
+	}
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return errors.New("not a JSON object")
+	}
+	// json.Valid has checked the syntax, so this scan only tracks nesting and member names.
+	type frame struct {
+		object    bool
+		expectKey bool
+		keys      int                 // index in names where this object's names start
+		set       map[string]struct{} // once an object has many names
+	}
+	var stack [maxDepth]frame
+	depth := 0
+	var names []string
+	for i < len(data) {
+		switch c := data[i]; c {
+		case '{', '[':
+			if depth == maxDepth {
+				return fmt.Errorf("JSON nested deeper than %d", maxDepth)
+			}
+			stack[depth] = frame{object: c == '{', expectKey: c == '{', keys: len(names)}
+			depth++
+			i++
+		case '}', ']':
+			depth--
+			names = names[:stack[depth].keys]
+			i++
+		case ',':
+			if depth > 0 && stack[depth-1].object {
+				stack[depth-1].expectKey = true
+			}
+			i++
+		case '"':
+			end := stringEnd(data, i)
+			if f := &stack[depth-1]; f.object && f.expectKey {
+				f.expectKey = false
+				name, err := memberName(data[i:end])
+				if err != nil {
+					return err
+				}
+				if f.set != nil {
+					if _, dup := f.set[name]; dup {
+						return fmt.Errorf("duplicate member %q", name)
+					}
+					f.set[name] = struct{}{}
+				} else {
+					for _, n := range names[f.keys:] {
+						if n == name {
+							return fmt.Errorf("duplicate member %q", name)
+						}
+					}
+					names = append(names, name)
+					if len(names)-f.keys > 16 { // many names: switch to a set
+						f.set = make(map[string]struct{}, 32)
+						for _, n := range names[f.keys:] {
+							f.set[n] = struct{}{}
+						}
+						names = names[:f.keys]
+					}
+				}
+			}
+			i = end
+		default:
+			i++
+		}
+	}
+	return nil
+}
+
+// explainInvalid names what is wrong with data that json.Valid refused, token by token, with
+// the same limits: only malformed input takes this slower path.
+func explainInvalid(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	type frame struct {
@@ -110,6 +188,47 @@ func checkJSON(data []byte) error {
 			stack[len(stack)-1].expect = true
 		}
 	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the string literal starting at b[i] (a '"'); the input is
+// valid JSON.
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// memberName is the decoded value of a member name literal, as encoding/json would decode it:
+// escapes resolved and invalid UTF-8 replaced, so "a" and "\u0061" are the same name.
+func memberName(lit []byte) (string, error) {
+	plain := true
+	for _, c := range lit[1 : len(lit)-1] {
+		if c == '\\' || c >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return string(lit[1 : len(lit)-1]), nil
+	}
+	var s string
+	if err := json.Unmarshal(lit, &s); err != nil {
+		return "", fmt.Errorf("malformed JSON: %w", err)
+	}
+	return s, nil
 }
 
 // claimsFrom extracts Claims from a parsed claims object (a JWT payload or an introspection
