@@ -19,7 +19,7 @@ import (
 
 type signer struct{ key *ecdsa.PrivateKey }
 
-func newSigner(t *testing.T, f *fixture) *signer {
+func newSigner(t testing.TB, f *fixture) *signer {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func newSigner(t *testing.T, f *fixture) *signer {
 	return &signer{key: k}
 }
 
-func (s *signer) token(t *testing.T, bound *pki.Cert, scope string) string {
+func (s *signer) token(t testing.TB, bound *pki.Cert, scope string) string {
 	t.Helper()
 	c := map[string]any{"iss": "https://as.example.org", "aud": "https://api.example.org", "sub": "user-7",
 		"client_id": "billing", "scope": scope, "exp": t0.Add(time.Hour).Unix()}

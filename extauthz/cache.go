@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"sync"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -52,18 +53,15 @@ func (cc *certCaches) lookup(cfg *policy.Config, compute func() certResult, part
 		return compute()
 	}
 	c := cc.forConfig(cfg)
-	h := sha256.New()
-	var n [8]byte
+	bp := keyBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
 	for _, p := range parts {
-		l := uint64(len(p))
-		for i := range n {
-			n[i] = byte(l >> (8 * i))
-		}
-		h.Write(n[:])
-		h.Write([]byte(p))
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(len(p)))
+		buf = append(buf, p...)
 	}
-	var key [32]byte
-	h.Sum(key[:0])
+	key := sha256.Sum256(buf)
+	*bp = buf
+	keyBufs.Put(bp)
 	if r, ok := c.lru.Get(key); ok {
 		cc.event("hit")
 		return r
@@ -73,6 +71,10 @@ func (cc *certCaches) lookup(cfg *policy.Config, compute func() certResult, part
 	c.lru.Add(key, r)
 	return r
 }
+
+// keyBufs holds the buffers cache keys are hashed from: the material is a few kilobytes of
+// PEM per request, worth not allocating each time.
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
 func (cc *certCaches) event(e string) {
 	if cc.onEvent != nil {

@@ -41,8 +41,8 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rs := cfg.Response()
 	if d.Allow {
 		set, remove := Allowed(d, rs)
-		for k, v := range set {
-			w.Header().Set(k, v)
+		for _, h := range set {
+			w.Header().Set(h.Name, h.Value)
 		}
 		// Envoy's http_service removes the upstream headers named here (its counterpart of
 		// headers_to_remove); nginx sets each header from the response, so an absent one is

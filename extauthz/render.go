@@ -1,7 +1,6 @@
 package extauthz
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -175,30 +174,22 @@ func challenge(realm, errCode, desc string, scopes []string) string {
 	return "Bearer " + strings.Join(parts, ", ")
 }
 
+// Header is one header name and value.
+type Header struct{ Name, Value string }
+
 // Allowed returns the upstream headers to set on allow, and the headers to remove: certbind's
 // own headers this decision does not set (so no client-sent copy survives), and Authorization
 // when it is not to be forwarded.
-func Allowed(d policy.Decision, rs policy.Response) (set map[string]string, remove []string) {
-	set = map[string]string{}
-	if d.ClientID != "" {
-		set[HeaderClientID] = d.ClientID
-	}
-	if p := d.Certificate; p != nil {
-		set[HeaderThumbprint] = p.Thumbprint.String()
-		set[HeaderClientCert] = ":" + base64.StdEncoding.EncodeToString(p.Leaf.Raw) + ":"
-	}
-	if d.Mode == policy.ModeBoundToken {
-		if d.Subject != "" {
-			set[HeaderSubject] = d.Subject
-		}
-		if len(d.Scopes) > 0 {
-			set[HeaderScope] = strings.Join(d.Scopes, " ")
-		}
-	}
+func Allowed(d policy.Decision, rs policy.Response) (set []Header, remove []string) {
+	set = make([]Header, 0, len(upstreamHeaders))
+	remove = make([]string, 0, len(upstreamHeaders)+1)
 	for _, h := range upstreamHeaders {
-		if _, ok := set[h]; !ok {
+		v := upstreamValue(d, h)
+		if v == "" {
 			remove = append(remove, h)
+			continue
 		}
+		set = append(set, Header{h, v})
 	}
 	if d.Mode == policy.ModeBoundToken && !rs.ForwardAuthorization {
 		remove = append(remove, "authorization")
@@ -206,16 +197,39 @@ func Allowed(d policy.Decision, rs policy.Response) (set map[string]string, remo
 	return set, remove
 }
 
+func upstreamValue(d policy.Decision, h string) string {
+	p := d.Certificate
+	switch h {
+	case HeaderClientID:
+		return d.ClientID
+	case HeaderThumbprint:
+		if p != nil {
+			return p.X5tS256
+		}
+	case HeaderClientCert:
+		if p != nil {
+			return ":" + p.DERBase64 + ":"
+		}
+	case HeaderSubject:
+		if d.Mode == policy.ModeBoundToken {
+			return d.Subject
+		}
+	case HeaderScope:
+		if d.Mode == policy.ModeBoundToken {
+			return strings.Join(d.Scopes, " ")
+		}
+	}
+	return ""
+}
+
 // Render turns a decision into Envoy's CheckResponse.
 func Render(d policy.Decision, rs policy.Response) *authv3.CheckResponse {
 	meta := metadata(d)
 	if d.Allow {
 		set, remove := Allowed(d, rs)
-		ok := &authv3.OkHttpResponse{HeadersToRemove: remove}
-		for _, h := range upstreamHeaders {
-			if v, found := set[h]; found {
-				ok.Headers = append(ok.Headers, overwrite(h, v))
-			}
+		ok := &authv3.OkHttpResponse{HeadersToRemove: remove, Headers: make([]*corev3.HeaderValueOption, len(set))}
+		for i, h := range set {
+			ok.Headers[i] = overwrite(h.Name, h.Value)
 		}
 		return &authv3.CheckResponse{
 			Status:          &rpcstatus.Status{Code: int32(codes.OK)},

@@ -20,7 +20,7 @@ const ModeKey = "certbind_mode"
 // Config is what a Server needs.
 type Config struct {
 	Engine   *policy.Engine
-	Logger   logrus.FieldLogger // default: a discarding logger
+	Logger   logrus.FieldLogger // nil: no decision log
 	Now      func() time.Time   // for durations; default time.Now
 	Observer Observer           // optional: metrics
 }
@@ -47,20 +47,11 @@ func New(c Config) *Server {
 	if c.Observer != nil {
 		s.certs.onEvent = c.Observer.ObserveCache
 	}
-	if s.log == nil {
-		l := logrus.New()
-		l.Out = nopWriter{}
-		s.log = l
-	}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	return s
 }
-
-type nopWriter struct{}
-
-func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 // Check authorizes one request. Decisions, allow or deny, are CheckResponses with a nil error;
 // an error is returned only when certbind itself cannot decide (Envoy then applies its
@@ -155,6 +146,9 @@ func (s *Server) record(d policy.Decision, requestID string, start time.Time) {
 }
 
 func (s *Server) logDecision(d policy.Decision, requestID string, took time.Duration) {
+	if s.log == nil {
+		return
+	}
 	fields := logrus.Fields{
 		"decision":    "deny",
 		"reason":      string(d.Reason),

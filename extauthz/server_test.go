@@ -29,13 +29,15 @@ import (
 
 var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
+func nowT0() time.Time { return t0 }
+
 type fixture struct {
 	dir                 string
 	root, inter         *pki.Cert
 	billing, other, svc *pki.Cert
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	win := pki.Validity(t0.Add(-time.Hour), t0.Add(24*time.Hour))
 	f := &fixture{dir: t.TempDir()}
@@ -49,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) write(t *testing.T, name string, data []byte) {
+func (f *fixture) write(t testing.TB, name string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(f.dir, name), data, 0o644); err != nil {
 		t.Fatal(err)

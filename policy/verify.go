@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -26,6 +27,9 @@ type Presented struct {
 	// empty RDN) SubjectErr says why and no subject DN registration can match.
 	Subject    dn.Name
 	SubjectErr error
+	// X5tS256 is Thumbprint.String(), and DERBase64 the leaf's DER in standard base64 (RFC
+	// 9440's Client-Cert), each computed once per certificate.
+	X5tS256, DERBase64 string
 	// key is the SHA-256 of the leaf and intermediates DER: the chain cache's key.
 	key [32]byte
 }
@@ -41,6 +45,8 @@ func ParsePresented(leafDER []byte, intermediatesDER [][]byte) (*Presented, erro
 	}
 	subject, subjErr := dn.FromDER(leaf.RawSubject)
 	p := &Presented{Leaf: leaf, Thumbprint: ThumbprintOf(leafDER), Subject: subject, SubjectErr: subjErr}
+	p.X5tS256 = p.Thumbprint.String()
+	p.DERBase64 = base64.StdEncoding.EncodeToString(leafDER)
 	h := sha256.New()
 	h.Write(p.Thumbprint[:])
 	for i, der := range intermediatesDER {
