@@ -1,9 +1,10 @@
 # certbind: run `make help` for the targets.
 GO       ?= go
 FUZZTIME ?= 10s
+SOAK     ?= 10m
 BIN      := bin
 
-.PHONY: help build test race vet lint fmt fuzz bench demo clean testbed-up testbed-test testbed-down image
+.PHONY: help build test race vet lint fmt fuzz bench soak demo clean testbed-up testbed-test testbed-down image
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +36,9 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 
 bench: ## in-process benchmarks of the decision path
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+soak: ## sustained mixed workload through the Envoy stand-in, every answer checked (SOAK=10m)
+	$(GO) run ./cmd/certbind-soak -duration $(SOAK)
 
 demo: ## the whole flow on this machine: PKI, certbind, Envoy stand-in, demo AS and API, scripted client
 	$(GO) run ./cmd/certbind-demo
