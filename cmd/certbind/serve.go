@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -199,7 +200,7 @@ func (s *server) run(ctx context.Context) error {
 	var tlsConfig *tls.Config
 	if s.f.tlsCert != "" {
 		var err error
-		if tlsConfig, err = serverTLS(s.f); err != nil {
+		if tlsConfig, err = serverTLS(s.f, s.log); err != nil {
 			return &exitError{code: 2, err: err}
 		}
 	}
@@ -358,12 +359,78 @@ func listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-func serverTLS(f serveFlags) (*tls.Config, error) {
+// serverTLS builds the listeners' TLS configuration. The certificate, key and client CA files
+// are re-read when they change (checked at most every tlsRecheck, on a handshake), so rotating
+// them needs no restart; a broken new file keeps the old material and is logged.
+func serverTLS(f serveFlags, log logrus.FieldLogger) (*tls.Config, error) {
+	rt := &reloadingTLS{f: f, log: log}
+	cur, err := rt.build()
+	if err != nil {
+		return nil, err
+	}
+	rt.cur.Store(cur)
+	rt.checked = time.Now()
+	rt.stamp = rt.fileStamp()
+	// The returned config only dispatches: every handshake gets the current one.
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: rt.forClient,
+		// ALPN and certificates for callers (grpc-go, net/http) that inspect the outer config.
+		Certificates: cur.Certificates, NextProtos: []string{"h2", "http/1.1"}}, nil
+}
+
+var tlsRecheck = 10 * time.Second // a variable for tests
+
+type reloadingTLS struct {
+	f       serveFlags
+	log     logrus.FieldLogger
+	cur     atomic.Pointer[tls.Config]
+	mu      sync.Mutex
+	checked time.Time
+	stamp   string
+}
+
+func (rt *reloadingTLS) forClient(*tls.ClientHelloInfo) (*tls.Config, error) {
+	rt.mu.Lock()
+	if time.Since(rt.checked) >= tlsRecheck {
+		rt.checked = time.Now()
+		if st := rt.fileStamp(); st != rt.stamp {
+			if next, err := rt.build(); err != nil {
+				if rt.log != nil {
+					rt.log.WithError(err).Error("TLS files changed but do not load; keeping the previous certificate")
+				}
+			} else {
+				rt.cur.Store(next)
+				rt.stamp = st
+				if rt.log != nil {
+					rt.log.Info("TLS certificate reloaded")
+				}
+			}
+		}
+	}
+	rt.mu.Unlock()
+	return rt.cur.Load(), nil
+}
+
+// fileStamp summarizes the files' sizes and modification times.
+func (rt *reloadingTLS) fileStamp() string {
+	var b strings.Builder
+	for _, p := range []string{rt.f.tlsCert, rt.f.tlsKey, rt.f.tlsClientCA} {
+		if p == "" {
+			continue
+		}
+		if fi, err := os.Stat(p); err == nil {
+			fmt.Fprintf(&b, "%s:%d:%d;", p, fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return b.String()
+}
+
+func (rt *reloadingTLS) build() (*tls.Config, error) {
+	f := rt.f
 	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	if f.tlsClientCA == "" {
 		return tc, nil
 	}

@@ -300,3 +300,44 @@ func TestServeDrainsInFlightChecks(t *testing.T) {
 		t.Fatal("serve did not exit")
 	}
 }
+
+func TestServeReloadsTLSFiles(t *testing.T) {
+	old := tlsRecheck
+	tlsRecheck = 0
+	defer func() { tlsRecheck = old }()
+	c := newCLI(t)
+	first := c.root.Leaf("certbind", pki.ServerAuth(), pki.DNS("certbind"))
+	c.write(t, "server.pem", first.PEM())
+	c.write(t, "server-key.pem", first.KeyPEM())
+	grpcAddr := freeAddr(t)
+	startServe(t, "--config", c.path("certbind.yaml"), "--grpc-addr", grpcAddr, "--tls-cert", c.path("server.pem"), "--tls-key", c.path("server-key.pem"))
+	roots := x509.NewCertPool()
+	roots.AddCert(c.root.Cert)
+	serverSerial := func() string {
+		var conn *tls.Conn
+		var err error
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if conn, err = tls.Dial("tcp", grpcAddr, &tls.Config{RootCAs: roots, ServerName: "certbind", NextProtos: []string{"h2"}}); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
+			t.Errorf("ALPN %q, want h2", p)
+		}
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	if got := serverSerial(); got != first.Cert.SerialNumber.String() {
+		t.Fatalf("serving %s", got)
+	}
+	second := c.root.Leaf("certbind", pki.ServerAuth(), pki.DNS("certbind"))
+	time.Sleep(10 * time.Millisecond) // a distinct modification time
+	c.write(t, "server-key.pem", second.KeyPEM())
+	c.write(t, "server.pem", second.PEM())
+	if got := serverSerial(); got != second.Cert.SerialNumber.String() {
+		t.Fatalf("after rotation still serving %s", got)
+	}
+}
