@@ -333,6 +333,8 @@ type LoadOptions struct {
 	OnCache func(cache, event string)
 	// OnRevocationFetch observes OCSP and CRL fetches (kind "ocsp" or "crl").
 	OnRevocationFetch func(kind, url string, err error)
+	// OnIntrospection observes calls to the introspection endpoint (nil error on an answer).
+	OnIntrospection func(err error)
 }
 
 var generations atomic.Uint64

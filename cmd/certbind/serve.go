@@ -121,7 +121,15 @@ func loadOptions(log logrus.FieldLogger, m *metrics.Metrics) policy.LoadOptions 
 			log.WithFields(logrus.Fields{"kind": kind, "url": url}).WithError(err).Warn("revocation fetch failed")
 		}
 	}
-	return policy.LoadOptions{OnCache: onCache, OnRevocationFetch: onRevocation, OnJWKSFetch: func(uri string, err error) {
+	onIntrospection := func(err error) {
+		if m != nil {
+			m.ObserveFetch("introspection", err)
+		}
+		if log != nil && err != nil {
+			log.WithError(err).Warn("introspection failed; the token is refused (fail closed)")
+		}
+	}
+	return policy.LoadOptions{OnCache: onCache, OnRevocationFetch: onRevocation, OnIntrospection: onIntrospection, OnJWKSFetch: func(uri string, err error) {
 		if m != nil {
 			m.ObserveFetch("jwks", err)
 		}
