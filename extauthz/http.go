@@ -73,12 +73,7 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, den.Body)
 }
 
-// ReadHTTPInput turns an authorization request into the policy's input.
-func ReadHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Config) policy.Input {
-	var none certCaches
-	return readHTTPInput(r, set, cfg, &none)
-}
-
+// readHTTPInput turns an authorization request into the policy's input.
 func readHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Config, certs *certCaches) policy.Input {
 	hdr := make(map[string]string, len(r.Header))
 	for k, vs := range r.Header {

@@ -68,17 +68,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	return Render(d, cfg.Response()), nil
 }
 
-// ReadInput turns a CheckRequest into the policy's input.
-func ReadInput(req *authv3.CheckRequest, cfg *policy.Config) policy.Input {
-	var none certCaches
-	return readInput(req, cfg, &none)
-}
-
+// readInput turns a CheckRequest into the policy's input.
 func (s *Server) readInput(req *authv3.CheckRequest, cfg *policy.Config) policy.Input {
-	return readInput(req, cfg, &s.certs)
-}
-
-func readInput(req *authv3.CheckRequest, cfg *policy.Config, certs *certCaches) policy.Input {
+	certs := &s.certs
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	in := policy.Input{
