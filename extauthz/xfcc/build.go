@@ -30,7 +30,7 @@ type Details struct {
 func Build(proxyCert *x509.Certificate, peerChain []*x509.Certificate, d Details) string {
 	var pairs []string
 	if proxyCert != nil {
-		uris, _ := rawSANs(proxyCert)
+		uris, _ := SANs(proxyCert)
 		for _, u := range uris {
 			pairs = append(pairs, "By="+u)
 		}
@@ -53,7 +53,7 @@ func Build(proxyCert *x509.Certificate, peerChain []*x509.Certificate, d Details
 	}
 	var uris, dns []string
 	if leaf != nil {
-		uris, dns = rawSANs(leaf)
+		uris, dns = SANs(leaf)
 	}
 	if d.Subject {
 		subject := ""
@@ -166,10 +166,11 @@ func pemCert(c *x509.Certificate) []byte {
 
 var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 
-// rawSANs returns the URI and DNS SANs of c as the bytes of their IA5Strings, in certificate
-// order, like Envoy's Utility::getSubjectAltNames. crypto/x509 re-serializes URIs through
-// net/url, which is not always byte-identical.
-func rawSANs(c *x509.Certificate) (uris, dns []string) {
+// SANs returns the URI and DNS SANs of c as the bytes of their IA5Strings, in certificate
+// order, like Envoy's Utility::getSubjectAltNames (what Envoy writes in By, URI and DNS, and
+// uses for principals). crypto/x509 re-serializes URIs through net/url, which is not always
+// byte-identical.
+func SANs(c *x509.Certificate) (uris, dns []string) {
 	for _, ext := range c.Extensions {
 		if !ext.Id.Equal(oidSubjectAltName) {
 			continue

@@ -151,7 +151,7 @@ func checkParse(t *testing.T, elems []Element, err error) {
 func expectedElement(proxy *x509.Certificate, chain []*x509.Certificate, d Details) Element {
 	var e Element
 	if proxy != nil {
-		e.By, _ = rawSANs(proxy)
+		e.By, _ = SANs(proxy)
 	}
 	leaf := chain[0]
 	e.Hash = sha256Of(leaf.Raw)
@@ -167,7 +167,7 @@ func expectedElement(proxy *x509.Certificate, chain []*x509.Certificate, d Detai
 		s, _ := FormatSubject(leaf.RawSubject)
 		e.Subject, e.HasSubject = unescapeQuoted(s), true
 	}
-	uris, dns := rawSANs(leaf)
+	uris, dns := SANs(leaf)
 	if d.URI {
 		e.URI = uris
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -160,7 +159,7 @@ func socketAddress(a netip.AddrPort) *corev3.Address {
 
 // principal is the peer principal rule of setAttrContextPeer for one certificate.
 func principal(c *x509.Certificate) string {
-	uris, dns := rawSANs(c)
+	uris, dns := xfcc.SANs(c)
 	if len(uris) > 0 {
 		return uris[0]
 	}
@@ -171,39 +170,6 @@ func principal(c *x509.Certificate) string {
 	return s
 }
 
-var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
-
-// rawSANs returns the URI and DNS SANs as the bytes of their IA5Strings, in certificate order,
-// like Envoy's Utility::getSubjectAltNames (crypto/x509 re-serializes URIs).
-func rawSANs(c *x509.Certificate) (uris, dns []string) {
-	for _, ext := range c.Extensions {
-		if !ext.Id.Equal(oidSubjectAltName) {
-			continue
-		}
-		var seq asn1.RawValue
-		if rest, err := asn1.Unmarshal(ext.Value, &seq); err != nil || len(rest) != 0 || !seq.IsCompound {
-			return nil, nil
-		}
-		for names := seq.Bytes; len(names) > 0; {
-			var gn asn1.RawValue
-			var err error
-			if names, err = asn1.Unmarshal(names, &gn); err != nil {
-				return nil, nil
-			}
-			if gn.Class != asn1.ClassContextSpecific || gn.IsCompound {
-				continue
-			}
-			switch gn.Tag {
-			case 2:
-				dns = append(dns, string(gn.Bytes))
-			case 6:
-				uris = append(uris, string(gn.Bytes))
-			}
-		}
-		return uris, dns
-	}
-	return nil, nil
-}
 
 // sanitizeUTF8 is MessageUtil::sanitizeUtf8String: every byte that is not part of valid UTF-8
 // becomes '!'.
