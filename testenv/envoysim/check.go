@@ -170,7 +170,6 @@ func principal(c *x509.Certificate) string {
 	return s
 }
 
-
 // sanitizeUTF8 is MessageUtil::sanitizeUtf8String: every byte that is not part of valid UTF-8
 // becomes '!'.
 func sanitizeUTF8(s string) string {
