@@ -7,7 +7,7 @@ FUZZMIN  ?= 0
 SOAK     ?= 10m
 BIN      := bin
 
-.PHONY: help build test race vet lint fmt fuzz bench soak demo clean testbed-up testbed-test testbed-down image
+.PHONY: help build test race vet lint fmt fuzz bench bench-go soak demo clean testbed-up testbed-test testbed-down image
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,8 +37,13 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 		done; \
 	done
 
-bench: ## in-process benchmarks of the decision path
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+BENCHFLAGS ?=
+
+bench: build ## certbind vs a no-op ext_authz server: rps, p50/p99, server CPU per check, ratios vs targets (BENCHFLAGS="--duration 3s --strict --memory")
+	$(BIN)/certbind-bench --certbind $(BIN)/certbind --noop $(BIN)/noop-authz $(BENCHFLAGS)
+
+bench-go: ## in-process Go benchmarks of the decision path
+	$(GO) test -run='^$$' -bench=. -benchmem ./policy/ ./extauthz/
 
 soak: ## sustained mixed workload through the Envoy stand-in, every answer checked (SOAK=10m)
 	$(GO) run ./cmd/certbind-soak -duration $(SOAK)

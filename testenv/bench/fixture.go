@@ -226,8 +226,8 @@ func (f *Fixture) token(thumb [32]byte, seq uint64) (string, error) {
 }
 
 // minter re-signs one certificate's TBSCertificate with other serial numbers: a valid, distinct
-// certificate for one ECDSA signature, several times cheaper than x509.CreateCertificate (which
-// also generates nothing we need and verifies its own signature).
+// certificate for the price of one ECDSA signature (x509.CreateCertificate also builds the
+// certificate from a template and verifies the signature it made).
 type minter struct {
 	tbs    []byte // the template's TBSCertificate, with a 16-byte serial at serial
 	serial int

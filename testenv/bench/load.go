@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,11 +45,14 @@ type Result struct {
 	Denied   int64 // answered with a denial
 	// Issued is how many times the Sender was called, warmup included: the next Run of the same
 	// pool should start there.
-	Issued     uint64
-	Elapsed    time.Duration
-	Latency    Histogram // of every request in the window, whatever the outcome
-	ServerCPU  time.Duration
-	ClientCPU  time.Duration // this process: the load generator's own cost
+	Issued    uint64
+	Elapsed   time.Duration
+	Latency   Histogram // of every request in the window, whatever the outcome
+	ServerCPU time.Duration
+	ClientCPU time.Duration // this process: the load generator's own cost
+	// OtherCPU is the CPU time everything else on the machine used meanwhile: when it is not
+	// small, other work competed with the measurement.
+	OtherCPU   time.Duration
 	FirstError error
 	FirstDeny  string
 }
@@ -63,6 +67,15 @@ func (r *Result) RPS() float64 {
 
 // ServerCPUPerRequest is the server's CPU time divided by the requests of the window.
 func (r *Result) ServerCPUPerRequest() time.Duration { return perRequest(r.ServerCPU, r.Requests) }
+
+// OtherLoad is OtherCPU as a fraction of all the CPUs over the window: 0.25 on two CPUs means
+// half a CPU was busy with something else than the server and the load generator.
+func (r *Result) OtherLoad() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.OtherCPU) / (float64(r.Elapsed) * float64(runtime.NumCPU()))
+}
 
 // ClientCPUPerRequest is this process's CPU time divided by the requests of the window.
 func (r *Result) ClientCPUPerRequest() time.Duration { return perRequest(r.ClientCPU, r.Requests) }
@@ -203,6 +216,7 @@ func Run(ctx context.Context, l Load, send Sender) (*Result, error) {
 	}
 
 	r := &Result{Issued: seq.Load(), Elapsed: elapsed, ServerCPU: cpu1.server - cpu0.server, ClientCPU: cpu1.client - cpu0.client}
+	r.OtherCPU = max(cpu1.machine-cpu0.machine-r.ServerCPU-r.ClientCPU, 0)
 	for _, w := range workers {
 		r.Latency.Merge(&w.hist)
 		r.Requests += w.requests
@@ -218,7 +232,7 @@ func Run(ctx context.Context, l Load, send Sender) (*Result, error) {
 	return r, nil
 }
 
-type cpuReading struct{ server, client time.Duration }
+type cpuReading struct{ server, client, machine time.Duration }
 
 func readCPU(pid int) (cpuReading, error) {
 	var c cpuReading
@@ -230,6 +244,9 @@ func readCPU(pid int) (cpuReading, error) {
 	}
 	if c.client, err = ProcessCPU(os.Getpid()); err != nil {
 		return c, fmt.Errorf("bench: own CPU: %w", err)
+	}
+	if c.machine, err = MachineCPU(); err != nil {
+		return c, fmt.Errorf("bench: machine CPU: %w", err)
 	}
 	return c, nil
 }

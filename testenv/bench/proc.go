@@ -79,3 +79,32 @@ func parseStatusRSS(data []byte) (int64, error) {
 	}
 	return 0, fmt.Errorf("status: %w: no VmRSS line (a kernel thread, or a zombie)", ErrProcFormat)
 }
+
+// MachineCPU returns the CPU time all CPUs of the machine have been busy so far (user, nice,
+// system, irq, softirq and steal of the "cpu" line of /proc/stat): with the server's and the
+// load generator's own time subtracted, what else ran during a measurement.
+func MachineCPU() (time.Duration, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseMachineCPU(data)
+}
+
+func parseMachineCPU(data []byte) (time.Duration, error) {
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	f := bytes.Fields(line)
+	// cpu user nice system idle iowait irq softirq steal [guest guest_nice], guest counted in user
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, fmt.Errorf("stat: %w: first line %q", ErrProcFormat, line)
+	}
+	var ticks uint64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, err := strconv.ParseUint(string(f[i]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("stat: cpu field %d: %w: %v", i, ErrProcFormat, err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * clockTick, nil
+}
