@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -44,6 +45,7 @@ type serveFlags struct {
 	tlsClientCA    string
 	allowedCallers string
 	waitForConfig  bool
+	pprof          bool
 	drain          time.Duration
 }
 
@@ -62,6 +64,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "require callers to present a certificate from this CA (PEM)")
 	fs.StringVar(&f.allowedCallers, "allowed-callers", "", "with --tls-client-ca: comma-separated URI or DNS SANs (e.g. spiffe://example.org/envoy,envoy.example.org) of the only callers accepted")
 	fs.BoolVar(&f.waitForConfig, "wait-for-config", false, "start even when the configuration is invalid: not ready (health NOT_SERVING) until a valid one is written")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ on the admin listener (exposes internals: keep the admin listener private)")
 	fs.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "on shutdown, how long in-flight checks may take to finish")
 	if err := fs.Parse(args); err != nil {
 		return f, &exitError{code: 2}
@@ -86,7 +89,7 @@ func newLogger(format, level string, out io.Writer) (*logrus.Logger, error) {
 	l.Out = out
 	switch format {
 	case "json":
-		l.Formatter = &logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano}
+		l.Formatter = jsonFormatter{}
 	case "text":
 		l.Formatter = &logrus.TextFormatter{FullTimestamp: true}
 	default:
@@ -162,10 +165,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(f.logFormat, f.logLevel, stderr)
+	out := newBufferedLog(stderr)
+	defer out.Close()
+	log, err := newLogger(f.logFormat, f.logLevel, out)
 	if err != nil {
 		return err
 	}
+	log.AddHook(flushOnProblems{out})
 	s, err := newServer(f, log)
 	if err != nil {
 		return err
@@ -344,6 +350,12 @@ func (s *server) adminHandler() http.Handler {
 		io.WriteString(w, "ready\n")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	if s.f.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -18,3 +18,9 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 
 func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+func TestJSONFormatter(t *testing.T) {
+	var out bytes.Buffer
+	l := logrus.New()
+	l.Out = &out
+	l.Formatter = jsonFormatter{}
+	l.WithFields(logrus.Fields{
+		"reason": `quote " backslash \ newline
+tab	`, "duration_us": int64(42), "n": 7, "ok": true, "cause": errors.New("bad\x00thing"),
+		"list": []string{"a", "b"}, "client_id": "bïlling",
+	}).Info("decision")
+	var m map[string]any
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out.String())
+	}
+	want := map[string]any{"msg": "decision", "level": "info", "duration_us": 42.0, "n": 7.0, "ok": true,
+		"cause": "bad\x00thing", "client_id": "bïlling", "reason": "quote \" backslash \\ newline\ntab\t"}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, m[k], v)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339Nano, m["time"].(string)); err != nil {
+		t.Errorf("time: %v", err)
+	}
+	if strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("not one line: %q", out.String())
+	}
+}
+
+func TestBufferedLog(t *testing.T) {
+	var out syncBuffer
+	out.b = &bytes.Buffer{}
+	b := newBufferedLog(&out)
+	b.Write([]byte("one\n"))
+	if got := out.String(); got != "" {
+		t.Fatalf("written through at once: %q", got)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for out.String() == "" && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out.String() != "one\n" {
+		t.Fatalf("not flushed within the interval: %q", out.String())
+	}
+	b.Write([]byte("two\n"))
+	b.Close()
+	if out.String() != "one\ntwo\n" {
+		t.Fatalf("Close did not flush: %q", out.String())
+	}
+}
