@@ -4,8 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
+	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/certbind/certbind/policy"
 )
@@ -15,6 +16,7 @@ type certResult struct {
 	p      *policy.Presented
 	reason policy.Reason
 	err    error
+	until  time.Time // cache.ttl after it was read
 }
 
 // certCache remembers certResults by the SHA-256 of the exact bytes they were read from, so a
@@ -23,7 +25,7 @@ type certResult struct {
 // generation: settings such as xfcc.trusted_proxies change what the same bytes mean.
 type certCache struct {
 	gen uint64
-	lru *expirable.LRU[[32]byte, certResult]
+	lru *lru.Cache[[32]byte, certResult]
 }
 
 // certCaches hands out the cache of the configuration in force, replacing it on reload.
@@ -41,7 +43,8 @@ func (cc *certCaches) forConfig(cfg *policy.Config) *certCache {
 		if cc.onEvent != nil {
 			onEvict = func([32]byte, certResult) { cc.onEvent("certificates", "eviction") }
 		}
-		cc.cur = &certCache{gen: cfg.Generation(), lru: expirable.NewLRU(cfg.Cache.Certificates, onEvict, cfg.Cache.TTL)}
+		l, _ := lru.NewWithEvict(cfg.Cache.Certificates, onEvict) // size > 0: checked by lookup
+		cc.cur = &certCache{gen: cfg.Generation(), lru: l}
 	}
 	return cc.cur
 }
@@ -62,12 +65,14 @@ func (cc *certCaches) lookup(cfg *policy.Config, compute func() certResult, part
 	key := sha256.Sum256(buf)
 	*bp = buf
 	keyBufs.Put(bp)
-	if r, ok := c.lru.Get(key); ok {
+	now := time.Now()
+	if r, ok := c.lru.Get(key); ok && now.Before(r.until) {
 		cc.event("hit")
 		return r
 	}
 	cc.event("miss")
 	r := compute()
+	r.until = now.Add(cfg.Cache.TTL)
 	c.lru.Add(key, r)
 	return r
 }

@@ -93,7 +93,7 @@ func certificate(src certSources, cfg *policy.Config) (*policy.Presented, policy
 	default:
 		return nil, policy.ReasonOK, nil
 	}
-	p, err := policy.ParsePresented(leaf, intermediates)
+	p, err := cfg.ParsePresented(leaf, intermediates)
 	if err != nil {
 		return nil, policy.ReasonCertificateMalformed, err
 	}

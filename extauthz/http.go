@@ -163,7 +163,7 @@ func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *p
 		}
 		leaf = der
 	}
-	p, err := policy.ParsePresented(leaf, inter)
+	p, err := cfg.ParsePresented(leaf, inter)
 	if err != nil {
 		return nil, policy.ReasonCertificateMalformed, err
 	}

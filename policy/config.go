@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/certbind/certbind/policy/dn"
@@ -106,6 +106,7 @@ type fileRoute struct {
 
 // Defaults, in one place.
 const (
+	internedIntermediates     = 1024 // distinct intermediate CAs kept parsed
 	DefaultCacheCertificates  = 4096 // parsed certificate material (the largest entries)
 	DefaultCacheChains        = 16384
 	DefaultCacheTokens        = 16384
@@ -271,8 +272,12 @@ type Config struct {
 	Cache     CacheSettings
 
 	generation uint64
-	chainCache *expirable.LRU[chainKey, time.Time]
-	tokenCache *expirable.LRU[[32]byte, cachedToken]
+	// Plain LRUs: every entry carries its own expiry (never later than now + cache.ttl) and is
+	// checked on use. (An expiring LRU with time buckets keeps bucket maps as large as the
+	// insertions of a time slice, which under a stream of new certificates far exceeds its size.)
+	chainCache *lru.Cache[chainKey, time.Time]
+	tokenCache *lru.Cache[[32]byte, cachedToken]
+	interned   *lru.Cache[[32]byte, *x509.Certificate] // parsed intermediates, by SHA-256 of their DER
 
 	roots         *x509.CertPool
 	anchors       []*x509.Certificate
@@ -563,12 +568,13 @@ func (b *builder) compile(f *fileConfig) *Config {
 		c.revocation = revocation.NewChecker(revocation.Options{Timeout: f.Revocation.Timeout, MaxCacheTTL: f.Revocation.MaxCacheTTL, OnFetch: onFetch})
 	}
 	c.Cache = CacheSettings(f.Cache)
-	if f.Cache.Certificates < 0 || f.Cache.Chains < 0 || f.Cache.Tokens < 0 || f.Cache.TTL < 0 {
+	if f.Cache.Certificates < 0 || f.Cache.Chains <= 0 || f.Cache.Tokens <= 0 || f.Cache.TTL <= 0 {
 		b.errf("cache", "sizes and ttl must be positive")
 	} else {
 		c.generation = generations.Add(1)
-		c.chainCache = expirable.NewLRU[chainKey, time.Time](f.Cache.Chains, b.onEvict("chains"), f.Cache.TTL)
-		c.tokenCache = expirable.NewLRU[[32]byte, cachedToken](f.Cache.Tokens, b.onEvictToken(), f.Cache.TTL)
+		c.chainCache, _ = lru.NewWithEvict[chainKey, time.Time](f.Cache.Chains, b.onEvict("chains"))
+		c.tokenCache, _ = lru.NewWithEvict[[32]byte, cachedToken](f.Cache.Tokens, b.onEvictToken())
+		c.interned, _ = lru.New[[32]byte, *x509.Certificate](internedIntermediates)
 	}
 	c.onCache = b.opt.OnCache
 	c.Fetch = FetchSettings(f.JWKSFetch)

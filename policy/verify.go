@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/certbind/certbind/policy/dn"
 	"github.com/certbind/certbind/policy/revocation"
 )
@@ -39,6 +41,16 @@ var ErrMalformedCertificate = errors.New("malformed certificate")
 
 // ParsePresented parses a leaf DER and the DER of the intermediates sent with it.
 func ParsePresented(leafDER []byte, intermediatesDER [][]byte) (*Presented, error) {
+	return parsePresented(leafDER, intermediatesDER, nil)
+}
+
+// ParsePresented is the package function with the configuration's intermediate certificates
+// interned: the few intermediates every client sends are parsed, and held in memory, once.
+func (c *Config) ParsePresented(leafDER []byte, intermediatesDER [][]byte) (*Presented, error) {
+	return parsePresented(leafDER, intermediatesDER, c.interned)
+}
+
+func parsePresented(leafDER []byte, intermediatesDER [][]byte, interned *lru.Cache[[32]byte, *x509.Certificate]) (*Presented, error) {
 	leaf, err := x509.ParseCertificate(leafDER)
 	if err != nil {
 		return nil, fmt.Errorf("%w: leaf: %v", ErrMalformedCertificate, err)
@@ -52,9 +64,18 @@ func ParsePresented(leafDER []byte, intermediatesDER [][]byte) (*Presented, erro
 	for i, der := range intermediatesDER {
 		sum := sha256.Sum256(der)
 		h.Write(sum[:])
+		if interned != nil {
+			if c, ok := interned.Get(sum); ok {
+				p.Intermediates = append(p.Intermediates, c)
+				continue
+			}
+		}
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			return nil, fmt.Errorf("%w: chain[%d]: %v", ErrMalformedCertificate, i+1, err)
+		}
+		if interned != nil {
+			interned.Add(sum, c)
 		}
 		p.Intermediates = append(p.Intermediates, c)
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // IntrospectorConfig configures RFC 7662 introspection.
@@ -34,7 +34,7 @@ type IntrospectorConfig struct {
 // cached by the token's SHA-256, never beyond the token's exp; failures are never cached.
 type Introspector struct {
 	cfg   IntrospectorConfig
-	cache *expirable.LRU[[32]byte, cached]
+	cache *lru.Cache[[32]byte, cached] // entries carry their expiry
 }
 
 type cached struct {
@@ -59,7 +59,8 @@ func NewIntrospector(c IntrospectorConfig) *Introspector {
 	if c.Client == nil {
 		c.Client = &http.Client{}
 	}
-	return &Introspector{cfg: c, cache: expirable.NewLRU[[32]byte, cached](c.CacheSize, nil, c.CacheTTL)}
+	cache, _ := lru.New[[32]byte, cached](c.CacheSize) // CacheSize > 0 by now
+	return &Introspector{cfg: c, cache: cache}
 }
 
 // Introspect returns the claims of a token active at now.
