@@ -109,6 +109,9 @@ func (s *Server) readInput(req *authv3.CheckRequest, cfg *policy.Config) policy.
 // map or, with encode_raw_headers, header_map (repeated entries, joined here with "," as Envoy
 // joins them in the map).
 func headers(h *authv3.AttributeContext_HttpRequest) map[string]string {
+	if hm := h.GetHeaders(); len(h.GetHeaderMap().GetHeaders()) == 0 && allLower(hm) {
+		return hm // Envoy's keys are already lower-case: no copy on the hot path
+	}
 	out := make(map[string]string, len(h.GetHeaders()))
 	for k, v := range h.GetHeaders() {
 		out[strings.ToLower(k)] = v
@@ -163,4 +166,15 @@ func (s *Server) logDecision(d policy.Decision, requestID string, took time.Dura
 		fields["cause"] = d.Cause.Error()
 	}
 	s.log.WithFields(fields).Info("decision")
+}
+
+func allLower(m map[string]string) bool {
+	for k := range m {
+		for i := 0; i < len(k); i++ {
+			if 'A' <= k[i] && k[i] <= 'Z' {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -14,7 +14,7 @@ type Request struct {
 	Method  string
 	Host    string
 	Path    string            // as received: path and query, not decoded
-	Headers map[string]string // lower-case names; repeated headers joined with ","
+	Headers map[string]string // lower-case names; repeated headers joined with ","; read-only
 	Body    []byte            // what the proxy forwarded (Envoy with_request_body), possibly nothing
 	// BodyTruncated is true when the proxy forwarded only part of the body
 	// (Envoy x-envoy-auth-partial-body: true).
