@@ -186,8 +186,9 @@ func unboundCause(cl *Client, p *Presented) error {
 	return fmt.Errorf("certificate subject %s does not carry %s", p.Subject, cl.match)
 }
 
-// bound checks one client against a certificate. verified caches the global-anchor chain
-// result across clients within one identity decision.
+// bound checks one client against a certificate. In client_auth (global nil) the chain is
+// verified first, so a bad certificate is reported as such; identity passes global to share the
+// global-anchor chain result across clients and checks names first.
 func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presented, global *chainResult) (Reason, error) {
 	now := e.now()
 	switch cl.Method {
@@ -202,6 +203,10 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 		}
 		return pinnedValid(p, now)
 	case MethodPKI:
+		if global != nil && !cl.match.matches(p) {
+			// identity tries every client: verify the chain only for the ones whose name it carries
+			return ReasonCertificateUnbound, errNotBound
+		}
 		var res chainResult
 		k := chainKey{fail: cl.revocationFailure}
 		switch {
