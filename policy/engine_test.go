@@ -354,3 +354,40 @@ func TestUnparseableSubject(t *testing.T) {
 		}
 	}
 }
+
+func TestSelfSignedJWKSURI(t *testing.T) {
+	w := newWorld(t)
+	srv := newJWKSServer(t, jwksFor(t, w.partner))
+	e := w.engine(t, "jwks_fetch: {timeout: 1s, refresh_interval: 1ns, min_interval: 1ns}\nclients:\n"+
+		"  - {client_id: partner, token_endpoint_auth_method: self_signed_tls_client_auth, jwks_uri: \""+srv.URL+"/partner.jwks\"}\n")
+	check := func(c *pki.Cert) policy.Decision {
+		return decide(e, policy.Input{ModeHint: "client_auth", Request: tokenRequest("partner"), Certificate: presented(t, c)})
+	}
+	if d := check(w.partner); d.Reason != policy.ReasonOK {
+		t.Fatalf("first fetch: %s (%v)", d.Reason, d.Cause)
+	}
+	if d := check(w.billing); d.Reason != policy.ReasonCertificateUnbound {
+		t.Fatalf("unpinned certificate: %s", d.Reason)
+	}
+	// The registration endpoint fails: the last good set stays in use.
+	srv.down.Store(true)
+	for i := 0; i < 3; i++ {
+		if d := check(w.partner); d.Reason != policy.ReasonOK {
+			t.Fatalf("with the endpoint down: %s (%v)", d.Reason, d.Cause)
+		}
+	}
+	// A new certificate registered at the endpoint is picked up on refresh.
+	rotated := pki.SelfSigned("partner", pki.Validity(t0.Add(-time.Hour), t0.Add(time.Hour)))
+	body := jwksFor(t, rotated)
+	srv.body.Store(&body)
+	srv.down.Store(false)
+	var d policy.Decision
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if d = check(rotated); d.Reason == policy.ReasonOK {
+			break
+		}
+	}
+	if d.Reason != policy.ReasonOK {
+		t.Fatalf("rotated certificate: %s (%v)", d.Reason, d.Cause)
+	}
+}
