@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -339,5 +340,26 @@ func TestServeReloadsTLSFiles(t *testing.T) {
 	c.write(t, "server.pem", second.PEM())
 	if got := serverSerial(); got != second.Cert.SerialNumber.String() {
 		t.Fatalf("after rotation still serving %s", got)
+	}
+}
+
+func TestTuneRuntime(t *testing.T) {
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	tuneRuntime(serveFlags{gcPercent: 300, memoryLimit: 64})
+	if got := debug.SetGCPercent(100); got != 300 {
+		t.Errorf("GOGC %d, want 300", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 64<<20 {
+		t.Errorf("memory limit %d, want 64 MiB", got)
+	}
+	// The environment wins.
+	t.Setenv("GOGC", "50")
+	debug.SetGCPercent(50)
+	tuneRuntime(serveFlags{gcPercent: 300})
+	if got := debug.SetGCPercent(100); got != 50 {
+		t.Errorf("GOGC %d, want the environment's 50", got)
 	}
 }
