@@ -144,6 +144,10 @@ func (s *Server) logDecision(d policy.Decision, requestID string, took time.Dura
 	if s.log == nil {
 		return
 	}
+	logger, isLogger := s.log.(*logrus.Logger)
+	if isLogger && !logger.IsLevelEnabled(logrus.InfoLevel) {
+		return
+	}
 	fields := logrus.Fields{
 		"decision":    "deny",
 		"reason":      string(d.Reason),
@@ -157,13 +161,20 @@ func (s *Server) logDecision(d policy.Decision, requestID string, took time.Dura
 		fields["client_id"] = d.ClientID
 	}
 	if d.Certificate != nil {
-		fields["thumbprint"] = d.Certificate.Thumbprint.String()
+		fields["thumbprint"] = d.Certificate.X5tS256
 	}
 	if requestID != "" {
 		fields["request_id"] = requestID
 	}
 	if d.Cause != nil {
 		fields["cause"] = d.Cause.Error()
+	}
+	if isLogger {
+		// One line per check: hand the fields over instead of letting WithFields copy them.
+		e := logrus.NewEntry(logger)
+		e.Data = fields
+		e.Info("decision")
+		return
 	}
 	s.log.WithFields(fields).Info("decision")
 }
