@@ -47,7 +47,22 @@ func newBufferedLog(out io.Writer) *bufferedLog {
 func (b *bufferedLog) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.w.Write(p)
+	n, err := b.w.Write(p)
+	if err == nil && problem(p) {
+		err = b.w.Flush() // what explains an incident never waits in the buffer
+	}
+	return n, err
+}
+
+// problem reports whether a formatted line (JSON or text) is a warning or worse.
+func problem(line []byte) bool {
+	for _, l := range [][]byte{[]byte(`"level":"warning"`), []byte(`"level":"error"`), []byte(`"level":"fatal"`), []byte(`"level":"panic"`),
+		[]byte("level=warning"), []byte("level=error"), []byte("level=fatal"), []byte("level=panic")} {
+		if bytes.Contains(line, l) {
+			return true
+		}
+	}
+	return false
 }
 
 // Flush writes out what is pending.
@@ -65,20 +80,6 @@ func (b *bufferedLog) Close() {
 		close(b.stop)
 	}
 	<-b.done
-}
-
-// flushOnProblems flushes right away when a warning or worse is logged, so that what explains
-// an incident is never waiting in the buffer.
-type flushOnProblems struct{ b *bufferedLog }
-
-func (h flushOnProblems) Levels() []logrus.Level {
-	return []logrus.Level{logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel, logrus.WarnLevel}
-}
-
-func (h flushOnProblems) Fire(*logrus.Entry) error {
-	// Hooks run before the entry is written: flush after it lands.
-	go h.b.Flush()
-	return nil
 }
 
 // jsonFormatter writes logrus entries as one JSON object per line, like logrus's

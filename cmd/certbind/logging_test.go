@@ -55,9 +55,13 @@ func TestBufferedLog(t *testing.T) {
 	if out.String() != "one\n" {
 		t.Fatalf("not flushed within the interval: %q", out.String())
 	}
+	b.Write([]byte(`{"level":"error","msg":"x"}` + "\n"))
+	if !strings.HasSuffix(out.String(), `"msg":"x"}`+"\n") {
+		t.Fatalf("an error line waited in the buffer: %q", out.String())
+	}
 	b.Write([]byte("two\n"))
 	b.Close()
-	if out.String() != "one\ntwo\n" {
+	if !strings.HasSuffix(out.String(), "two\n") {
 		t.Fatalf("Close did not flush: %q", out.String())
 	}
 }

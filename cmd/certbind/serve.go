@@ -176,7 +176,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.AddHook(flushOnProblems{out})
 	s, err := newServer(f, log)
 	if err != nil {
 		return err
