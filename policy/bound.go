@@ -81,7 +81,7 @@ type cachedToken struct {
 // cache.
 func (c *Config) verifyToken(ctx context.Context, raw string, now time.Time) (*token.Claims, issuerPolicy, error) {
 	ts := c.tokens
-	cacheable := c.tokenCache != nil && len(raw) <= ts.verifier.MaxBytes() && token.LooksLikeJWT(raw)
+	cacheable := c.tokenCache != nil && token.LooksLikeJWT(raw) // oversized tokens fail, and failures are not cached
 	var key [32]byte
 	if cacheable {
 		key = sha256.Sum256([]byte(raw))

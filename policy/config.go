@@ -749,15 +749,7 @@ func (b *builder) jwksSource(path string, fc *fileClient, c *Config) jwks.Source
 			b.errf(path+".jwks_uri", "%q is not an http(s) URL", fc.JWKSURI)
 			return nil
 		}
-		var onFetch func(error)
-		if b.opt.OnJWKSFetch != nil {
-			uri := fc.JWKSURI
-			onFetch = func(err error) { b.opt.OnJWKSFetch(uri, err) }
-		}
-		return jwks.NewRemote(fc.JWKSURI, jwks.RemoteOptions{
-			Timeout: c.Fetch.Timeout, RefreshInterval: c.Fetch.RefreshInterval,
-			MinInterval: c.Fetch.MinInterval, OnFetch: onFetch,
-		})
+		return jwks.NewRemote(fc.JWKSURI, b.remoteOptions(c, fc.JWKSURI))
 	}
 	data, where, ok := b.inlineOrFile(path, fc.JWKS, fc.JWKSFile)
 	if !ok {
@@ -818,4 +810,14 @@ func newMatcher(field, value string) (matcher, error) {
 		return emailMatcher{local: local, domain: domain}, nil
 	}
 	return nil, fmt.Errorf("unknown field %s", field)
+}
+
+// remoteOptions are the jwks_fetch settings for one remote key set; fetches are reported under
+// label (the jwks_uri, or the issuer for discovery).
+func (b *builder) remoteOptions(c *Config, label string) jwks.RemoteOptions {
+	o := jwks.RemoteOptions{Timeout: c.Fetch.Timeout, RefreshInterval: c.Fetch.RefreshInterval, MinInterval: c.Fetch.MinInterval}
+	if b.opt.OnJWKSFetch != nil {
+		o.OnFetch = func(err error) { b.opt.OnJWKSFetch(label, err) }
+	}
+	return o
 }

@@ -223,11 +223,7 @@ func (b *builder) issuer(path string, fi *fileIssuer, c *Config) *token.Issuer {
 		b.errf(path, "needs exactly one of jwks, jwks_file, jwks_uri, discovery; found %d", sources)
 		return nil
 	}
-	opts := jwks.RemoteOptions{Timeout: c.Fetch.Timeout, RefreshInterval: c.Fetch.RefreshInterval, MinInterval: c.Fetch.MinInterval}
-	if b.opt.OnJWKSFetch != nil {
-		where := fi.Issuer
-		opts.OnFetch = func(err error) { b.opt.OnJWKSFetch(where, err) }
-	}
+	opts := b.remoteOptions(c, fi.Issuer)
 	switch {
 	case fi.Discovery:
 		is.Keys = token.NewDiscoveredKeys(fi.Issuer, opts)

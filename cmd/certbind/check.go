@@ -91,6 +91,9 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	d := policy.NewEngine(policy.EngineConfig{Config: cfg}).Decide(ctx, in)
 	printDecision(stdout, d)
+	if cl, ok := cfg.Client(d.ClientID); ok && d.Mode != policy.ModeBoundToken {
+		fmt.Fprintf(stdout, "  client %s is registered with %s %s\n", cl.ID, cl.Method, cl.Binding())
+	}
 	if !d.Allow {
 		return &exitError{code: 1}
 	}

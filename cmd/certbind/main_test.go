@@ -68,6 +68,7 @@ func TestCheckCommand(t *testing.T) {
 	}{
 		{"allow", []string{"check", "--config", c.path("certbind.yaml"), "--cert", c.path("billing.pem"), "--client-id", "billing"}, 0, "ALLOW  reason=ok  mode=client_auth  client_id=billing", "PRIVATE"},
 		{"deny with reason", []string{"check", "--config", c.path("certbind.yaml"), "--cert", c.path("reports.pem"), "--client-id", "billing"}, 1, "DENY  reason=certificate_not_bound", ""},
+		{"deny names the registration", []string{"check", "--config", c.path("certbind.yaml"), "--cert", c.path("reports.pem"), "--client-id", "billing"}, 1, "client billing is registered with tls_client_auth tls_client_auth_subject_dn CN=billing,O=Example", ""},
 		{"identity", []string{"check", "--config", c.path("certbind.yaml"), "--cert", c.path("billing.pem")}, 0, "mode=identity  client_id=billing", ""},
 		{"token without issuers", []string{"check", "--config", c.path("certbind.yaml"), "--cert", c.path("billing.pem"), "--token", "abc"}, 1, "reason=token_unverifiable", "abc"},
 		{"no config", []string{"check", "--cert", c.path("billing.pem")}, 2, "", ""},

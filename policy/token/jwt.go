@@ -105,20 +105,8 @@ func NewVerifier(issuers []*Issuer, maxBytes int) *Verifier {
 	return v
 }
 
-// HasIssuer reports whether iss is configured.
-func (v *Verifier) HasIssuer(iss string) bool { _, ok := v.issuers[iss]; return ok }
-
 // LooksLikeJWT reports whether raw has the shape of a compact JWS (three base64url parts).
 func LooksLikeJWT(raw string) bool { return strings.Count(raw, ".") == 2 }
-
-// PeekIssuer returns the unverified iss of a JWT, only to choose how to verify it.
-func PeekIssuer(raw string) (string, error) {
-	c, err := peek(raw)
-	if err != nil {
-		return "", err
-	}
-	return c.Issuer, nil
-}
 
 // peek parses a JWT's payload without verifying it. Failures wrap ErrNotJWT too: a string
 // that only looks like a JWT may be an opaque token for introspection.
