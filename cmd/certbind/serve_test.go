@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,8 +242,14 @@ func TestServeUnixSocket(t *testing.T) {
 func TestServeDrainsInFlightChecks(t *testing.T) {
 	// Checks that wait on a slow introspection endpoint are in flight when SIGTERM arrives:
 	// every one must still get its answer.
+	const n = 20
 	c := newCLI(t)
+	var arrived atomic.Int32
+	waiting := make(chan struct{}) // closed when all n checks are waiting on the endpoint
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.FormValue("token") != "" && arrived.Add(1) == n {
+			close(waiting)
+		}
 		time.Sleep(400 * time.Millisecond)
 		fmt.Fprint(w, `{"active":true}`)
 	}))
@@ -263,7 +270,6 @@ func TestServeDrainsInFlightChecks(t *testing.T) {
 	if _, err := client.Check(ctx, &authv3.CheckRequest{}, grpc.WaitForReady(true)); err != nil {
 		t.Fatal(err)
 	}
-	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
@@ -284,8 +290,12 @@ func TestServeDrainsInFlightChecks(t *testing.T) {
 			}
 		}(i)
 	}
-	time.Sleep(150 * time.Millisecond) // all checks are now waiting on the endpoint
-	r.cancel()                         // what SIGTERM does through signal.NotifyContext
+	select {
+	case <-waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%d of %d checks reached the introspection endpoint", arrived.Load(), n)
+	}
+	r.cancel() // what SIGTERM does through signal.NotifyContext
 	wg.Wait()
 	close(errs)
 	for err := range errs {
