@@ -334,6 +334,9 @@ func LoadConfig(path string, opt LoadOptions) (*Config, error) {
 type LoadOptions struct {
 	// OnJWKSFetch observes jwks_uri fetches (nil error on success).
 	OnJWKSFetch func(uri string, err error)
+	// OnJWKSSkip observes a fetched jwks_uri set that skipped keys of a type certbind does not
+	// support (jwks.Set.Skipped), so an operator learns why a kid is never found.
+	OnJWKSSkip func(uri string, skipped []string)
 	// OnCache observes cache events: cache "chains" or "tokens", event "hit", "miss" or "eviction".
 	OnCache func(cache, event string)
 	// OnRevocationFetch observes OCSP and CRL fetches (kind "ocsp" or "crl").
@@ -755,9 +758,8 @@ func (b *builder) jwksSource(path string, fc *fileClient, c *Config) jwks.Source
 	if !ok {
 		return nil
 	}
-	set, err := jwks.Parse(data)
-	if err != nil {
-		b.errf(where, "%v", err)
+	set, ok := b.parseJWKS(where, data)
+	if !ok {
 		return nil
 	}
 	if len(set.Certificates()) != set.Len() {
@@ -769,6 +771,21 @@ func (b *builder) jwksSource(path string, fc *fileClient, c *Config) jwks.Source
 		return nil
 	}
 	return jwks.NewStatic(set)
+}
+
+// parseJWKS parses a key set written in the configuration (inline or a file). Unlike a fetched
+// set, one the operator wrote is held to every key: a key of a type certbind skips is an error
+// here, for it can only be a mistake.
+func (b *builder) parseJWKS(where string, data []byte) (*jwks.Set, bool) {
+	set, err := jwks.Parse(data)
+	if err != nil {
+		b.errf(where, "%v", err)
+		return nil, false
+	}
+	for _, s := range set.Skipped() {
+		b.errf(where, "%s", s)
+	}
+	return set, len(set.Skipped()) == 0
 }
 
 func newMatcher(field, value string) (matcher, error) {
@@ -818,6 +835,9 @@ func (b *builder) remoteOptions(c *Config, label string) jwks.RemoteOptions {
 	o := jwks.RemoteOptions{Timeout: c.Fetch.Timeout, RefreshInterval: c.Fetch.RefreshInterval, MinInterval: c.Fetch.MinInterval}
 	if b.opt.OnJWKSFetch != nil {
 		o.OnFetch = func(err error) { b.opt.OnJWKSFetch(label, err) }
+	}
+	if b.opt.OnJWKSSkip != nil {
+		o.OnSkip = func(skipped []string) { b.opt.OnJWKSSkip(label, skipped) }
 	}
 	return o
 }

@@ -144,12 +144,20 @@ func TestIntrospectionCacheNeverOutlivesExp(t *testing.T) {
 
 func TestTokenConfigErrors(t *testing.T) {
 	w := newWorld(t)
+	// A key set the operator wrote is held to every key, unlike a fetched one (jwks.Parse
+	// skips keys of unsupported types): such a key in it can only be a mistake.
+	mixed := strings.Replace(string(jwksFor(t, w.partner)), `"keys":[`, `"keys":[{"kty":"XYZ","kid":"pq"},`, 1)
+	if mixed == string(jwksFor(t, w.partner)) {
+		t.Fatal("could not add a key to the set")
+	}
+	w.write(t, "pki/mixed.jwks.json", []byte(mixed))
 	for _, tc := range []struct{ name, tokens, want string }{
 		{"HMAC algorithm", "  issuers: [{issuer: https://as, jwks_file: pki/ca.pem, audiences: [a], algorithms: [HS256]}]\n", `tokens.issuers[0].algorithms[0]: "HS256"`},
 		{"none algorithm", "  issuers: [{issuer: https://as, jwks_uri: https://as/jwks, audiences: [a], algorithms: [none]}]\n", `tokens.issuers[0].algorithms[0]: "none"`},
 		{"no audience", "  issuers: [{issuer: https://as, jwks_uri: https://as/jwks}]\n", "tokens.issuers[0].audiences: at least one audience"},
 		{"two key sources", "  issuers: [{issuer: https://as, jwks_uri: https://as/jwks, discovery: true, audiences: [a]}]\n", "tokens.issuers[0]: needs exactly one of jwks, jwks_file, jwks_uri, discovery; found 2"},
 		{"bad binding", "  issuers: [{issuer: https://as, jwks_uri: https://as/jwks, audiences: [a], binding: maybe}]\n", `tokens.issuers[0].binding: "maybe"`},
+		{"unsupported key in a jwks_file", "  issuers: [{issuer: https://as, jwks_file: pki/mixed.jwks.json, audiences: [a]}]\n", `tokens.issuers[0].jwks_file: keys[0]: key type "XYZ" (crv "") not supported`},
 		{"issuer not a URL", "  issuers: [{issuer: as, jwks_uri: https://as/jwks, audiences: [a]}]\n", `tokens.issuers[0].issuer: "as" is not an issuer URL`},
 		{"introspection without client auth", "  introspection: {endpoint: https://as/introspect}\n", "tokens.introspection: configure client authentication"},
 		{"introspection secret missing", "  introspection: {endpoint: https://as/introspect, client_id: x}\n", "tokens.introspection.client_secret: missing"},

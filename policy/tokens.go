@@ -238,9 +238,8 @@ func (b *builder) issuer(path string, fi *fileIssuer, c *Config) *token.Issuer {
 		if !ok {
 			return nil
 		}
-		set, err := jwks.Parse(data)
-		if err != nil {
-			b.errf(where, "%v", err)
+		set, ok := b.parseJWKS(where, data)
+		if !ok {
 			return nil
 		}
 		is.Keys = jwks.NewStatic(set)

@@ -149,6 +149,10 @@ func loadOptions(log logrus.FieldLogger, m *metrics.Metrics) policy.LoadOptions 
 		} else {
 			log.WithField("jwks_uri", uri).Debug("jwks fetched")
 		}
+	}, OnJWKSSkip: func(uri string, skipped []string) {
+		if log != nil {
+			log.WithField("jwks_uri", uri).WithField("skipped", skipped).Warn("jwks keys of an unsupported type skipped; tokens signed with them are refused")
+		}
 	}}
 }
 

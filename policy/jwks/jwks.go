@@ -3,8 +3,10 @@
 // token issuers. A Set is parsed once and read-only; a Remote keeps the last good Set of a
 // jwks_uri, refreshing it on a schedule and, rate-limited, on demand.
 //
-// JOSE parsing is go-jose's; this package adds strictness (every key must parse, errors name
-// the key's index) and the fetch policy.
+// JOSE parsing is go-jose's; this package adds strictness (every key of a type certbind
+// understands must parse; errors name the key's index) and the fetch policy. Keys of a type or
+// curve certbind does not understand are skipped, as RFC 7517 section 5 says, so an issuer that
+// adds such a key to its set does not lock out every token signed with the keys beside it.
 package jwks
 
 import (
@@ -15,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
+	josejson "github.com/go-jose/go-jose/v4/json"
 )
 
 // ErrNoKeys is returned for a set without keys.
@@ -24,13 +28,19 @@ var ErrNoKeys = errors.New("jwks: no keys")
 
 // Set is a parsed, read-only key set.
 type Set struct {
-	keys   []jose.JSONWebKey
-	byKID  map[string][]int
-	leaves map[[32]byte]*x509.Certificate // sha256(DER) of each key's x5c[0]
+	keys    []jose.JSONWebKey
+	byKID   map[string][]int
+	leaves  map[[32]byte]*x509.Certificate // sha256(DER) of each key's x5c[0]
+	skipped []string                       // why each skipped key was skipped, by index
 }
 
-// Parse parses a JWK Set document. Every key must be valid (go-jose checks that x5c[0] holds the
-// key's public key); errors name the key (`keys[2]: ...`).
+// supportedCurves are the "crv" values of "EC" keys go-jose parses.
+var supportedCurves = map[string]bool{"P-256": true, "P-384": true, "P-521": true}
+
+// Parse parses a JWK Set document. A key whose "kty" (or, for "EC", "crv") certbind does not
+// understand is skipped and named by Skipped; every other key must be valid (go-jose checks
+// that x5c[0] holds the key's public key) and public, and errors name the key (`keys[2]: ...`).
+// A set left with no usable key is ErrNoKeys.
 func Parse(data []byte) (*Set, error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -48,8 +58,22 @@ func Parse(data []byte) (*Set, error) {
 	}
 	s := &Set{byKID: map[string][]int{}, leaves: map[[32]byte]*x509.Certificate{}}
 	for i, raw := range doc.Keys {
+		var head struct {
+			Kty string `json:"kty"`
+			Crv string `json:"crv"`
+		}
+		// Read with go-jose's own (case-sensitive) decoder, so both reads see the same members.
+		// A document that is not an object fails below, in go-jose, with its own message.
+		if josejson.Unmarshal(raw, &head) == nil && head.Kty == "EC" && !supportedCurves[head.Crv] {
+			s.skipped = append(s.skipped, fmt.Sprintf("keys[%d]: EC curve %q not supported", i, head.Crv))
+			continue
+		}
 		var k jose.JSONWebKey
 		if err := k.UnmarshalJSON(raw); err != nil {
+			if errors.Is(err, jose.ErrUnsupportedKeyType) {
+				s.skipped = append(s.skipped, fmt.Sprintf("keys[%d]: key type %q (crv %q) not supported", i, head.Kty, head.Crv))
+				continue
+			}
 			return nil, fmt.Errorf("keys[%d]: %w", i, err)
 		}
 		if !k.Valid() {
@@ -64,8 +88,15 @@ func Parse(data []byte) (*Set, error) {
 			s.leaves[sha256.Sum256(k.Certificates[0].Raw)] = k.Certificates[0]
 		}
 	}
+	if len(s.keys) == 0 {
+		return nil, fmt.Errorf("%w certbind can use (%s)", ErrNoKeys, strings.Join(s.skipped, "; "))
+	}
 	return s, nil
 }
+
+// Skipped describes the keys Parse skipped, e.g. `keys[1]: key type "XYZ" (crv "") not
+// supported`, for a log line or a validation warning.
+func (s *Set) Skipped() []string { return s.skipped }
 
 // Keys returns the keys in document order. Callers must not modify them.
 func (s *Set) Keys() []jose.JSONWebKey { return s.keys }

@@ -112,6 +112,32 @@ func TestParse(t *testing.T) {
 		})
 	}
 
+	t.Run("keys of unsupported types are skipped and named", func(t *testing.T) {
+		// RFC 7517 section 5: implementations SHOULD ignore keys whose kty they do not
+		// understand. The usable keys beside them keep working.
+		doc := set(`{"kty":"XYZ","kid":"future"}`, pub(t, ec.Public(), "a"),
+			`{"kty":"OKP","crv":"X448","kid":"x","x":"AA"}`,
+			`{"kty":"EC","crv":"secp256k1","kid":"k1","x":"AA","y":"AA"}`, pub(t, ed.Public(), "b"))
+		s, err := Parse(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := kids(s.Keys()); !slices.Equal(got, []string{"a", "b"}) {
+			t.Errorf("keys = %q, want [a b]", got)
+		}
+		want := []string{`keys[0]: key type "XYZ" (crv "") not supported`, `keys[2]: key type "OKP" (crv "X448") not supported`,
+			`keys[3]: EC curve "secp256k1" not supported`}
+		if !slices.Equal(s.Skipped(), want) {
+			t.Errorf("Skipped() = %q\nwant        %q", s.Skipped(), want)
+		}
+		if got := s.ByKID("future"); len(got) != 0 {
+			t.Errorf("ByKID(future) = %d keys", len(got))
+		}
+		if ok, _ := Parse(set(pub(t, ec.Public(), "a"))); len(ok.Skipped()) != 0 {
+			t.Errorf("a set of supported keys skipped %q", ok.Skipped())
+		}
+	})
+
 	t.Run("duplicate kid returns both keys", func(t *testing.T) {
 		s, err := Parse(set(pub(t, ec.Public(), "dup"), pub(t, ec2.Public(), "dup")))
 		if err != nil {
@@ -176,7 +202,10 @@ func TestParseErrors(t *testing.T) {
 			"keys[1]: go-jose/go-jose: invalid JWK, public keys in key and x5c fields do not match"},
 		{"x5t#S256 names another certificate", set(x5tMismatch), nil,
 			"keys[0]: go-jose/go-jose: invalid JWK, x5c thumbprint does not match x5t#S256 value"},
-		{"unsupported kty", set(good, `{"kty":"XYZ","kid":"u"}`), jose.ErrUnsupportedKeyType, ""},
+		{"only keys of unsupported types", set(`{"kty":"XYZ","kid":"u"}`, `{"kty":"EC","crv":"secp256k1","kid":"k","x":"AA","y":"AA"}`), ErrNoKeys,
+			`jwks: no keys certbind can use (keys[0]: key type "XYZ" (crv "") not supported; keys[1]: EC curve "secp256k1" not supported)`},
+		{"supported type beside an unsupported one, malformed", set(`{"kty":"XYZ"}`, `{"kty":"EC","crv":"P-256","kid":"k","x":"AA"}`), nil,
+			"keys[1]: go-jose/go-jose: invalid EC key, missing x/y values"},
 		{"missing kty", set(`{"kid":"u","x":"AA"}`), nil, "keys[0]: go-jose/go-jose: missing json web key type"},
 		{"key not an object", set(`"key"`), nil, "keys[0]: json: cannot unmarshal string into Go value of type jose.rawJSONWebKey"},
 	}

@@ -37,6 +37,8 @@ type RemoteOptions struct {
 	MaxBytes        int64            // largest accepted document; default 1 MiB
 	Now             func() time.Time // default time.Now
 	OnFetch         func(err error)  // called after every fetch attempt (nil error on success)
+	// OnSkip, if set, is called after a successful fetch whose set skipped keys (Set.Skipped).
+	OnSkip func(skipped []string)
 }
 
 // Remote is a Source backed by a jwks_uri. It keeps the last good set: a failed fetch never
@@ -153,6 +155,9 @@ func (r *Remote) startLocked() <-chan struct{} {
 		close(done)
 		if r.opts.OnFetch != nil {
 			r.opts.OnFetch(err)
+		}
+		if err == nil && len(set.Skipped()) > 0 && r.opts.OnSkip != nil {
+			r.opts.OnSkip(set.Skipped())
 		}
 	}()
 	return done

@@ -477,3 +477,25 @@ func TestRemoteBadURL(t *testing.T) {
 		t.Errorf("OnFetch(%v), want the URL named", ferr)
 	}
 }
+
+func TestRemoteSkipsUnsupportedKeys(t *testing.T) {
+	// An issuer that publishes a key of a type certbind does not know keeps working with the
+	// others, and the skip is reported once per fetch.
+	srv := newJWKSServer(t, set(`{"kty":"XYZ","kid":"pq"}`, pub(t, newEC(t).Public(), "k1")))
+	f := newFetches()
+	skipped := make(chan []string, 1)
+	r := NewRemote(srv.URL, RemoteOptions{Now: newClock().Now, OnFetch: f.hook, OnSkip: func(s []string) { skipped <- s }})
+	s, err := r.Current(t.Context())
+	mustKIDs(t, s, err, "k1")
+	if err := f.next(t); err != nil {
+		t.Fatalf("OnFetch(%v), want nil", err)
+	}
+	select {
+	case got := <-skipped:
+		if want := []string{`keys[0]: key type "XYZ" (crv "") not supported`}; !slices.Equal(got, want) {
+			t.Errorf("OnSkip(%q), want %q", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnSkip not called")
+	}
+}
