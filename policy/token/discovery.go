@@ -14,18 +14,31 @@ import (
 	"github.com/certbind/certbind/policy/jwks"
 )
 
+// MetadataRefreshInterval is how old discovered metadata may grow before it is fetched again,
+// in the background, to follow an issuer that moves its jwks_uri.
+const MetadataRefreshInterval = time.Hour
+
 // DiscoveredKeys is a key source found through the issuer's metadata: RFC 8414
 // (/.well-known/oauth-authorization-server) first, then OpenID Connect Discovery
 // (/.well-known/openid-configuration). The metadata's issuer must equal the configured one
 // (RFC 8414 section 3.3), and its jwks_uri then serves the keys with Remote's caching rules.
+//
+// Once discovered, the metadata is fetched again in the background every
+// MetadataRefreshInterval (after a failure, every MinInterval). A new jwks_uri replaces the old
+// one only after its first key set has loaded; until then, and whenever rediscovery fails, the
+// keys keep coming from the last good jwks_uri.
 type DiscoveredKeys struct {
 	issuer string
 	opts   jwks.RemoteOptions
 
 	mu      sync.Mutex
 	remote  *jwks.Remote
-	tried   time.Time
+	tried   time.Time // last discovery attempt before the first success
 	lastErr error
+	next    time.Time // once discovered: when to fetch the metadata again
+	running bool      // a background rediscovery is running
+
+	rediscovered func() // test hook: called when a background rediscovery has ended
 }
 
 // NewDiscoveredKeys makes a source for issuer; nothing is fetched until first use.
@@ -67,6 +80,10 @@ func (d *DiscoveredKeys) resolve(ctx context.Context) (*jwks.Remote, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.remote != nil {
+		if !d.running && !d.opts.Now().Before(d.next) {
+			d.running = true
+			go d.rediscover()
+		}
 		return d.remote, nil
 	}
 	if !d.tried.IsZero() && d.opts.Now().Sub(d.tried) < d.opts.MinInterval {
@@ -82,7 +99,47 @@ func (d *DiscoveredKeys) resolve(ctx context.Context) (*jwks.Remote, error) {
 		return nil, err
 	}
 	d.remote = jwks.NewRemote(uri, d.opts)
+	d.next = d.opts.Now().Add(MetadataRefreshInterval)
 	return d.remote, nil
+}
+
+// rediscover fetches the metadata again and, when its jwks_uri changed, moves to the new one
+// once that serves a key set. It runs in the background, one at a time.
+func (d *DiscoveredKeys) rediscover() {
+	// Two metadata documents at most, then the new jwks_uri: each bounded by Timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*d.opts.Timeout)
+	defer cancel()
+	uri, err := d.discover(ctx)
+	if d.opts.OnFetch != nil {
+		d.opts.OnFetch(err)
+	}
+	var moved *jwks.Remote
+	if err == nil && uri != d.current().URL() {
+		moved = jwks.NewRemote(uri, d.opts)
+		_, err = moved.Current(ctx) // reports through OnFetch itself
+	}
+	d.mu.Lock()
+	d.running = false
+	switch {
+	case err != nil:
+		d.next = d.opts.Now().Add(d.opts.MinInterval)
+	case moved != nil:
+		d.remote = moved
+		fallthrough
+	default:
+		d.next = d.opts.Now().Add(MetadataRefreshInterval)
+	}
+	hook := d.rediscovered
+	d.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+}
+
+func (d *DiscoveredKeys) current() *jwks.Remote {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.remote
 }
 
 func (d *DiscoveredKeys) discover(ctx context.Context) (string, error) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -335,6 +336,109 @@ func TestDiscoveredKeysRetry(t *testing.T) {
 			t.Fatalf("%s: %d requests %q, want %d", st.name, n, srv.hits(), st.wantHits)
 		}
 	}
+}
+
+// TestDiscoveredKeysRediscovery: discovered metadata is fetched again in the background once
+// MetadataRefreshInterval has passed. A moved jwks_uri is followed once it serves keys; a failed
+// rediscovery, or a new jwks_uri that does not answer, keeps the last good keys and is retried
+// after MinInterval.
+func TestDiscoveredKeysRediscovery(t *testing.T) {
+	k1, k2, k3 := newKey(t, jose.ES256, "k1"), newKey(t, jose.ES256, "k2"), newKey(t, jose.ES256, "k3")
+	srv := newAuthServer(t)
+	srv.route(oauthPath, 200, metadata(srv.URL, srv.URL+"/jwks"))
+	srv.route("/jwks", 200, jwksJSON(t, k1.jwk("sig", "")))
+	clk := newClock()
+	fetched := make(chan error, 16)
+	d := NewDiscoveredKeys(srv.URL, jwks.RemoteOptions{Now: clk.Now, MinInterval: time.Minute, RefreshInterval: 24 * time.Hour,
+		OnFetch: func(err error) { fetched <- err }})
+	ended := make(chan struct{}, 1)
+	d.rediscovered = func() { ended <- struct{}{} }
+	// rediscovery waits for the background rediscovery to end and returns the fetches it made.
+	rediscovery := func(step string) (fetches int, failed []error) {
+		t.Helper()
+		select {
+		case <-ended:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no rediscovery ended within 10s (paths %q)", step, srv.hits())
+		}
+		for {
+			select {
+			case err := <-fetched:
+				fetches++
+				if err != nil {
+					failed = append(failed, err)
+				}
+			default:
+				return fetches, failed
+			}
+		}
+	}
+	wantKID := func(step, kid string) {
+		t.Helper()
+		set, err := d.Current(t.Context())
+		if err != nil || set.Keys()[0].KeyID != kid {
+			t.Fatalf("%s: %v, %v; want key %q", step, set, err, kid)
+		}
+	}
+	noRediscovery := func(step string) {
+		t.Helper()
+		select {
+		case <-ended:
+			t.Fatalf("%s: rediscovery ran", step)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+
+	wantKID("discovered", "k1")
+	if n := len(srv.hits()); n != 2 {
+		t.Fatalf("%d requests %q, want the metadata and /jwks", n, srv.hits())
+	}
+	<-fetched
+	<-fetched
+	clk.Advance(MetadataRefreshInterval - time.Second)
+	wantKID("before the refresh interval", "k1")
+	noRediscovery("before the refresh interval")
+
+	// The issuer moves its keys, but the new jwks_uri is not serving yet: keep k1.
+	srv.route(oauthPath, 200, metadata(srv.URL, srv.URL+"/jwks2"))
+	clk.Advance(time.Second)
+	wantKID("refresh due", "k1") // served from the old jwks_uri while rediscovery runs
+	if n, failed := rediscovery("new jwks_uri down"); n != 2 || len(failed) != 1 || !strings.Contains(failed[0].Error(), "/jwks2: HTTP 404") {
+		t.Fatalf("new jwks_uri down: %d fetches, failures %v", n, failed)
+	}
+	wantKID("new jwks_uri down", "k1")
+
+	// Retried after MinInterval, not before.
+	srv.route("/jwks2", 200, jwksJSON(t, k2.jwk("sig", "")))
+	clk.Advance(30 * time.Second)
+	wantKID("within MinInterval of the failure", "k1")
+	noRediscovery("within MinInterval of the failure")
+	clk.Advance(30 * time.Second)
+	wantKID("retry due", "k1")
+	if n, failed := rediscovery("retry"); n != 2 || len(failed) != 0 {
+		t.Fatalf("retry: %d fetches, failures %v", n, failed)
+	}
+	wantKID("moved", "k2")
+
+	// A failed rediscovery keeps the current keys.
+	srv.route(oauthPath, 500, ``)
+	srv.route(oidcPath, 500, ``)
+	srv.route("/jwks2", 200, jwksJSON(t, k3.jwk("sig", "")))
+	clk.Advance(MetadataRefreshInterval)
+	wantKID("metadata down", "k2")
+	if n, failed := rediscovery("metadata down"); n != 1 || len(failed) != 1 {
+		t.Fatalf("metadata down: %d fetches, failures %v", n, failed)
+	}
+	wantKID("after the failed rediscovery", "k2")
+
+	// The same jwks_uri again: the Remote, and its cached set, are kept.
+	srv.route(oauthPath, 200, metadata(srv.URL, srv.URL+"/jwks2"))
+	clk.Advance(time.Minute)
+	wantKID("rediscovered, unchanged", "k2")
+	if n, failed := rediscovery("unchanged"); n != 1 || len(failed) != 0 {
+		t.Fatalf("unchanged: %d fetches, failures %v", n, failed)
+	}
+	wantKID("same jwks_uri keeps its cached set", "k2")
 }
 
 // TestDiscoveredKeysTimeout: a metadata endpoint that never answers costs at most Timeout per
