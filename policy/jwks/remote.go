@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -37,7 +38,8 @@ type RemoteOptions struct {
 	MaxBytes        int64            // largest accepted document; default 1 MiB
 	Now             func() time.Time // default time.Now
 	OnFetch         func(err error)  // called after every fetch attempt (nil error on success)
-	// OnSkip, if set, is called after a successful fetch whose set skipped keys (Set.Skipped).
+	// OnSkip, if set, is called after a successful fetch whose set skipped keys (Set.Skipped),
+	// when they differ from those of the set it replaces: once, not on every refresh.
 	OnSkip func(skipped []string)
 }
 
@@ -146,7 +148,9 @@ func (r *Remote) startLocked() <-chan struct{} {
 	go func() {
 		set, err := r.fetch()
 		r.mu.Lock()
+		newSkips := false
 		if err == nil {
+			newSkips = len(set.Skipped()) > 0 && (r.set == nil || !slices.Equal(set.Skipped(), r.set.Skipped()))
 			r.set, r.fetchedAt = set, r.opts.Now()
 		}
 		r.lastErr = err
@@ -156,7 +160,7 @@ func (r *Remote) startLocked() <-chan struct{} {
 		if r.opts.OnFetch != nil {
 			r.opts.OnFetch(err)
 		}
-		if err == nil && len(set.Skipped()) > 0 && r.opts.OnSkip != nil {
+		if newSkips && r.opts.OnSkip != nil {
 			r.opts.OnSkip(set.Skipped())
 		}
 	}()

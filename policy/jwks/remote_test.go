@@ -483,8 +483,9 @@ func TestRemoteSkipsUnsupportedKeys(t *testing.T) {
 	// others, and the skip is reported once per fetch.
 	srv := newJWKSServer(t, set(`{"kty":"XYZ","kid":"pq"}`, pub(t, newEC(t).Public(), "k1")))
 	f := newFetches()
-	skipped := make(chan []string, 1)
-	r := NewRemote(srv.URL, RemoteOptions{Now: newClock().Now, OnFetch: f.hook, OnSkip: func(s []string) { skipped <- s }})
+	clk := newClock()
+	skipped := make(chan []string, 4)
+	r := NewRemote(srv.URL, RemoteOptions{Now: clk.Now, OnFetch: f.hook, OnSkip: func(s []string) { skipped <- s }})
 	s, err := r.Current(t.Context())
 	mustKIDs(t, s, err, "k1")
 	if err := f.next(t); err != nil {
@@ -497,5 +498,31 @@ func TestRemoteSkipsUnsupportedKeys(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("OnSkip not called")
+	}
+	// A refresh that finds the same set says nothing again; a new skip is reported.
+	for i, doc := range [][]byte{
+		set(`{"kty":"XYZ","kid":"pq"}`, pub(t, newEC(t).Public(), "k2")),
+		set(`{"kty":"XYZ","kid":"pq"}`, `{"kty":"ABC"}`, pub(t, newEC(t).Public(), "k3")),
+	} {
+		srv.serve(http.StatusOK, doc)
+		clk.Advance(time.Hour)
+		s, err := r.Refresh(t.Context())
+		mustKIDs(t, s, err, fmt.Sprintf("k%d", i+2))
+		if err := f.next(t); err != nil {
+			t.Fatalf("refresh %d: OnFetch(%v)", i, err)
+		}
+	}
+	select {
+	case got := <-skipped:
+		if want := []string{`keys[0]: key type "XYZ" (crv "") not supported`, `keys[1]: key type "ABC" (crv "") not supported`}; !slices.Equal(got, want) {
+			t.Errorf("OnSkip(%q), want %q", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnSkip not called for the new skip")
+	}
+	select {
+	case got := <-skipped:
+		t.Errorf("OnSkip(%q) again", got)
+	default:
 	}
 }
