@@ -7,6 +7,7 @@ package metrics
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,20 +20,22 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	decisions     *prometheus.CounterVec
-	latency       *prometheus.HistogramVec
-	certExpiry    prometheus.Histogram
-	reloads       *prometheus.CounterVec
-	lastReload    prometheus.Gauge
-	fetches       *prometheus.CounterVec
-	cache         *prometheus.CounterVec
-	anchorExpiry  *prometheus.GaugeVec
-	crlNextUpdate *prometheus.GaugeVec
-	clients       prometheus.Gauge
+	decisions  *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	certExpiry prometheus.Histogram
+	reloads    *prometheus.CounterVec
+	lastReload prometheus.Gauge
+	fetches    *prometheus.CounterVec
+	cache      *prometheus.CounterVec
+	clients    prometheus.Gauge
+	expiry     *expiryCollector
 }
 
 // New creates and registers the collectors, plus the Go runtime and process collectors.
-func New() *Metrics {
+func New() *Metrics { return NewWithClock(time.Now) }
+
+// NewWithClock is New with the clock that the expiry gauges count days from.
+func NewWithClock(now func() time.Time) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -58,20 +61,66 @@ func New() *Metrics {
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certbind_cache_events_total", Help: "Cache hits, misses and evictions by cache.",
 		}, []string{"cache", "event"}),
-		anchorExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "certbind_trust_anchor_expiry_days", Help: "Days until each configured trust anchor expires.",
-		}, []string{"subject", "sha256"}),
-		crlNextUpdate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "certbind_crl_next_update_days", Help: "Days until each configured CRL's nextUpdate (negative: stale).",
-		}, []string{"issuer", "sha256"}),
 		clients: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "certbind_clients", Help: "Registered clients in the configuration in force.",
 		}),
+		expiry: &expiryCollector{
+			now: now,
+			anchor: prometheus.NewDesc("certbind_trust_anchor_expiry_days",
+				"Days until each configured trust anchor expires.", []string{"subject", "sha256"}, nil),
+			crl: prometheus.NewDesc("certbind_crl_next_update_days",
+				"Days until each configured CRL's nextUpdate (negative: stale).", []string{"issuer", "sha256"}, nil),
+		},
 	}
 	m.Registry.MustRegister(m.decisions, m.latency, m.certExpiry, m.reloads, m.lastReload, m.fetches,
-		m.cache, m.anchorExpiry, m.crlNextUpdate, m.clients,
+		m.cache, m.clients, m.expiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// expiryCollector reports the days left on the trust anchors and CRLs of the configuration in
+// force, counted at scrape time: a configuration that never changes still counts down, so an
+// expiring CA or a stale CRL alerts before it denies everyone.
+type expiryCollector struct {
+	now         func() time.Time
+	anchor, crl *prometheus.Desc
+	trusted     atomic.Pointer[[]expiring]
+}
+
+// expiring is one trust anchor or CRL: its labels, worked out once per configuration.
+type expiring struct {
+	desc   *prometheus.Desc
+	labels []string // name, short hash
+	at     time.Time
+}
+
+func (c *expiryCollector) set(cfg *policy.Config) {
+	var e []expiring
+	for _, a := range cfg.TrustAnchors() {
+		e = append(e, expiring{c.anchor, []string{a.Subject.String(), shortHash(a.Raw)}, a.NotAfter})
+	}
+	for _, l := range cfg.CRLs() {
+		e = append(e, expiring{c.crl, []string{l.Issuer.String(), shortHash(l.Raw)}, l.NextUpdate})
+	}
+	c.trusted.Store(&e)
+}
+
+// Describe implements prometheus.Collector.
+func (c *expiryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.anchor
+	ch <- c.crl
+}
+
+// Collect implements prometheus.Collector.
+func (c *expiryCollector) Collect(ch chan<- prometheus.Metric) {
+	e := c.trusted.Load()
+	if e == nil {
+		return
+	}
+	now := c.now()
+	for _, x := range *e {
+		ch <- prometheus.MustNewConstMetric(x.desc, prometheus.GaugeValue, x.at.Sub(now).Hours()/24, x.labels...)
+	}
 }
 
 const day = 24 * time.Hour
@@ -93,8 +142,8 @@ func (m *Metrics) ObserveDecision(d policy.Decision, took time.Duration, now tim
 	}
 }
 
-// ObserveReload records a configuration load; on success it replaces the trust anchor and CRL
-// gauges with the new configuration's.
+// ObserveReload records a configuration load; on success the trust anchor and CRL gauges follow
+// the new configuration.
 func (m *Metrics) ObserveReload(cfg *policy.Config, err error, now time.Time) {
 	if err != nil {
 		m.reloads.WithLabelValues("failure").Inc()
@@ -103,14 +152,7 @@ func (m *Metrics) ObserveReload(cfg *policy.Config, err error, now time.Time) {
 	m.reloads.WithLabelValues("success").Inc()
 	m.lastReload.Set(float64(now.Unix()))
 	m.clients.Set(float64(len(cfg.Clients())))
-	m.anchorExpiry.Reset()
-	for _, a := range cfg.TrustAnchors() {
-		m.anchorExpiry.WithLabelValues(a.Subject.String(), shortHash(a.Raw)).Set(a.NotAfter.Sub(now).Hours() / 24)
-	}
-	m.crlNextUpdate.Reset()
-	for _, l := range cfg.CRLs() {
-		m.crlNextUpdate.WithLabelValues(l.Issuer.String(), shortHash(l.Raw)).Set(l.NextUpdate.Sub(now).Hours() / 24)
-	}
+	m.expiry.set(cfg)
 }
 
 // ObserveFetch records one remote fetch of kind (jwks, introspection, ocsp, crl).

@@ -26,7 +26,8 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := metrics.New()
+	clock := now
+	m := metrics.NewWithClock(func() time.Time { return clock })
 	m.ObserveReload(cfg, nil, now)
 	m.ObserveReload(nil, errors.New("broken"), now)
 	leaf := root.Leaf("c", pki.Validity(now.Add(-time.Hour), now.Add(5*24*time.Hour)))
@@ -63,6 +64,14 @@ func TestMetrics(t *testing.T) {
 	got, _ := testutil.CollectAndFormat(m.Registry, expfmt.TypeTextPlain, "certbind_trust_anchor_expiry_days")
 	if !strings.Contains(string(got), "} 10") {
 		t.Errorf("anchor expiry: %s", got)
+	}
+	// The gauges count down between reloads: five days on, without a reload, about 5 and -3.5.
+	clock = now.Add(5 * 24 * time.Hour)
+	for name, want := range map[string]string{"certbind_trust_anchor_expiry_days": "} 5\n", "certbind_crl_next_update_days": "} -3.5\n"} {
+		got, _ := testutil.CollectAndFormat(m.Registry, expfmt.TypeTextPlain, name)
+		if !strings.Contains(string(got), want) {
+			t.Errorf("%s five days later, want %q:\n%s", name, want, got)
+		}
 	}
 	// No label carries a client_id or a certificate: only enumerations and configured names.
 	all, _ := testutil.CollectAndFormat(m.Registry, expfmt.TypeTextPlain, "certbind_decisions_total", "certbind_decision_duration_seconds", "certbind_client_certificate_expiry_days")
