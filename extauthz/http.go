@@ -116,28 +116,28 @@ func readHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Co
 	return in
 }
 
+// httpCertificate reads the certificate from the header the proxy set. An XFCC header goes
+// through the same reconciliation as the gRPC path's (certificate_sources, trusted_proxies, the
+// "last" element rule, Hash and Chain checks), with no peer certificate beside it. The other
+// formats carry the proxy's peer certificate, so certificate_sources.peer governs them.
 func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *policy.Config) (*policy.Presented, policy.Reason, error) {
 	v, ok := hdr[set.CertificateHeader]
-	if !ok || v == "" {
+	if set.CertificateFormat == policy.CertFormatXFCC {
+		return certificate(certSources{xfcc: v, xfccPresent: ok}, cfg)
+	}
+	src := cfg.Sources
+	if src.XFCC == policy.SourceRequire {
+		return nil, policy.ReasonNoCertificate, fmt.Errorf("certificate_sources.xfcc is require, but http_authz.certificate_format is %s", set.CertificateFormat)
+	}
+	if src.Peer == policy.SourceIgnore || !ok || v == "" {
+		if src.Peer == policy.SourceRequire {
+			return nil, policy.ReasonNoCertificate, fmt.Errorf("certificate_sources.peer is require and the request has no %s", set.CertificateHeader)
+		}
 		return nil, policy.ReasonOK, nil
 	}
 	var leaf []byte
 	var inter [][]byte
 	switch set.CertificateFormat {
-	case policy.CertFormatXFCC:
-		e, r, err := parseXFCC(v, cfg.XFCC)
-		if r != policy.ReasonOK {
-			return nil, r, err
-		}
-		if !trustedProxy(e, "", cfg.XFCC.TrustedProxies) {
-			return nil, policy.ReasonXFCCUntrusted, fmt.Errorf("XFCC element by %q: not in xfcc.trusted_proxies", e.By)
-		}
-		if leaf, err = e.Leaf(); err != nil {
-			return nil, policy.ReasonNoCertificate, errors.New("x-forwarded-client-cert carries no Cert or Chain")
-		}
-		if len(e.Chain) > 1 {
-			inter = e.Chain[1:]
-		}
 	case policy.CertFormatRFC9440:
 		der, err := byteSequence(v)
 		if err != nil {
@@ -162,6 +162,8 @@ func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *p
 			return nil, policy.ReasonCertificateMalformed, fmt.Errorf("%s: %w", set.CertificateHeader, err)
 		}
 		leaf = der
+	default:
+		return nil, policy.ReasonCertificateMalformed, fmt.Errorf("http_authz.certificate_format %q", set.CertificateFormat)
 	}
 	p, err := cfg.ParsePresented(leaf, inter)
 	if err != nil {

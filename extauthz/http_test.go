@@ -165,3 +165,44 @@ func TestHTTPAuthzAuthRequestStatuses(t *testing.T) {
 		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// TestHTTPAuthzCertificateSources: the HTTP endpoint applies the same certificate rules as the
+// gRPC path. It never sees a peer certificate beside an XFCC header, so "last" (which needs the
+// peer to confirm the element) and peer: require deny; xfcc: ignore means no certificate.
+func TestHTTPAuthzCertificateSources(t *testing.T) {
+	f := newFixture(t)
+	seq := func(der []byte) string { return ":" + base64.StdEncoding.EncodeToString(der) + ":" }
+	forged := envoyXFCC(f.other) + `;URI=spiffe://x,` + envoyXFCC(f.billing)
+	for _, tc := range []struct {
+		name, yaml string
+		hdr        map[string]string
+		status     int
+		reason     policy.Reason
+	}{
+		{"last: an element the peer cannot confirm", "xfcc: {elements: last}\n",
+			map[string]string{"x-forwarded-client-cert": forged}, 401, policy.ReasonNoCertificate},
+		{"xfcc: ignore", "certificate_sources: {xfcc: ignore}\n",
+			map[string]string{"x-forwarded-client-cert": envoyXFCC(f.billing)}, 401, policy.ReasonNoCertificate},
+		{"peer: require, XFCC only", "certificate_sources: {peer: require}\n",
+			map[string]string{"x-forwarded-client-cert": envoyXFCC(f.billing)}, 401, policy.ReasonNoCertificate},
+		{"rfc9440, xfcc: require", "certificate_sources: {xfcc: require}\nhttp_authz: {certificate_format: rfc9440}\n",
+			map[string]string{"client-cert": seq(f.billing.DER())}, 401, policy.ReasonNoCertificate},
+		{"rfc9440, peer: ignore", "certificate_sources: {peer: ignore}\nhttp_authz: {certificate_format: rfc9440}\n",
+			map[string]string{"client-cert": seq(f.billing.DER())}, 401, policy.ReasonNoCertificate},
+		{"rfc9440, peer: require, none sent", "certificate_sources: {peer: require}\nhttp_authz: {certificate_format: rfc9440}\n",
+			map[string]string{}, 401, policy.ReasonNoCertificate},
+		{"rfc9440, peer: require", "certificate_sources: {peer: require}\nhttp_authz: {certificate_format: rfc9440}\n",
+			map[string]string{"client-cert": seq(f.billing.DER()), "client-cert-chain": seq(f.inter.DER())}, 200, policy.ReasonOK},
+		{"single: the genuine element", "",
+			map[string]string{"x-forwarded-client-cert": envoyXFCC(f.billing)}, 200, policy.ReasonOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := f.httpServer(t, baseConfig+tc.yaml)
+			tc.hdr["content-type"] = "application/x-www-form-urlencoded"
+			resp := send(t, "POST", srv.URL+"/oauth2/token", tc.hdr, "client_id=billing")
+			if resp.StatusCode != tc.status || (tc.status != 200 && resp.Header.Get("x-certbind-reason") != string(tc.reason)) {
+				t.Fatalf("%d %s, want %d %s", resp.StatusCode, resp.Header.Get("x-certbind-reason"), tc.status, tc.reason)
+			}
+		})
+	}
+}
