@@ -15,7 +15,7 @@ import (
 
 // boundToken is RFC 8705 section 3 at a resource server: the Bearer token must be valid and, if
 // it carries cnf x5t#S256, bound to the certificate presented on this very request.
-func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input) Decision {
+func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input, rt *route) Decision {
 	ts := cfg.tokens
 	if ts == nil || (ts.verifier.Len() == 0 && !ts.hasIntrospect) {
 		return deny(ReasonTokenUnverifiable, errors.New("bound_token mode without tokens.issuers or tokens.introspection"))
@@ -29,8 +29,6 @@ func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input) Decision
 	if err != nil {
 		return deny(tokenReason(err), err)
 	}
-	path, _, _ := strings.Cut(in.Request.Path, "?")
-	rt, _ := cfg.routeFor(in.Request.Host, path)
 	binding, requireClient := pol.binding, pol.requireClientMatch
 	var required []string
 	if rt != nil && rt.mode == ModeBoundToken {

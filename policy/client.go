@@ -175,17 +175,61 @@ type route struct {
 	requireClientMatch *bool   // nil inherits the issuer's
 }
 
-// routeFor picks the first configured route matching host and path.
-func (c *Config) routeFor(host, path string) (*route, bool) {
-	h := strings.ToLower(host)
+// matchRoute picks the first configured route matching the request's host and path (without
+// its query), nil when none does. With routes configured, the path must be in normal form:
+// upstreams route on the normalized path, so a path that normalizes elsewhere (/api/%61dmin,
+// /api//admin, /api/x/../admin) could dodge a route's scopes here and is refused instead.
+func (c *Config) matchRoute(r Request) (*route, error) {
+	if len(c.routes) == 0 {
+		return nil, nil
+	}
+	path, _, _ := strings.Cut(r.Path, "?")
+	if err := normalPath(path); err != nil {
+		return nil, err
+	}
+	h := strings.ToLower(r.Host)
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
 		h = h[:i]
 	}
 	for i := range c.routes {
-		r := &c.routes[i]
-		if (r.host == "" || r.host == h) && strings.HasPrefix(path, r.prefix) {
-			return r, true
+		rt := &c.routes[i]
+		if (rt.host == "" || rt.host == h) && strings.HasPrefix(path, rt.prefix) {
+			return rt, nil
 		}
 	}
-	return nil, false
+	return nil, nil
+}
+
+// normalPath refuses a request path that a proxy or upstream could normalize into another:
+// an empty or relative path, an empty, "." or ".." segment, a backslash, and a percent-escape
+// that is malformed or encodes an unreserved character (RFC 3986 section 6.2.2.2), '/' or '\'.
+func normalPath(p string) error {
+	if p == "" || p[0] != '/' {
+		return fmt.Errorf("path %q does not start with '/'", p)
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("path %q has a dot segment", p)
+		}
+	}
+	if strings.Contains(p, "//") {
+		return fmt.Errorf("path %q has an empty segment", p)
+	}
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			return fmt.Errorf("path %q has a backslash", p)
+		case '%':
+			b, err := url.PathUnescape(p[i:min(i+3, len(p))])
+			if err != nil || len(b) != 1 {
+				return fmt.Errorf("path %q has a malformed percent-escape", p)
+			}
+			if c := b[0]; c == '/' || c == '\\' || c == '-' || c == '.' || c == '_' || c == '~' ||
+				'0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' {
+				return fmt.Errorf("path %q percent-encodes %q", p, c)
+			}
+			i += 2
+		}
+	}
+	return nil
 }

@@ -107,7 +107,7 @@ func (e *Engine) DecideWith(ctx context.Context, cfg *Config, in Input) Decision
 }
 
 func (e *Engine) decide(ctx context.Context, cfg *Config, in Input) Decision {
-	mode, d, ok := cfg.selectMode(in)
+	mode, rt, d, ok := cfg.selectMode(in)
 	if !ok {
 		return d
 	}
@@ -121,26 +121,31 @@ func (e *Engine) decide(ctx context.Context, cfg *Config, in Input) Decision {
 	case ModeIdentity:
 		out = e.identity(ctx, cfg, in)
 	case ModeBoundToken:
-		out = e.boundToken(ctx, cfg, in)
+		out = e.boundToken(ctx, cfg, in, rt)
 	}
 	out.Mode = mode
 	return out
 }
 
-// selectMode: the proxy's certbind_mode wins; else the first configured route; else no_policy.
-func (c *Config) selectMode(in Input) (Mode, Decision, bool) {
+// selectMode picks the mode and the configured route matching the request (nil when none
+// does): the proxy's certbind_mode wins; else the route's mode; with neither, no_policy.
+func (c *Config) selectMode(in Input) (Mode, *route, Decision, bool) {
+	rt, err := c.matchRoute(in.Request)
+	if err != nil {
+		return "", nil, deny(ReasonRequestMalformed, err), false
+	}
 	if in.ModeHint != "" {
 		m, err := ParseMode(in.ModeHint)
 		if err != nil {
-			return "", deny(ReasonUnknownMode, err), false
+			return "", nil, deny(ReasonUnknownMode, err), false
 		}
-		return m, Decision{}, true
+		return m, rt, Decision{}, true
+	}
+	if rt != nil {
+		return rt.mode, rt, Decision{}, true
 	}
 	path, _, _ := strings.Cut(in.Request.Path, "?")
-	if r, ok := c.routeFor(in.Request.Host, path); ok {
-		return r.mode, Decision{}, true
-	}
-	return "", deny(ReasonNoPolicy, fmt.Errorf("no route for host %q path %q", in.Request.Host, path)), false
+	return "", nil, deny(ReasonNoPolicy, fmt.Errorf("no route for host %q path %q", in.Request.Host, path)), false
 }
 
 // clientAuth is RFC 8705 section 2: the client named by client_id must be bound to the

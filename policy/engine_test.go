@@ -237,6 +237,20 @@ func TestModeSelection(t *testing.T) {
 		{"unknown hint", "admin", "", "/oauth2/token", policy.ReasonUnknownMode, ""},
 		{"host route with port", "", "Admin.Example.org:8443", "/admin/x", policy.ReasonOK, policy.ModeIdentity},
 		{"host route, other host", "", "api.example.org", "/admin/x", policy.ReasonNoPolicy, ""},
+		// Paths an upstream would normalize into another route are refused, hint or not.
+		{"percent-encoded letter", "", "", "/oauth2/%74oken", policy.ReasonRequestMalformed, ""},
+		{"percent-encoded slash", "", "", "/oauth2%2Ftoken", policy.ReasonRequestMalformed, ""},
+		{"percent-encoded dot", "", "", "/x/%2e%2e/oauth2/token", policy.ReasonRequestMalformed, ""},
+		{"dot-dot segment", "", "", "/x/../oauth2/token", policy.ReasonRequestMalformed, ""},
+		{"trailing dot-dot", "", "", "/oauth2/token/..", policy.ReasonRequestMalformed, ""},
+		{"dot segment", "identity", "", "/./oauth2/token", policy.ReasonRequestMalformed, ""},
+		{"empty segment", "", "", "//oauth2/token", policy.ReasonRequestMalformed, ""},
+		{"backslash", "", "", "/x\\..\\oauth2/token", policy.ReasonRequestMalformed, ""},
+		{"malformed escape", "", "", "/oauth2/token%4", policy.ReasonRequestMalformed, ""},
+		{"relative path", "", "", "oauth2/token", policy.ReasonRequestMalformed, ""},
+		{"escaped reserved character is fine", "", "", "/oauth2/token%3Bx", policy.ReasonClientIDMissing, policy.ModeClientAuth},
+		{"dots inside a segment are fine", "", "", "/oauth2/token..x/.well", policy.ReasonClientIDMissing, policy.ModeClientAuth},
+		{"the query is not checked", "", "", "/oauth2/token?x=/../%41", policy.ReasonClientIDMissing, policy.ModeClientAuth},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
