@@ -80,13 +80,15 @@ func readHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Co
 		hdr[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
 	in := policy.Input{
-		ModeHint: hdr[set.ModeHeader],
 		Request: policy.Request{
 			Method:  r.Method,
 			Host:    r.Host,
 			Path:    r.URL.RequestURI(),
 			Headers: hdr,
 		},
+	}
+	if set.ModeHeader != "" {
+		in.ModeHint = hdr[set.ModeHeader]
 	}
 	if set.OriginalURIHeader != "" {
 		in.Request.Path = hdr[set.OriginalURIHeader]

@@ -206,3 +206,24 @@ func TestHTTPAuthzCertificateSources(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPAuthzModeHeader: the mode comes from a header only when http_authz.mode_header names
+// it (the proxy must then set it); otherwise a client-sent copy cannot choose the mode.
+func TestHTTPAuthzModeHeader(t *testing.T) {
+	f := newFixture(t)
+	hdr := func() map[string]string {
+		return map[string]string{"x-forwarded-client-cert": envoyXFCC(f.other), "x-certbind-mode": "identity",
+			"content-type": "application/x-www-form-urlencoded"}
+	}
+	// The route says client_auth, and other is not billing's certificate; identity would allow
+	// other as the client it is registered as.
+	resp := send(t, "POST", f.httpServer(t, baseConfig).URL+"/oauth2/token", hdr(), "client_id=billing")
+	if resp.StatusCode != 401 || resp.Header.Get("x-certbind-reason") != string(policy.ReasonCertificateUnbound) {
+		t.Fatalf("default: %d %s, want the route's client_auth to decide", resp.StatusCode, resp.Header.Get("x-certbind-reason"))
+	}
+	resp = send(t, "POST", f.httpServer(t, baseConfig+"http_authz: {mode_header: X-Certbind-Mode}\n").URL+"/oauth2/token", hdr(), "client_id=billing")
+	if resp.StatusCode != 200 || resp.Header.Get(extauthz.HeaderClientID) != "reports" {
+		t.Fatalf("mode_header set: %d %s, want identity to allow the certificate's own client", resp.StatusCode, resp.Header.Get("x-certbind-reason"))
+	}
+}
+

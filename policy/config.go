@@ -171,9 +171,6 @@ func (f *fileConfig) applyDefaults() {
 			string(CertFormatPEMURLEncoded): "x-ssl-client-cert",
 		}[h.CertificateFormat]
 	}
-	if h.ModeHeader == "" {
-		h.ModeHeader = "x-certbind-mode"
-	}
 	if h.MaxBodyBytes == 0 {
 		h.MaxBodyBytes = 64 << 10
 	}

@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// ModeHeader carries the mode to certbind's HTTP endpoint (http_authz.mode_header default).
+// ModeHeader carries the mode to certbind's HTTP endpoint when http_authz.mode_header names it;
+// without that, certbind's routes decide, as they do for the bench fixture.
 const ModeHeader = "x-certbind-mode"
 
 // HTTPClient sends authorization requests to an HTTP endpoint (Envoy http_service, nginx

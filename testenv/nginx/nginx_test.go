@@ -62,6 +62,7 @@ const nginxCertbindConfig = `intermediates: [pki/intermediate.pem]
 http_authz:
   certificate_format: pem_urlencoded
   certificate_header: x-ssl-client-cert
+  mode_header: x-certbind-mode
   original_uri_header: x-original-uri
   original_method_header: x-original-method
   auth_request_statuses: true
