@@ -226,4 +226,3 @@ func TestHTTPAuthzModeHeader(t *testing.T) {
 		t.Fatalf("mode_header set: %d %s, want identity to allow the certificate's own client", resp.StatusCode, resp.Header.Get("x-certbind-reason"))
 	}
 }
-
