@@ -301,6 +301,7 @@ func TestSANInjection(t *testing.T) {
 		{"Hash and Cert after the genuine ones", `spiffe://evil/x;Hash=` + hexOf(sha256Of(victim.Raw)) + `;Cert="` + certValue(victim) + `"`, Details{URI: true}, PolicySingle, ErrDuplicateKey},
 		{"Subject after the genuine one", `spiffe://evil/x;Subject="CN=admin"`, Details{Subject: true, URI: true}, PolicySingle, ErrDuplicateKey},
 		{"fake element, single", injectElement, Details{URI: true}, PolicySingle, ErrTooManyElements},
+		{"By after the genuine pairs", `spiffe://evil/x;By=spiffe://mesh/proxy`, Details{Cert: true, URI: true}, PolicySingle, ErrMalformedPair},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

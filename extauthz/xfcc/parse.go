@@ -258,6 +258,8 @@ type builder struct {
 	out  []Element
 	cur  Element
 	seen [keyDNS + 1]bool
+	// afterBy: the element has had a pair other than By.
+	afterBy bool
 }
 
 func (b *builder) pair(elem, pair int, text string) error {
@@ -270,6 +272,13 @@ func (b *builder) pair(elem, pair int, text string) error {
 		return pairErr(elem, pair, "", fmt.Errorf("%w %q", ErrUnknownKey, clip(key)))
 	}
 	name := keyNames[k]
+	// Envoy writes the proxy's By pairs first. A By after the client's own pairs can only come
+	// from a client URI SAN holding ";By=..." (Envoy does not escape SANs), forging a trusted
+	// proxy's identity for xfcc.trusted_proxies.
+	if k == keyBy && b.afterBy {
+		return pairErr(elem, pair, name, fmt.Errorf("%w: By after the client's pairs", ErrMalformedPair))
+	}
+	b.afterBy = b.afterBy || k != keyBy
 	switch k {
 	case keyHash, keyCert, keyChain, keySubject:
 		if b.seen[k] {
@@ -319,7 +328,7 @@ func (b *builder) pair(elem, pair int, text string) error {
 
 func (b *builder) endElement(elem int) error {
 	e := b.cur
-	b.cur, b.seen = Element{}, [keyDNS + 1]bool{}
+	b.cur, b.seen, b.afterBy = Element{}, [keyDNS + 1]bool{}, false
 	if e.Cert != nil && e.Chain != nil && !bytes.Equal(e.Cert, e.Chain[0]) {
 		return elemErr(elem, ErrChainMismatch)
 	}
