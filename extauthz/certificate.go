@@ -55,7 +55,7 @@ func certificate(src certSources, cfg *policy.Config) (*policy.Presented, policy
 			return nil, r, err
 		}
 		if !trustedProxy(e, src.destination, cfg.XFCC.TrustedProxies) {
-			return nil, policy.ReasonXFCCUntrusted, fmt.Errorf("XFCC element by %q, destination %q: not in xfcc.trusted_proxies", e.By, src.destination)
+			return nil, policy.ReasonXFCCUntrusted, fmt.Errorf("XFCC element by %.200q, destination %.200q: not in xfcc.trusted_proxies", e.By, src.destination)
 		}
 		elem = &e
 	}

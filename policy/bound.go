@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/certbind/certbind/policy/token"
 )
@@ -204,6 +205,11 @@ func bearerToken(h map[string]string) (string, Reason, error) {
 	if !strings.EqualFold(scheme, "Bearer") {
 		if strings.Contains(strings.ToLower(v), "bearer ") {
 			return "", ReasonTokenRequestInvalid, errors.New("several Authorization values")
+		}
+		// The scheme is named only when it looks like one: a bare token sent without a scheme
+		// would otherwise land in the log.
+		if len(scheme) > 16 || strings.ContainsFunc(scheme, func(r rune) bool { return !unicode.IsLetter(r) && r != '-' }) {
+			return "", ReasonTokenMissing, errors.New("Authorization value has no Bearer scheme")
 		}
 		return "", ReasonTokenMissing, fmt.Errorf("Authorization scheme %q is not Bearer", scheme)
 	}

@@ -272,12 +272,18 @@ func TestBoundTokenRequestShapes(t *testing.T) {
 		{"Bearer with a space inside", "Bearer ab cd", policy.ReasonTokenRequestInvalid},
 		{"Basic then Bearer", "Basic Zm9vOmJhcg==, Bearer " + tok, policy.ReasonTokenRequestInvalid},
 		{"Basic only", "Basic Zm9vOmJhcg==", policy.ReasonTokenMissing},
+		{"a token without a scheme", tok, policy.ReasonTokenMissing},
+		{"a token after a comma", "x," + tok, policy.ReasonTokenMissing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := decide(e, policy.Input{ModeHint: "bound_token", Certificate: presented(t, w.billing),
 				Request: policy.Request{Path: "/api/x", Headers: map[string]string{"authorization": tc.authz}}})
 			if d.Reason != tc.want {
 				t.Fatalf("%s (%v), want %s", d.Reason, d.Cause, tc.want)
+			}
+			// The cause is logged: it never holds the token, nor a piece of it.
+			if d.Cause != nil && strings.Contains(d.Cause.Error(), tok[:20]) {
+				t.Errorf("the cause holds the token: %v", d.Cause)
 			}
 		})
 	}
