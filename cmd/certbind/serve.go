@@ -65,7 +65,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve the gRPC and HTTP authorization listeners over TLS with this certificate (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "private key for --tls-cert (PEM)")
 	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "require callers to present a certificate from this CA (PEM)")
-	fs.StringVar(&f.allowedCallers, "allowed-callers", "", "with --tls-client-ca: comma-separated URI or DNS SANs (e.g. spiffe://example.org/envoy,envoy.example.org) of the only callers accepted")
+	fs.StringVar(&f.allowedCallers, "allowed-callers", "", "with --tls-client-ca: comma-separated URI SANs (compared exactly) or DNS SANs (any case), e.g. spiffe://example.org/envoy,envoy.example.org: the only callers accepted")
 	fs.BoolVar(&f.waitForConfig, "wait-for-config", false, "start even when the configuration is invalid: not ready (health NOT_SERVING) until a valid one is written")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ on the admin listener (exposes internals: keep the admin listener private)")
 	fs.IntVar(&f.gcPercent, "gc-percent", 200, "Go garbage collector target (GOGC) unless the GOGC environment variable is set: certbind's live heap is small and bounded by its caches, so fewer collections save CPU on every check")
@@ -484,33 +484,44 @@ func (rt *reloadingTLS) build() (*tls.Config, error) {
 	tc.ClientCAs = pool
 	tc.ClientAuth = tls.RequireAndVerifyClientCert
 	if f.allowedCallers != "" {
-		allowed := map[string]bool{}
-		for _, id := range strings.Split(f.allowedCallers, ",") {
-			if id = strings.TrimSpace(id); id != "" {
-				allowed[strings.ToLower(id)] = true
-			}
-		}
-		tc.VerifyConnection = func(cs tls.ConnectionState) error {
-			return allowedCaller(cs, allowed)
-		}
+		allowed := parseCallers(f.allowedCallers)
+		tc.VerifyConnection = allowed.verify
 	}
 	return tc, nil
 }
 
-// allowedCaller admits a TLS peer whose verified leaf carries an allowed URI or DNS SAN: a
-// caller that is not Envoy is refused during the handshake, before any decision.
-func allowedCaller(cs tls.ConnectionState, allowed map[string]bool) error {
+// callers is the --allowed-callers list: URI SANs, compared exactly (a SPIFFE ID's path is
+// case-sensitive), and DNS SANs, compared without regard to case. An entry with "://" is a URI.
+type callers struct{ uris, dns map[string]bool }
+
+func parseCallers(list string) callers {
+	c := callers{uris: map[string]bool{}, dns: map[string]bool{}}
+	for _, id := range strings.Split(list, ",") {
+		switch id = strings.TrimSpace(id); {
+		case id == "":
+		case strings.Contains(id, "://"):
+			c.uris[id] = true
+		default:
+			c.dns[strings.ToLower(id)] = true
+		}
+	}
+	return c
+}
+
+// verify admits a TLS peer whose verified leaf carries an allowed URI or DNS SAN: a caller that
+// is not Envoy is refused during the handshake, before any decision.
+func (c callers) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("certbind: caller presented no certificate")
 	}
 	leaf := cs.PeerCertificates[0]
 	for _, u := range leaf.URIs {
-		if allowed[strings.ToLower(u.String())] {
+		if c.uris[u.String()] {
 			return nil
 		}
 	}
 	for _, d := range leaf.DNSNames {
-		if allowed[strings.ToLower(d)] {
+		if c.dns[strings.ToLower(d)] {
 			return nil
 		}
 	}
