@@ -67,6 +67,7 @@ var reasonTable = map[policy.Reason]mapping{
 	policy.ReasonCertificateRevoked:     {codes.Unauthenticated, kindUnauthorized},
 	policy.ReasonCRLExpired:             {codes.Unauthenticated, kindUnauthorized},
 	policy.ReasonRevocationUnknown:      {codes.Unauthenticated, kindUnauthorized},
+	policy.ReasonClientKeysUnavailable:  {codes.Unauthenticated, kindUnauthorized},
 	policy.ReasonRequestMalformed:       {codes.InvalidArgument, kindBadRequest},
 	policy.ReasonClientIDMissing:        {codes.InvalidArgument, kindBadRequest},
 	policy.ReasonClientIDConflict:       {codes.InvalidArgument, kindBadRequest},

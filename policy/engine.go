@@ -200,7 +200,7 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 	case MethodSelfSigned:
 		set, err := cl.pinned.Current(ctx)
 		if err != nil {
-			return ReasonCertificateUnbound, fmt.Errorf("client %q: %w", cl.ID, err)
+			return ReasonClientKeysUnavailable, fmt.Errorf("client %q: %w", cl.ID, err)
 		}
 		pinned, ok := set.Pinned(p.Thumbprint)
 		if !ok || !pinned.Equal(p.Leaf) {
@@ -271,13 +271,18 @@ func (e *Engine) identity(ctx context.Context, cfg *Config, in Input) Decision {
 	var matchedBuf [2]string
 	matched := matchedBuf[:0]
 	var firstFailure Reason = ReasonNoMatchingClient
-	var firstErr error
+	var firstErr, unchecked error
 	for _, cl := range cfg.clients {
 		r, err := e.bound(ctx, cfg, cl, p, &global)
 		switch r {
 		case ReasonOK:
 			matched = append(matched, cl.ID)
 		case ReasonCertificateUnbound:
+		case ReasonClientKeysUnavailable:
+			if unchecked == nil {
+				unchecked = err
+			}
+			fallthrough
 		default:
 			if firstErr == nil {
 				firstFailure, firstErr = r, err
@@ -286,6 +291,11 @@ func (e *Engine) identity(ctx context.Context, cfg *Config, in Input) Decision {
 	}
 	switch len(matched) {
 	case 1:
+		if unchecked != nil {
+			// A client whose certificates could not be read may hold this one too: "exactly one
+			// client" cannot be told apart from ambiguous_client, so fail closed.
+			return deny(ReasonClientKeysUnavailable, fmt.Errorf("certificate matches client %q, but another could not be checked: %w", matched[0], unchecked))
+		}
 		return Decision{Reason: ReasonOK, ClientID: matched[0]}
 	case 0:
 		if firstErr != nil {

@@ -405,3 +405,26 @@ func TestSelfSignedJWKSURI(t *testing.T) {
 		t.Fatalf("rotated certificate: %s (%v)", d.Reason, d.Cause)
 	}
 }
+
+// TestSelfSignedJWKSURINeverLoaded: a self-signed client's jwks_uri that has never loaded fails
+// closed for that client, and for identity, where the unread set might hold the certificate
+// too (which would make it ambiguous_client).
+func TestSelfSignedJWKSURINeverLoaded(t *testing.T) {
+	w := newWorld(t)
+	srv := newJWKSServer(t, jwksFor(t, w.partner))
+	srv.down.Store(true)
+	e := w.engine(t, "trust_anchors: [pki/ca.pem]\njwks_fetch: {timeout: 1s, refresh_interval: 1h, min_interval: 1ns}\nclients:\n"+
+		"  - {client_id: billing, token_endpoint_auth_method: tls_client_auth, tls_client_auth_subject_dn: \"CN=billing,OU=Payments,O=Example Corp,C=SE\"}\n"+
+		"  - {client_id: partner, token_endpoint_auth_method: self_signed_tls_client_auth, jwks_uri: \""+srv.URL+"/partner.jwks\"}\n")
+	clientAuth := decide(e, policy.Input{ModeHint: "client_auth", Request: tokenRequest("partner"), Certificate: presented(t, w.partner)})
+	identity := decide(e, policy.Input{ModeHint: "identity", Certificate: presented(t, w.billing)})
+	for name, d := range map[string]policy.Decision{"client_auth": clientAuth, "identity": identity} {
+		if d.Reason != policy.ReasonClientKeysUnavailable || d.Allow {
+			t.Errorf("%s with the set never loaded: %s (%v), want client_keys_unavailable", name, d.Reason, d.Cause)
+		}
+	}
+	srv.down.Store(false)
+	if d := decide(e, policy.Input{ModeHint: "identity", Certificate: presented(t, w.billing)}); d.Reason != policy.ReasonOK || d.ClientID != "billing" {
+		t.Errorf("identity once the set loads: %s %q (%v)", d.Reason, d.ClientID, d.Cause)
+	}
+}

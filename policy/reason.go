@@ -34,11 +34,12 @@ const (
 	ReasonRevocationUnknown      Reason = "revocation_unknown" // OCSP/CRL gave no answer and the failure policy is hard
 
 	// Client authentication (RFC 8705 section 2).
-	ReasonRequestMalformed   Reason = "request_malformed"     // unreadable form body, truncated body
-	ReasonClientIDMissing    Reason = "client_id_missing"     // no client_id in body, query or Basic user name
-	ReasonClientIDConflict   Reason = "client_id_conflict"    // two different client_id values
-	ReasonUnknownClient      Reason = "unknown_client"        // client_id not registered
-	ReasonCertificateUnbound Reason = "certificate_not_bound" // certificate does not match the client's registration
+	ReasonRequestMalformed      Reason = "request_malformed"       // unreadable form body, truncated body
+	ReasonClientIDMissing       Reason = "client_id_missing"       // no client_id in body, query or Basic user name
+	ReasonClientIDConflict      Reason = "client_id_conflict"      // two different client_id values
+	ReasonUnknownClient         Reason = "unknown_client"          // client_id not registered
+	ReasonCertificateUnbound    Reason = "certificate_not_bound"   // certificate does not match the client's registration
+	ReasonClientKeysUnavailable Reason = "client_keys_unavailable" // a self-signed client's jwks_uri has not loaded: fail closed
 
 	// Identity (service to service).
 	ReasonNoMatchingClient Reason = "no_matching_client" // the certificate belongs to no registered client
@@ -77,7 +78,7 @@ func Reasons() []Reason {
 		ReasonCertificateUsage, ReasonCertificateIsCA, ReasonCertificateInvalid,
 		ReasonCertificateRevoked, ReasonCRLExpired, ReasonRevocationUnknown,
 		ReasonRequestMalformed, ReasonClientIDMissing, ReasonClientIDConflict, ReasonUnknownClient,
-		ReasonCertificateUnbound,
+		ReasonCertificateUnbound, ReasonClientKeysUnavailable,
 		ReasonNoMatchingClient, ReasonAmbiguousClient,
 		ReasonTokenMissing, ReasonTokenRequestInvalid, ReasonTokenMalformed, ReasonTokenAlgorithm,
 		ReasonTokenType, ReasonTokenIssuer, ReasonTokenUnknownKey, ReasonTokenSignature,
@@ -130,6 +131,8 @@ func (r Reason) Description() string {
 		return "revocation status of the client certificate is unavailable"
 	case ReasonCRLExpired:
 		return "revocation status of the client certificate is unavailable"
+	case ReasonClientKeysUnavailable:
+		return "the registered client certificates are unavailable"
 	case ReasonRequestMalformed:
 		return "the request could not be read"
 	case ReasonClientIDMissing:
