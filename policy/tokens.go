@@ -43,6 +43,7 @@ type fileIssuer struct {
 type fileIntrospection struct {
 	Endpoint           string        `yaml:"endpoint"`
 	Issuer             string        `yaml:"issuer"`
+	Audiences          []string      `yaml:"audiences"`
 	ClientID           string        `yaml:"client_id"`
 	ClientSecret       string        `yaml:"client_secret"`
 	ClientSecretFile   string        `yaml:"client_secret_file"`
@@ -302,6 +303,7 @@ func (b *builder) introspector(path string, in *fileIntrospection) *token.Intros
 	return token.NewIntrospector(token.IntrospectorConfig{
 		Endpoint: in.Endpoint, Client: client, ClientID: in.ClientID, ClientSecret: secret,
 		Timeout: in.Timeout, CacheTTL: in.CacheTTL, CacheSize: in.CacheSize, Leeway: in.Leeway, OnCall: b.opt.OnIntrospection,
+		Issuer: in.Issuer, Audiences: in.Audiences,
 	})
 }
 

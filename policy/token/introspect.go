@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,8 +27,12 @@ type IntrospectorConfig struct {
 	CacheTTL     time.Duration // longest a result is reused; default 60s; never past the token's exp
 	CacheSize    int           // entries; default 10000
 	Leeway       time.Duration
-	MaxBytes     int64           // largest response accepted; default 64 KiB
-	OnCall       func(err error) // observes every endpoint call (nil error on an answer)
+	// Issuer, when set, must equal the response's iss; Audiences, when set, must share a value
+	// with its aud: an active token the server issued for another resource is refused.
+	Issuer    string
+	Audiences []string
+	MaxBytes  int64           // largest response accepted; default 64 KiB
+	OnCall    func(err error) // observes every endpoint call (nil error on an answer)
 }
 
 // Introspector asks the authorization server about opaque tokens. Answers (active or not) are
@@ -90,6 +95,12 @@ func (in *Introspector) result(c *Claims, now time.Time) (*Claims, error) {
 	}
 	if err := checkTimes(c, now, in.cfg.Leeway, false); err != nil {
 		return nil, err
+	}
+	if in.cfg.Issuer != "" && c.Issuer != in.cfg.Issuer {
+		return nil, fail(KindIssuer, "introspection: iss %q, want %q", c.Issuer, in.cfg.Issuer)
+	}
+	if len(in.cfg.Audiences) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(in.cfg.Audiences, a) }) {
+		return nil, fail(KindAudience, "introspection: aud %q holds none of %q", c.Audience, in.cfg.Audiences)
 	}
 	return c, nil
 }

@@ -220,6 +220,39 @@ func TestIntrospectResponses(t *testing.T) {
 	}
 }
 
+// TestIntrospectIssuerAudience: with Issuer and Audiences configured, an active token from
+// another issuer or for another resource is refused; without them, iss and aud are not checked.
+func TestIntrospectIssuerAudience(t *testing.T) {
+	srv := newIntrospection(t)
+	answer := func(iss, aud string) string {
+		return fmt.Sprintf(`{"active":true,"iss":%q,"aud":%s}`, iss, aud)
+	}
+	srv.answer("ours", answer(testIssuer, `["other",`+fmt.Sprintf("%q", testAudience)+`]`))
+	srv.answer("other-iss", answer("https://other.example", fmt.Sprintf("%q", testAudience)))
+	srv.answer("other-aud", answer(testIssuer, `"https://other-api.example"`))
+	srv.answer("no-aud", fmt.Sprintf(`{"active":true,"iss":%q}`, testIssuer))
+	strict := NewIntrospector(IntrospectorConfig{Endpoint: srv.URL, Issuer: testIssuer, Audiences: []string{testAudience}})
+	lax := NewIntrospector(IntrospectorConfig{Endpoint: srv.URL})
+	for _, tt := range []struct {
+		tok  string
+		in   *Introspector
+		kind Kind // "" allows
+		msg  string
+	}{
+		{"ours", strict, "", ""},
+		{"other-iss", strict, KindIssuer, `introspection: iss "https://other.example", want "` + testIssuer + `"`},
+		{"other-aud", strict, KindAudience, `introspection: aud ["https://other-api.example"] holds none of ["` + testAudience + `"]`},
+		{"no-aud", strict, KindAudience, "holds none of"},
+		{"other-iss", lax, "", ""},
+		{"other-aud", lax, "", ""},
+	} {
+		_, err := tt.in.Introspect(t.Context(), tt.tok, t0)
+		if KindOf(err) != tt.kind || (tt.msg != "" && !strings.Contains(fmt.Sprint(err), tt.msg)) {
+			t.Errorf("%s (strict %v): %v, want kind %q %q", tt.tok, tt.in == strict, err, tt.kind, tt.msg)
+		}
+	}
+}
+
 // padTo pads a JSON object with trailing whitespace to n bytes.
 func padTo(obj string, n int) string { return obj + strings.Repeat(" ", n-len(obj)) }
 
