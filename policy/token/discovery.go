@@ -201,5 +201,10 @@ func (d *DiscoveredKeys) fetchMetadata(ctx context.Context, u string) (string, e
 	if !strings.HasPrefix(md.JWKSURI, "https://") && !strings.HasPrefix(md.JWKSURI, "http://") {
 		return "", fmt.Errorf("%s: jwks_uri %q is not an http(s) URL", u, md.JWKSURI)
 	}
+	// An https issuer's keys must come over https too (OpenID Connect Discovery section 3):
+	// plain http would let the network swap the signing keys.
+	if strings.HasPrefix(d.issuer, "https://") && !strings.HasPrefix(md.JWKSURI, "https://") {
+		return "", fmt.Errorf("%s: jwks_uri %q is not https, but the issuer is", u, md.JWKSURI)
+	}
 	return md.JWKSURI, nil
 }

@@ -488,3 +488,19 @@ func TestVerifyWithDiscoveredKeys(t *testing.T) {
 		t.Errorf("requests %q, want %q", got, want)
 	}
 }
+
+// TestDiscoveredKeysHTTPSIssuer: an https issuer whose metadata points at an http jwks_uri is
+// refused: the keys would travel where the network can swap them.
+func TestDiscoveredKeysHTTPSIssuer(t *testing.T) {
+	var iss string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, metadata(iss, "http://"+r.Host+"/jwks"))
+	}))
+	defer srv.Close()
+	iss = srv.URL
+	d := NewDiscoveredKeys(iss, jwks.RemoteOptions{Client: srv.Client(), Now: newClock().Now})
+	_, err := d.Current(t.Context())
+	if err == nil || !strings.Contains(err.Error(), `is not https, but the issuer is`) {
+		t.Fatalf("Current: %v, want the http jwks_uri refused", err)
+	}
+}
