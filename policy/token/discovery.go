@@ -90,7 +90,10 @@ func (d *DiscoveredKeys) resolve(ctx context.Context) (*jwks.Remote, error) {
 		return nil, fmt.Errorf("discovery for %q failed recently: %w", d.issuer, d.lastErr)
 	}
 	d.tried = d.opts.Now()
-	uri, err := d.discover(ctx)
+	// Detached from the caller: a request that gives up (Envoy's timeout, a client gone) must
+	// not record a failure that refuses the issuer's tokens for MinInterval. Each metadata
+	// request is bounded by Timeout.
+	uri, err := d.discover(context.WithoutCancel(ctx))
 	if d.opts.OnFetch != nil {
 		d.opts.OnFetch(err)
 	}

@@ -504,3 +504,20 @@ func TestDiscoveredKeysHTTPSIssuer(t *testing.T) {
 		t.Fatalf("Current: %v, want the http jwks_uri refused", err)
 	}
 }
+
+// TestDiscoveredKeysCallerGivesUp: the first caller's deadline does not abort discovery, so it
+// is not recorded as a failure for MinInterval.
+func TestDiscoveredKeysCallerGivesUp(t *testing.T) {
+	key := newKey(t, jose.ES256, "k1")
+	srv := newAuthServer(t)
+	srv.route(oauthPath, 200, metadata(srv.URL, srv.URL+"/jwks"))
+	srv.route("/jwks", 200, jwksJSON(t, key.jwk("sig", "")))
+	d := NewDiscoveredKeys(srv.URL, jwks.RemoteOptions{Now: newClock().Now, MinInterval: time.Hour})
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	d.Current(gone) // this caller has given up; its answer does not matter
+	set, err := d.Current(t.Context())
+	if err != nil || set.Keys()[0].KeyID != "k1" {
+		t.Fatalf("after a caller gave up: %v, %v", set, err)
+	}
+}
