@@ -98,19 +98,7 @@ func (r *Remote) Current(ctx context.Context) (*Set, error) {
 	}
 	done := r.startLocked()
 	r.mu.Unlock()
-	if done != nil {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %v", ErrNotLoaded, ctx.Err())
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.set == nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotLoaded, r.lastErr)
-	}
-	return r.set, nil
+	return r.wait(ctx, done)
 }
 
 // Refresh fetches the set now unless a fetch ran within MinInterval, waits for it (bounded by
@@ -119,18 +107,29 @@ func (r *Remote) Refresh(ctx context.Context) (*Set, error) {
 	r.mu.Lock()
 	done := r.startLocked()
 	r.mu.Unlock()
+	return r.wait(ctx, done)
+}
+
+// wait waits for the fetch behind done (nil: none runs) or for ctx, then returns the current
+// set; with none loaded, the error says why: the caller's context, or the last fetch.
+func (r *Remote) wait(ctx context.Context, done <-chan struct{}) (*Set, error) {
+	var ctxErr error
 	if done != nil {
 		select {
 		case <-done:
 		case <-ctx.Done():
+			ctxErr = ctx.Err()
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.set == nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotLoaded, r.lastErr)
+	switch {
+	case r.set != nil:
+		return r.set, nil
+	case ctxErr != nil:
+		return nil, fmt.Errorf("%w: %v", ErrNotLoaded, ctxErr)
 	}
-	return r.set, nil
+	return nil, fmt.Errorf("%w: %v", ErrNotLoaded, r.lastErr)
 }
 
 // startLocked starts a fetch unless one is running or one was tried within MinInterval, and

@@ -390,6 +390,12 @@ func TestRemoteCurrentBoundedByContext(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Current returned after %v, want about 50ms", d)
 	}
+	// Refresh joins the same fetch, and says why it gave up the same way.
+	gone, stop := context.WithCancel(t.Context())
+	stop()
+	if s, err := r.Refresh(gone); err == nil || err.Error() != "jwks: key set not loaded: context canceled" {
+		t.Fatalf("Refresh = %p, %v; want ErrNotLoaded: context canceled", s, err)
+	}
 
 	// The fetch the caller gave up on still completes and is kept.
 	unblock()
