@@ -30,7 +30,8 @@ func TestChainCacheBounds(t *testing.T) {
 	short := w.inter.Leaf("billing", pki.Subject("CN=billing,OU=Payments,O=Example Corp,C=SE"), pki.Validity(t0.Add(-time.Hour), t0.Add(10*time.Minute)))
 	c := &clock{now: t0}
 	var events []string
-	e := engineAt(t, w, exampleConfig, c, &events)
+	// A TTL longer than the certificate's life, so notAfter is what bounds the entry.
+	e := engineAt(t, w, exampleConfig+"cache: {ttl: 1h}\n", c, &events)
 	in := policy.Input{ModeHint: "client_auth", Request: tokenRequest("billing"), Certificate: presented(t, short)}
 	for i := 0; i < 3; i++ {
 		if d := e.Decide(context.Background(), in); d.Reason != policy.ReasonOK {
@@ -52,7 +53,7 @@ func TestChainCacheHonoursCRLNextUpdate(t *testing.T) {
 	w.write(t, "pki/inter.crl", w.inter.CRLPEM(t0.Add(-time.Hour), t0.Add(5*time.Minute)))
 	c := &clock{now: t0}
 	var events []string
-	e := engineAt(t, w, strings.Replace(exampleConfig, "crl_files: []", "crl_files: [pki/inter.crl]", 1), c, &events)
+	e := engineAt(t, w, strings.Replace(exampleConfig, "crl_files: []", "crl_files: [pki/inter.crl]", 1)+"cache: {ttl: 1h}\n", c, &events)
 	in := policy.Input{ModeHint: "client_auth", Request: tokenRequest("billing"), Certificate: presented(t, w.billing)}
 	if d := e.Decide(context.Background(), in); d.Reason != policy.ReasonOK {
 		t.Fatalf("%s (%v)", d.Reason, d.Cause)
@@ -127,4 +128,23 @@ func count(events []string, want string) int {
 		}
 	}
 	return n
+}
+
+// TestChainCacheWithStaleIgnoredCRL: a CRL past nextUpdate under crl_expired: ignore does not
+// bound the cached allow, which would otherwise already be expired and never hit.
+func TestChainCacheWithStaleIgnoredCRL(t *testing.T) {
+	w := newWorld(t)
+	w.write(t, "pki/stale.crl", w.inter.CRLPEM(t0.Add(-3*time.Hour), t0.Add(-time.Hour)))
+	c := &clock{now: t0}
+	var events []string
+	e := engineAt(t, w, strings.Replace(exampleConfig, "crl_files: []", "crl_files: [pki/stale.crl]", 1)+"crl_expired: ignore\n", c, &events)
+	in := policy.Input{ModeHint: "client_auth", Request: tokenRequest("billing"), Certificate: presented(t, w.billing)}
+	for i := 0; i < 3; i++ {
+		if d := e.Decide(context.Background(), in); d.Reason != policy.ReasonOK {
+			t.Fatalf("%s (%v)", d.Reason, d.Cause)
+		}
+	}
+	if got := count(events, "chains:hit"); got != 2 {
+		t.Errorf("%d chain cache hits over three identical checks, want 2 (events %v)", got, events)
+	}
 }

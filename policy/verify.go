@@ -116,11 +116,15 @@ func (c *Config) cachedChain(ctx context.Context, p *Presented, roots *x509.Cert
 			}
 		}
 		for _, l := range c.crls {
-			if l.list.NextUpdate.Before(until) {
-				until = l.list.NextUpdate
+			// A CRL already past nextUpdate was ignored (crl_expired: ignore) or would have
+			// denied: it does not bound the entry, or every lookup would miss.
+			if n := l.list.NextUpdate; n.After(now) && n.Before(until) {
+				until = n
 			}
 		}
-		c.chainCache.Add(k, until)
+		if now.Before(until) {
+			c.chainCache.Add(k, until)
+		}
 	}
 	return res
 }
