@@ -106,22 +106,29 @@ func TestOnlineRevocation(t *testing.T) {
 		}
 	})
 
-	// A good answer is cached until its nextUpdate: the responder is asked once.
+	// A good answer is cached until its nextUpdate: the responder is asked once. The leaf comes
+	// with and without its intermediate in turn (the intermediate is also configured), so the
+	// chain cache misses twice and only the OCSP cache can spare the second request.
 	t.Run("cached", func(t *testing.T) {
-		e := w.engine(t, "revocation: {mode: ocsp}\n"+base)
+		w.write(t, "pki/inter.pem", w.inter.PEM())
+		e := w.engine(t, "revocation: {mode: ocsp}\nintermediates: [pki/inter.pem]\n"+base)
 		resp.mu.Lock()
 		resp.hits = 0
 		resp.mu.Unlock()
 		other := w.inter.Leaf("billing", subject, pki.OCSPServers(resp.URL), win)
-		for i := 0; i < 3; i++ {
-			if d := decide(e, policy.Input{ModeHint: "client_auth", Request: tokenRequest("billing"), Certificate: presented(t, other)}); d.Reason != policy.ReasonOK {
-				t.Fatalf("%s", d.Reason)
+		leafOnly, err := policy.ParsePresented(other.DER(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range []*policy.Presented{presented(t, other), leafOnly, presented(t, other), leafOnly} {
+			if d := decide(e, policy.Input{ModeHint: "client_auth", Request: tokenRequest("billing"), Certificate: p}); d.Reason != policy.ReasonOK {
+				t.Fatalf("check %d: %s (%v)", i, d.Reason, d.Cause)
 			}
 		}
 		resp.mu.Lock()
 		defer resp.mu.Unlock()
 		if resp.hits != 1 {
-			t.Errorf("%d OCSP requests for three checks of one certificate", resp.hits)
+			t.Errorf("%d OCSP requests for four checks of one certificate", resp.hits)
 		}
 	})
 }
