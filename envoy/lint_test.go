@@ -431,6 +431,17 @@ func TestLintRules(t *testing.T) {
 				"certbind_mode client_auth without with_request_body: certbind cannot read client_id from the token request body")},
 		},
 		{
+			// Envoy takes check_settings whole from the most specific per-route config: the
+			// virtual host's body settings do not reach a route with check_settings of its own.
+			name: "client_auth with with_request_body on the virtual host only",
+			edits: []edit{
+				{"                      with_request_body: { max_request_bytes: 8192, allow_partial_message: false }\n", ""},
+				{"              domains: [\"*\"]\n", "              domains: [\"*\"]\n              typed_per_filter_config:\n                envoy.filters.http.ext_authz:\n                  \"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute\n                  check_settings: { with_request_body: { max_request_bytes: 8192 } }\n"},
+			},
+			want: []Finding{errorf(routesPath+"[1]"+perRouteKey+modePath,
+				"certbind_mode client_auth without with_request_body: certbind cannot read client_id from the token request body")},
+		},
+		{
 			name:  "unknown certbind_mode",
 			edits: []edit{{"certbind_mode: bound_token", "certbind_mode: bound-token"}},
 			want: []Finding{errorf(routesPath+"[3]"+perRouteKey+modePath,

@@ -125,12 +125,11 @@ func unpackAs[T proto.Message](a *anypb.Any) (T, error) {
 // context_extensions merge with the more specific key winning, the other settings come from the
 // most specific level that sets them.
 type perRoute struct {
-	disabled      bool
-	ext           map[string]string
-	extPath       map[string]string // path of the entry that set each key
-	body          *extauthzv3.BufferSettings
-	bodyDisabled  bool // check_settings.disable_request_body_buffering
-	checkSettings bool // some level has check_settings
+	disabled     bool
+	ext          map[string]string
+	extPath      map[string]string // path of the entry that set each key
+	body         *extauthzv3.BufferSettings
+	bodyDisabled bool // check_settings.disable_request_body_buffering
 }
 
 // level is one place a per-route config can sit.
@@ -169,6 +168,9 @@ func extAuthzPerRoute(l level, name string) (cfg *extauthzv3.ExtAuthzPerRoute, d
 	return cfg, cfg.GetDisabled(), path, true
 }
 
+// mergePerRoute resolves ExtAuthzPerRoute over the levels, least specific first, as Envoy
+// does: context_extensions merge across levels, while disabled and the rest of check_settings
+// (the request body) come from the most specific level that has a config, whole.
 func mergePerRoute(name string, levels ...level) perRoute {
 	var pr perRoute
 	for _, l := range levels {
@@ -176,12 +178,11 @@ func mergePerRoute(name string, levels ...level) perRoute {
 		if !ok {
 			continue
 		}
-		pr.disabled = disabled
+		pr.disabled, pr.body, pr.bodyDisabled = disabled, nil, false
 		cs := cfg.GetCheckSettings()
 		if cs == nil {
 			continue
 		}
-		pr.checkSettings = true
 		for k, v := range cs.GetContextExtensions() {
 			if pr.ext == nil {
 				pr.ext, pr.extPath = map[string]string{}, map[string]string{}
@@ -189,9 +190,7 @@ func mergePerRoute(name string, levels ...level) perRoute {
 			pr.ext[k] = v
 			pr.extPath[k] = mapPath(path+".check_settings.context_extensions", k)
 		}
-		if cs.GetWithRequestBody() != nil {
-			pr.body, pr.bodyDisabled = cs.GetWithRequestBody(), false
-		}
+		pr.body = cs.GetWithRequestBody()
 		if cs.GetDisableRequestBodyBuffering() {
 			pr.body, pr.bodyDisabled = nil, true
 		}
