@@ -18,7 +18,8 @@
 //     PathUtil::canonicalPath applies them before '?': dot segments, also %2e, '\' as '/',
 //     unreserved escapes decoded, NUL fails with 400) and merge_slashes; an upgrade request is
 //     403 (no upgrade_configs). Connection-specific headers are removed, TE kept only as
-//     "trailers", a bad Referer dropped. use_remote_address at the edge: the peer is appended
+//     "trailers", an invalid Referer dropped (isValidRefererValue), Expect: 100-continue
+//     answered and removed. use_remote_address at the edge: the peer is appended
 //     to x-forwarded-for, x-forwarded-proto is overwritten, :scheme set from it, the x-envoy-*
 //     headers of cleanInternalHeaders are removed (other client-sent x-envoy-* headers pass,
 //     as in Envoy), x-envoy-external-address set, x-request-id replaced by a fresh UUID.

@@ -53,7 +53,10 @@ func TestAllowedThroughCertbind(t *testing.T) {
 					"X-Certbind-Client-Id", "admin",
 					"X-Certbind-Subject", "root",
 					"X-Envoy-Retry-On", "5xx",
-					"X-Request-Id", "client-chosen")
+					"X-Request-Id", "client-chosen",
+					// Envoy keeps a relative Referer and answers Expect: 100-continue itself.
+					"Referer", "/relative/page.html",
+					"Expect", "100-continue")
 				if tc.body == "" {
 					req.Body, req.ContentLength = http.NoBody, 0
 				}
@@ -78,6 +81,8 @@ func TestAllowedThroughCertbind(t *testing.T) {
 					"X-Envoy-Expected-Rq-Timeout-Ms": {"15000"},
 					extauthz.HeaderSubject:           nil, // headers_to_remove
 					"X-Envoy-Retry-On":               nil, // cleaned at the edge
+					"Referer":                        {"/relative/page.html"},
+					"Expect":                         nil,
 				}
 				for k, v := range want {
 					if strings.Join(got.header.Values(k), "|") != strings.Join(v, "|") {

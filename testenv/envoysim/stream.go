@@ -102,12 +102,14 @@ func (p *Proxy) mutateRequestHeaders(st *stream) {
 		h.Del(k)
 	}
 	sanitizeTE(h)
-	// A request carries at most one Referer, and it must be an absolute URL.
-	if refs := h.Values("Referer"); len(refs) > 0 {
-		u, err := url.Parse(refs[0])
-		if len(refs) > 1 || err != nil || u.Scheme == "" || u.Host == "" {
-			h.Del("Referer")
-		}
+	// A request carries at most one Referer, and it must be valid (Utility::isValidRefererValue
+	// with http_allow_partial_urls_in_referer, on by default).
+	if refs := h.Values("Referer"); len(refs) > 0 && (len(refs) > 1 || !validReferer(refs[0])) {
+		h.Del("Referer")
+	}
+	// proxy_100_continue is off: Envoy answers Expect: 100-continue itself and drops the header.
+	if strings.EqualFold(h.Get("Expect"), "100-continue") {
+		h.Del("Expect")
 	}
 
 	// use_remote_address: append the peer to X-Forwarded-For (Utility::appendXff, "," without a
@@ -247,4 +249,29 @@ func newUUID() string {
 	out[23] = '-'
 	hex.Encode(out[24:], b[10:])
 	return string(out[:])
+}
+
+// validReferer is Envoy's Utility::isValidRefererValue: an absolute URL without fragment or
+// userinfo, or a relative reference whose first segment has no ':' and whose characters are
+// all allowed in a URI query or fragment (RFC 3986 section 3.4).
+func validReferer(v string) bool {
+	if u, err := url.Parse(v); err == nil && u.Scheme != "" && u.Host != "" {
+		return u.User == nil && !strings.Contains(v, "#")
+	}
+	seenSlash := false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == ':':
+			if !seenSlash {
+				return false
+			}
+		case c == '/':
+			seenSlash = true
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			strings.IndexByte("-._~%!$&'()*+,;=@?", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
