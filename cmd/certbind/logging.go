@@ -25,11 +25,11 @@ type bufferedLog struct {
 
 const flushEvery = 200 * time.Millisecond
 
-func newBufferedLog(out io.Writer) *bufferedLog {
+func newBufferedLog(out io.Writer, every time.Duration) *bufferedLog {
 	b := &bufferedLog{w: bufio.NewWriterSize(out, 32<<10), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
-		t := time.NewTicker(flushEvery)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -43,11 +43,19 @@ tab	`, "duration_us": int64(42), "n": 7, "ok": true, "cause": errors.New("bad\x0
 func TestBufferedLog(t *testing.T) {
 	var out syncBuffer
 	out.b = &bytes.Buffer{}
-	b := newBufferedLog(&out)
-	b.Write([]byte("one\n"))
+	// A flush interval no stalled test goroutine can outlast, so "not yet written" holds.
+	slow := newBufferedLog(&out, time.Hour)
+	slow.Write([]byte("one\n"))
 	if got := out.String(); got != "" {
 		t.Fatalf("written through at once: %q", got)
 	}
+	slow.Close()
+	if got := out.String(); got != "one\n" {
+		t.Fatalf("Close did not flush: %q", got)
+	}
+	out.b.Reset()
+	b := newBufferedLog(&out, flushEvery)
+	b.Write([]byte("one\n"))
 	deadline := time.Now().Add(2 * time.Second)
 	for out.String() == "" && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

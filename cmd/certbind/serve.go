@@ -174,7 +174,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	out := newBufferedLog(stderr)
+	out := newBufferedLog(stderr, flushEvery)
 	defer out.Close()
 	log, err := newLogger(f.logFormat, f.logLevel, out)
 	if err != nil {

@@ -326,7 +326,12 @@ func TestGracefulShutdown(t *testing.T) {
 	}()
 	<-entered
 	cancel()
-	time.Sleep(50 * time.Millisecond) // let Shutdown start
+	// Shutdown has begun once serve says so; only then does "not returned yet" mean anything.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "shutting down: finishing in-flight requests"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start shutting down:\n%s", logs.String())
+		}
+	}
 	select {
 	case err := <-done:
 		t.Fatalf("serve returned with a request in flight: %v", err)

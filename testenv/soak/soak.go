@@ -276,7 +276,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		wrong    atomic.Int64
 		wrongAll atomic.Int64
 		unavail  atomic.Int64
-		down     atomic.Bool
+		// restarts counts certbind going down and coming back: odd while it is down. A request
+		// that overlapped a restart may fail closed with 503.
+		restarts atomic.Int64
 		byCase   = make([]atomic.Int64, len(cs))
 		examples []string
 	)
@@ -292,7 +294,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			for ctx.Err() == nil {
 				i := rnd.IntN(len(cs))
 				c := cs[i]
-				t0 := time.Now()
+				t0, epoch := time.Now(), restarts.Load()
 				status, code, err := c.run(r)
 				d := time.Since(t0)
 				requests.Add(1)
@@ -303,7 +305,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 				if c.want(status, code, err) {
 					continue
 				}
-				if status == http.StatusServiceUnavailable && down.Load() {
+				if status == http.StatusServiceUnavailable && (epoch%2 == 1 || restarts.Load() != epoch) {
 					unavail.Add(1) // certbind restarting: Envoy fails closed
 					continue
 				}
@@ -338,7 +340,7 @@ loop:
 			mu.Unlock()
 		case <-time.After(50 * time.Millisecond):
 			if restartEvery > 0 && time.Now().After(nextRestart) {
-				down.Store(true)
+				restarts.Add(1)
 				s.StopCertbind()
 				time.Sleep(200 * time.Millisecond)
 				if err := s.RestartCertbind(); err != nil {
@@ -354,7 +356,7 @@ loop:
 						break
 					}
 				}
-				down.Store(false)
+				restarts.Add(1)
 				nextRestart = nextRestart.Add(restartEvery)
 			}
 		}
