@@ -206,6 +206,9 @@ func (l *linter) xfcc(path string, mode hcmv3.HttpConnectionManager_ForwardClien
 	if l.last && (d.GetUri() || d.GetDns()) {
 		l.add(errorf(dp, "xfcc.elements=last with uri or dns: a SAN containing ',' appends a forged element after Envoy's, and certbind would take it (envoy#32945)"))
 	}
+	if !d.GetCert() {
+		l.add(warnf(dp+".cert", "cert is off: certbind gets the leaf only from include_peer_certificate, and a proxy behind this one gets no certificate at all"))
+	}
 	if !d.GetChain() {
 		l.add(warnf(dp+".chain", "chain is off: certbind gets no intermediates and cannot verify clients whose certificate chains through one"))
 	}
@@ -386,8 +389,14 @@ func (l *linter) route(f authzFilter, pr perRoute, path string) {
 		l.add(errorf(mp, "unknown certbind_mode %q (want client_auth, bound_token or identity)", mode))
 		return
 	}
-	if mode == modeClientAuth && pr.requestBody(f.cfg) == nil {
+	if mode != modeClientAuth {
+		return
+	}
+	switch body := pr.requestBody(f.cfg); {
+	case body == nil:
 		l.add(errorf(mp, "certbind_mode client_auth without with_request_body: certbind cannot read client_id from the token request body"))
+	case body.GetAllowPartialMessage():
+		l.add(warnf(mp, "certbind_mode client_auth with allow_partial_message: a token request over max_request_bytes reaches certbind cut short and is refused (request_malformed) instead of Envoy's 413"))
 	}
 }
 

@@ -179,6 +179,12 @@ func TestLintRules(t *testing.T) {
 				"chain is off: certbind gets no intermediates and cannot verify clients whose certificate chains through one")},
 		},
 		{
+			name:  "no cert",
+			edits: []edit{{"{ subject: true, cert: true, chain: true }", "{ subject: true, chain: true }"}},
+			want: []Finding{warnf(hcmPath+".set_current_client_cert_details.cert",
+				"cert is off: certbind gets the leaf only from include_peer_certificate, and a proxy behind this one gets no certificate at all")},
+		},
+		{
 			name:  "JSON XFCC format",
 			edits: []edit{{"{ subject: true, cert: true, chain: true }", "{ subject: true, cert: true, chain: true, format: JSON }"}},
 			want:  []Finding{errorf(hcmPath+".set_current_client_cert_details.format", "format JSON: certbind parses Envoy's text XFCC format")},
@@ -440,6 +446,12 @@ func TestLintRules(t *testing.T) {
 			},
 			want: []Finding{errorf(routesPath+"[1]"+perRouteKey+modePath,
 				"certbind_mode client_auth without with_request_body: certbind cannot read client_id from the token request body")},
+		},
+		{
+			name:  "client_auth with allow_partial_message",
+			edits: []edit{{"allow_partial_message: false", "allow_partial_message: true"}},
+			want: []Finding{warnf(routesPath+"[1]"+perRouteKey+modePath,
+				"certbind_mode client_auth with allow_partial_message: a token request over max_request_bytes reaches certbind cut short and is refused (request_malformed) instead of Envoy's 413")},
 		},
 		{
 			name:  "unknown certbind_mode",
