@@ -23,7 +23,7 @@
 //
 // # Lint
 //
-// Lint checks what certbind needs from the proxy (REFERENCE §2-5), for every HTTP connection
+// Lint checks what certbind needs from the proxy (XFCC, the CheckRequest, the CheckResponse, downstream TLS), for every HTTP connection
 // manager that runs ext_authz:
 //   - the filter chain terminates TLS with require_client_certificate and a trusted_ca (without
 //     one, require_client_certificate does nothing); ACCEPT_UNTRUSTED and TLS < 1.2 are noted;

@@ -174,7 +174,7 @@ func dataSourceSet(d *corev3.DataSource) bool {
 	return d.GetFilename() != "" || len(d.GetInlineBytes()) > 0 || d.GetInlineString() != "" || d.GetEnvironmentVariable() != ""
 }
 
-// xfcc checks forward_client_cert_details and set_current_client_cert_details (REFERENCE §2).
+// xfcc checks forward_client_cert_details and set_current_client_cert_details.
 func (l *linter) xfcc(path string, mode hcmv3.HttpConnectionManager_ForwardClientCertDetails, d *hcmv3.HttpConnectionManager_SetCurrentClientCertDetails) {
 	mp := path + ".forward_client_cert_details"
 	dp := path + ".set_current_client_cert_details"

@@ -129,7 +129,7 @@ func xfccReason(err error) policy.Reason {
 }
 
 // decodePeerCertificate decodes Envoy's attributes.source.certificate: the leaf's PEM,
-// URL-encoded (REFERENCE section 1). PathUnescape keeps a literal '+'.
+// URL-encoded (Envoy's include_peer_certificate: urlEncodedPemEncodedPeerCertificate). PathUnescape keeps a literal '+'.
 func decodePeerCertificate(s string) ([]byte, error) {
 	raw, err := url.PathUnescape(s)
 	if err != nil {

@@ -14,7 +14,7 @@
 // WWW-Authenticate). A gRPC error means certbind could not decide, so that Envoy's failure
 // policy (failure_mode_allow: false) applies. Upstream headers are set with
 // OVERWRITE_IF_EXISTS_OR_ADD and certbind's headers that a decision does not set are removed,
-// so no client-sent copy reaches the upstream (REFERENCE section 4).
+// so no client-sent copy reaches the upstream (Envoy's ext_authz filter, onComplete).
 //
 //	s := extauthz.New(extauthz.Config{Engine: engine, Logger: log})
 //	authv3.RegisterAuthorizationServer(grpcServer, s)

@@ -257,7 +257,7 @@ func Render(d policy.Decision, rs policy.Response) *authv3.CheckResponse {
 }
 
 // overwrite replaces any existing value: the proto default APPEND_IF_EXISTS_OR_ADD would let a
-// client-sent copy survive next to ours (REFERENCE section 4).
+// client-sent copy survive next to ours (Envoy's ext_authz filter, onComplete).
 func overwrite(k, v string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{
 		Header:       &corev3.HeaderValue{Key: k, Value: v},

@@ -263,7 +263,7 @@ func TestCheckAllowHeaders(t *testing.T) {
 			t.Errorf("%s: append_action %v append %v: a client-sent copy could survive", h.GetHeader().GetKey(), h.GetAppendAction(), h.GetAppend())
 		}
 	}
-	// Envoy applies headers_to_remove after the additions (REFERENCE section 4): it must list
+	// Envoy applies headers_to_remove after the additions (Envoy's ext_authz filter, onComplete): it must list
 	// exactly certbind's headers this decision does not set.
 	if rm := strings.Join(ok.GetHeadersToRemove(), ","); rm != extauthz.HeaderSubject+","+extauthz.HeaderScope {
 		t.Errorf("headers_to_remove %q", rm)

@@ -11,7 +11,7 @@
 //   - Listener (DownstreamTlsContext): TLS 1.2 or later, ALPN h2 and http/1.1, a client
 //     certificate required and verified against trusted_ca with the intermediates the client
 //     sent, for clientAuth; ACCEPT_UNTRUSTED accepts any certificate but still requires one.
-//     The trusted_ca names are advertised in the CertificateRequest (REFERENCE §5).
+//     The trusted_ca names are advertised in the CertificateRequest.
 //   - Connection manager, before any filter: a non-relative :path is 404; a fragment is 400;
 //     path_with_escaped_slashes_action (%2F/%5C: redirect 307 to the unescaped path, reject
 //     400, or forward), normalize_path (the rules of Chromium's url::CanonicalizePath, as
@@ -24,14 +24,14 @@
 //     headers of cleanInternalHeaders are removed (other client-sent x-envoy-* headers pass,
 //     as in Envoy), x-envoy-external-address set, x-request-id replaced by a fresh UUID.
 //     XFCC: xfcc.Build with the listener's leaf and the chain as the client sent it, combined
-//     with the client's header by xfcc.Mutate per forward_client_cert_details (REFERENCE §2).
+//     with the client's header by xfcc.Mutate per forward_client_cert_details.
 //   - Routing: the first route whose exact path (query ignored) or prefix matches,
 //     case-sensitively, on the rewritten path. No match: 404 and no check (ext_authz skips a
 //     request without a route). direct_response answers with its status after the check.
 //   - ext_authz: per-route disabled skips it (and body buffering). with_request_body buffers a
 //     request that has a body: over max_request_bytes it is 413 "Payload Too Large" without a
 //     check, or with allow_partial_message the body is cut to max_request_bytes. The
-//     CheckRequest is createHttpCheck's (REFERENCE §3): source and destination socket
+//     CheckRequest is createHttpCheck's: source and destination socket
 //     addresses; principals (first URI SAN, else first DNS SAN, else the RFC 2253 subject);
 //     source.certificate (URL-encoded PEM of the leaf) with include_peer_certificate;
 //     request.time; http.id (the stream id, decimal); method, path (with query, not decoded),
@@ -40,7 +40,7 @@
 //     client-sent x-envoy-auth-partial-body skipped; body and x-envoy-auth-partial-body only
 //     when buffered; invalid UTF-8 replaced by '!'; context_extensions of the route; empty
 //     metadata contexts. Summary.AuthzTimeout bounds the call.
-//   - The answer (REFERENCE §4, GrpcClientImpl::onSuccess, Filter::onComplete): a failed or
+//   - The answer (GrpcClientImpl::onSuccess, Filter::onComplete): a failed or
 //     timed-out RPC is Summary.StatusOnError with no body; a non-OK status with error_response
 //     is its status (else status_on_error), headers and body; any other non-OK status is a
 //     denial: denied_response status (403 when unset), headers (each named header replaced,

@@ -199,7 +199,7 @@ func TestPathHandling(t *testing.T) {
 }
 
 // TestAppendForward: with APPEND_FORWARD the client's header is kept and Envoy's element is
-// appended last (REFERENCE §2).
+// appended last.
 func TestAppendForward(t *testing.T) {
 	w := newWorld(t)
 	s := shippedSummary(t)
