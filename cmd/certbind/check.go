@@ -28,8 +28,8 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tokFile := fs.String("token-file", "", "file holding the access token")
 	path := fs.String("path", "/", "request path, for route-based options such as required scopes")
 	mode := fs.String("mode", "", "client_auth, bound_token or identity (default: bound_token with a token, client_auth with --client-id, else identity)")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *config == "" {
 		return usageError("check: --config is required")
@@ -176,8 +176,8 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	config := fs.String("config", "", "certbind configuration file")
 	envoyFile := fs.String("envoy", "", "Envoy bootstrap (YAML) to validate and lint for certbind")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *config == "" && *envoyFile == "" {
 		return usageError("validate: give --config, --envoy, or both")

@@ -1,15 +1,18 @@
 // Command certbind is an Envoy external authorization server that authenticates clients by
 // their mutual-TLS certificate (RFC 8705).
 //
-//	certbind serve --config certbind.yaml [--grpc-addr :9191]
-//	certbind check --config certbind.yaml --cert client.pem [--chain chain.pem] [--client-id ID] [--mode MODE]
+//	certbind serve --config certbind.yaml [--grpc-addr :9191] [--http-addr ADDR] [--admin-addr ADDR] [TLS flags]
+//	certbind check --config certbind.yaml --cert client.pem [--chain chain.pem] [--client-id ID] [--mode MODE] [--token T | --token-file F] [--path P]
 //	certbind thumbprint client.pem
 //	certbind validate --config certbind.yaml --envoy envoy.yaml
+//
+// 'certbind COMMAND -h' lists a command's flags.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -43,6 +46,17 @@ func usageError(format string, args ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
 }
 
+// parseFlags parses a command's flags: -h prints them and stops with exit 0, a bad flag with 2.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		return &exitError{code: 0}
+	case err != nil:
+		return &exitError{code: 2}
+	}
+	return nil
+}
+
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
@@ -61,8 +75,10 @@ func exitCode(err error, stderr io.Writer) int {
 const usage = `certbind: Envoy ext_authz for mutual-TLS client authentication (RFC 8705)
 
 Usage:
-  certbind serve      --config FILE [--grpc-addr ADDR] [--log-format json|text] [--log-level LEVEL]
+  certbind serve      --config FILE [--grpc-addr ADDR] [--http-addr ADDR] [--admin-addr ADDR]
+                      [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM [--allowed-callers IDS]]]
   certbind check      --config FILE --cert PEM [--chain PEM] [--client-id ID] [--mode MODE]
+                      [--token TOKEN | --token-file FILE] [--path PATH]
   certbind thumbprint PEM
   certbind validate   [--config FILE] [--envoy ENVOY.yaml]
 

@@ -72,6 +72,9 @@ func TestCheckCommand(t *testing.T) {
 		{"identity", []string{"check", "--config", c.path("certbind.yaml"), "--cert", c.path("billing.pem")}, 0, "mode=identity  client_id=billing", ""},
 		{"token without issuers", []string{"check", "--config", c.path("certbind.yaml"), "--cert", c.path("billing.pem"), "--token", "abc"}, 1, "reason=token_unverifiable", "abc"},
 		{"no config", []string{"check", "--cert", c.path("billing.pem")}, 2, "", ""},
+		{"help", []string{"check", "-h"}, 0, "", ""},
+		{"serve help", []string{"serve", "-h"}, 0, "", ""},
+		{"unknown flag", []string{"check", "--bogus"}, 2, "", ""},
 		{"bad cert file", []string{"check", "--config", c.path("certbind.yaml"), "--cert", c.path("certbind.yaml")}, 2, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

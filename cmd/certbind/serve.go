@@ -71,8 +71,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.IntVar(&f.gcPercent, "gc-percent", 200, "Go garbage collector target (GOGC) unless the GOGC environment variable is set: certbind's live heap is small and bounded by its caches, so fewer collections save CPU on every check")
 	fs.Int64Var(&f.memoryLimit, "memory-limit-mb", 128, "soft memory limit (GOMEMLIMIT) in MiB unless GOMEMLIMIT is set; the collector works harder near it, keeping resident memory bounded; 0 for none")
 	fs.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "on shutdown, how long in-flight checks may take to finish")
-	if err := fs.Parse(args); err != nil {
-		return f, &exitError{code: 2}
+	if err := parseFlags(fs, args); err != nil {
+		return f, err
 	}
 	if f.config == "" {
 		return f, usageError("serve: --config is required")
