@@ -226,3 +226,22 @@ func TestHTTPAuthzModeHeader(t *testing.T) {
 		t.Fatalf("mode_header set: %d %s, want identity to allow the certificate's own client", resp.StatusCode, resp.Header.Get("x-certbind-reason"))
 	}
 }
+
+// TestHTTPAuthzUnavailable: without a configuration the endpoint answers 503; with
+// auth_request_statuses a 503 decision becomes a 403 carrying the real status.
+func TestHTTPAuthzUnavailable(t *testing.T) {
+	empty := httptest.NewServer(extauthz.NewHTTPHandler(extauthz.New(extauthz.Config{Engine: policy.NewEngine(policy.EngineConfig{})})))
+	defer empty.Close()
+	if resp := send(t, "GET", empty.URL+"/internal/x", nil, ""); resp.StatusCode != 503 {
+		t.Errorf("no configuration: %d, want 503", resp.StatusCode)
+	}
+
+	f := newFixture(t)
+	srv := f.httpServer(t, strings.Replace(baseConfig, "routes:\n", "routes:\n  - {path_prefix: /api/, mode: bound_token}\n", 1)+
+		"tokens:\n  introspection: {endpoint: \"http://127.0.0.1:1/introspect\", client_id: c, client_secret: s, timeout: 1s}\nhttp_authz: {auth_request_statuses: true}\n")
+	resp := send(t, "GET", srv.URL+"/api/x", map[string]string{"x-forwarded-client-cert": envoyXFCC(f.billing), "authorization": "Bearer opaque"}, "")
+	if resp.StatusCode != 403 || resp.Header.Get("x-certbind-status") != "503" ||
+		resp.Header.Get("x-certbind-reason") != string(policy.ReasonTokenUnverifiable) || resp.Header.Get("x-certbind-error") != "temporarily_unavailable" {
+		t.Errorf("introspection down: %d %v", resp.StatusCode, resp.Header)
+	}
+}

@@ -25,3 +25,23 @@ func TestEveryReasonIsMapped(t *testing.T) {
 		t.Errorf("reasonTable has %d entries, policy.Reasons %d: a stale entry", len(reasonTable), len(policy.Reasons()))
 	}
 }
+
+// TestRenderUnavailable: a bound_token decision certbind cannot make now (keys or introspection
+// down) is a 503 with OAuth's temporarily_unavailable and gRPC Unavailable, and no
+// WWW-Authenticate challenge: the token may be fine, so the client must not be told otherwise.
+func TestRenderUnavailable(t *testing.T) {
+	d := policy.Decision{Reason: policy.ReasonTokenUnverifiable, Mode: policy.ModeBoundToken}
+	rs := policy.Response{Realm: "api"}
+	den := Denial(d, rs)
+	if den.Status != 503 || den.OAuthError != "temporarily_unavailable" ||
+		den.Body != `{"error":"temporarily_unavailable","error_description":"`+policy.ReasonTokenUnverifiable.Description()+`"}` {
+		t.Errorf("denial %+v", den)
+	}
+	if _, ok := den.Headers["www-authenticate"]; ok {
+		t.Errorf("a challenge on 503: %q", den.Headers["www-authenticate"])
+	}
+	resp := Render(d, rs)
+	if resp.GetStatus().GetCode() != int32(codes.Unavailable) || resp.GetDeniedResponse().GetStatus().GetCode() != 503 {
+		t.Errorf("CheckResponse status %v, HTTP %v", resp.GetStatus(), resp.GetDeniedResponse().GetStatus())
+	}
+}
