@@ -256,6 +256,18 @@ func TestBoundTokenDuplicateClaims(t *testing.T) {
 	}
 }
 
+// TestBoundTokenWithoutTokenConfig: a bound_token hint where no issuer or introspection is
+// configured fails closed as token_unverifiable.
+func TestBoundTokenWithoutTokenConfig(t *testing.T) {
+	w := newWorld(t)
+	e := w.engine(t, exampleConfig)
+	d := decide(e, policy.Input{ModeHint: "bound_token", Certificate: presented(t, w.billing),
+		Request: policy.Request{Path: "/api/x", Headers: map[string]string{"authorization": "Bearer abc"}}})
+	if d.Reason != policy.ReasonTokenUnverifiable || d.Allow {
+		t.Fatalf("%s (%v), want token_unverifiable", d.Reason, d.Cause)
+	}
+}
+
 func TestBoundTokenRequestShapes(t *testing.T) {
 	w := newWorld(t)
 	k := newIssuerKeys(t)

@@ -26,7 +26,8 @@ func TestClientAuth(t *testing.T) {
 	pathLen0 := w.root.Intermediate("pathlen0", pki.MaxPathLen(0), win)
 	tooDeep := pathLen0.Intermediate("deeper", win).Leaf("billing", pki.Subject("CN=billing,OU=Payments,O=Example Corp,C=SE"), win)
 	partnerExpired := pki.SelfSigned("partner", pki.Validity(t0.Add(-48*time.Hour), t0.Add(-time.Hour)))
-	w.write(t, "pki/partner.jwks.json", jwksFor(t, w.partner, partnerExpired))
+	partnerFuture := pki.SelfSigned("partner", pki.Validity(t0.Add(time.Hour), t0.Add(48*time.Hour)))
+	w.write(t, "pki/partner.jwks.json", jwksFor(t, w.partner, partnerExpired, partnerFuture))
 	e := w.engine(t, exampleConfig)
 
 	basic := func(user string) string {
@@ -64,6 +65,7 @@ func TestClientAuth(t *testing.T) {
 		{"intermediate that is not a CA", underNotCA, tokenRequest("billing"), policy.ReasonCertificateUntrusted, "billing"},
 		{"path length violated", tooDeep, tokenRequest("billing"), policy.ReasonCertificateInvalid, "billing"},
 		{"expired pinned certificate", partnerExpired, tokenRequest("partner"), policy.ReasonCertificateExpired, "partner"},
+		{"pinned certificate not yet valid", partnerFuture, tokenRequest("partner"), policy.ReasonCertificateNotYetValid, "partner"},
 
 		{"no client_id", w.billing, policy.Request{Path: "/oauth2/token"}, policy.ReasonClientIDMissing, ""},
 		{"body and query disagree", w.billing, func() policy.Request {
@@ -91,6 +93,9 @@ func TestClientAuth(t *testing.T) {
 			Headers: map[string]string{"content-type": "application/x-www-form-urlencoded"},
 			Body:    []byte("client_id=%zz")}, policy.ReasonRequestMalformed, ""},
 		{"Basic not base64", w.billing, policy.Request{Path: "/oauth2/token", Headers: map[string]string{"authorization": "Basic !!!"}}, policy.ReasonRequestMalformed, ""},
+		{"Basic without ':'", w.billing, policy.Request{Path: "/oauth2/token", Headers: map[string]string{"authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("billing"))}}, policy.ReasonRequestMalformed, ""},
+		{"Basic user name badly escaped", w.billing, policy.Request{Path: "/oauth2/token", Headers: map[string]string{"authorization": basic("bill%zz")}}, policy.ReasonRequestMalformed, ""},
+		{"bad query encoding", w.billing, policy.Request{Path: "/oauth2/token?client_id=%zz"}, policy.ReasonRequestMalformed, ""},
 		{"empty client_id", w.billing, tokenRequest(""), policy.ReasonRequestMalformed, ""},
 	}
 	for _, tc := range tests {
