@@ -77,7 +77,7 @@ func certificate(src certSources, cfg *policy.Config) (*policy.Presented, policy
 		}
 	case peer != nil:
 		leaf = peer
-	case elem != nil && cfg.XFCC.Elements == "last":
+	case elem != nil && xfcc.Policy(cfg.XFCC.Elements) == xfcc.PolicyLast:
 		// With "last", a client certificate whose URI or DNS SAN holds a ',' can make Envoy emit
 		// a forged last element (envoy#32945): only the peer certificate can confirm it.
 		return nil, policy.ReasonNoCertificate, errors.New("xfcc.elements is last: the peer certificate (Envoy include_peer_certificate) must confirm the XFCC element")

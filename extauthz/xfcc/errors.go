@@ -35,7 +35,7 @@ var (
 	ErrChainTooLong = errors.New("chain too long")
 	// ErrNoCertificate: the element carries neither Cert nor Chain.
 	ErrNoCertificate = errors.New("no certificate")
-	// ErrUnknownPolicy: ParsePolicy or Select got a policy other than "single" or "last".
+	// ErrUnknownPolicy: Select got a policy other than "single" or "last".
 	ErrUnknownPolicy = errors.New("unknown element policy")
 	// ErrBadSubject: FormatSubject got a name that is not DER, or one BoringSSL (or, for
 	// FormatSubjectOpenSSL, OpenSSL) would not load.

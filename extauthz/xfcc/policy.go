@@ -16,17 +16,6 @@ const (
 	PolicyLast Policy = "last"
 )
 
-// ParsePolicy parses a configured policy name. The empty string is PolicySingle.
-func ParsePolicy(s string) (Policy, error) {
-	switch p := Policy(s); p {
-	case "":
-		return PolicySingle, nil
-	case PolicySingle, PolicyLast:
-		return p, nil
-	}
-	return "", fmt.Errorf("xfcc: %w %q (want %q or %q)", ErrUnknownPolicy, clip(s), PolicySingle, PolicyLast)
-}
-
 // Select returns the element the policy designates: under PolicySingle the only element
 // (ErrTooManyElements if there are more), under PolicyLast the last one. No element at all
 // is ErrEmpty.

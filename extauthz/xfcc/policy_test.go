@@ -6,27 +6,6 @@ import (
 	"testing"
 )
 
-func TestParsePolicy(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    Policy
-		wantErr error
-	}{
-		{"", PolicySingle, nil},
-		{"single", PolicySingle, nil},
-		{"last", PolicyLast, nil},
-		{"Single", "", ErrUnknownPolicy},
-		{"first", "", ErrUnknownPolicy},
-		{" last", "", ErrUnknownPolicy},
-	}
-	for _, tt := range tests {
-		got, err := ParsePolicy(tt.in)
-		if got != tt.want || !errors.Is(err, tt.wantErr) {
-			t.Errorf("ParsePolicy(%q) = %q, %v; want %q, %v", tt.in, got, err, tt.want, tt.wantErr)
-		}
-	}
-}
-
 func TestSelect(t *testing.T) {
 	a, b, c := Element{By: []string{"a"}}, Element{By: []string{"b"}}, Element{By: []string{"c"}}
 	tests := []struct {
