@@ -38,6 +38,6 @@ var (
 	// ErrUnknownPolicy: Select got a policy other than "single" or "last".
 	ErrUnknownPolicy = errors.New("unknown element policy")
 	// ErrBadSubject: FormatSubject got a name that is not DER, or one BoringSSL (or, for
-	// FormatSubjectOpenSSL, OpenSSL) would not load.
+	// formatSubjectOpenSSL, OpenSSL) would not load.
 	ErrBadSubject = errors.New("malformed subject name")
 )

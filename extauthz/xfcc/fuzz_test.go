@@ -189,7 +189,7 @@ func FuzzFormatSubject(f *testing.F) {
 	f.Add(rawName(f, cn(12, "#"), nil, []attr{{oid: asn1.ObjectIdentifier{1, 2, 3}, tag: 30, value: "\x00\""}}))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		envoy, errEnvoy := FormatSubject(raw)
-		openSSL, errOpenSSL := FormatSubjectOpenSSL(raw)
+		openSSL, errOpenSSL := formatSubjectOpenSSL(raw)
 		if errEnvoy == nil && errOpenSSL != nil {
 			t.Fatalf("OpenSSL rules reject what BoringSSL rules accept: %v", errOpenSSL)
 		}

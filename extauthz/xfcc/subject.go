@@ -20,7 +20,7 @@ import (
 // BoringSSL's table is older than OpenSSL 3's: organizationIdentifier (2.5.4.97), c3, n3,
 // dnsName, uid (0.9.2342.19200300.100.1.44), jurisdictionL/ST/C and the Russian INN, OGRN,
 // OGRNIP and SNILS are unknown to it, so Envoy prints, e.g., 2.5.4.97=#0C22...; use
-// FormatSubjectOpenSSL for what `openssl x509 -nameopt RFC2253` prints.
+// formatSubjectOpenSSL for what `openssl x509 -nameopt RFC2253` prints.
 //
 // A name BoringSSL would refuse to parse is an error and renders as "": malformed DER, an
 // empty RDN, or invalid UTF8String, BMPString or UniversalString contents in any attribute
@@ -29,12 +29,13 @@ func FormatSubject(rawSubject []byte) (string, error) {
 	return formatName(rawSubject, boringSSL)
 }
 
-// FormatSubjectOpenSSL renders rawSubject like OpenSSL 3's X509_NAME_print_ex with
+// formatSubjectOpenSSL is the tests' second oracle: it renders rawSubject like OpenSSL 3's
+// X509_NAME_print_ex with
 // XN_FLAG_RFC2253 (`openssl x509 -noout -subject -nameopt RFC2253`; checked against OpenSSL
 // 3.0.19 on every name it loads). It differs from FormatSubject in the object table (see
 // there), in accepting an empty RDN, and in one OpenSSL quirk: a value of a single '#' is not
 // escaped (do_buf flags a character that is both first and last as last only).
-func FormatSubjectOpenSSL(rawSubject []byte) (string, error) {
+func formatSubjectOpenSSL(rawSubject []byte) (string, error) {
 	return formatName(rawSubject, openSSL)
 }
 

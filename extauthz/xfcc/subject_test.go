@@ -33,9 +33,9 @@ func TestFormatSubjectRFC8705(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			c := loadCert(t, filepath.Join("rfc8705", tt.file))
-			got, err := FormatSubjectOpenSSL(c.RawSubject)
+			got, err := formatSubjectOpenSSL(c.RawSubject)
 			if err != nil || got != tt.openSSL {
-				t.Errorf("FormatSubjectOpenSSL = %q, %v\nwant                   %q", got, err, tt.openSSL)
+				t.Errorf("formatSubjectOpenSSL = %q, %v\nwant                   %q", got, err, tt.openSSL)
 			}
 			want := tt.envoy
 			if want == "" {
@@ -173,9 +173,9 @@ func TestFormatSubjectEscaping(t *testing.T) {
 			if got != tt.envoy || !errors.Is(err, tt.errEnvoy) {
 				t.Errorf("FormatSubject = %q, %v; want %q, %v", got, err, tt.envoy, tt.errEnvoy)
 			}
-			got, err = FormatSubjectOpenSSL(tt.raw)
+			got, err = formatSubjectOpenSSL(tt.raw)
 			if got != tt.openSSL || !errors.Is(err, tt.errOpenSSL) {
-				t.Errorf("FormatSubjectOpenSSL = %q, %v; want %q, %v", got, err, tt.openSSL, tt.errOpenSSL)
+				t.Errorf("formatSubjectOpenSSL = %q, %v; want %q, %v", got, err, tt.openSSL, tt.errOpenSSL)
 			}
 		})
 	}
@@ -196,8 +196,8 @@ func TestFormatSubjectMalformed(t *testing.T) {
 		if got, err := FormatSubject(raw); got != "" || !errors.Is(err, ErrBadSubject) {
 			t.Errorf("%s: FormatSubject = %q, %v; want ErrBadSubject", name, got, err)
 		}
-		if got, err := FormatSubjectOpenSSL(raw); got != "" || !errors.Is(err, ErrBadSubject) {
-			t.Errorf("%s: FormatSubjectOpenSSL = %q, %v; want ErrBadSubject", name, got, err)
+		if got, err := formatSubjectOpenSSL(raw); got != "" || !errors.Is(err, ErrBadSubject) {
+			t.Errorf("%s: formatSubjectOpenSSL = %q, %v; want ErrBadSubject", name, got, err)
 		}
 	}
 }
