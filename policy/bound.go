@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -80,7 +81,13 @@ type cachedToken struct {
 // cache.
 func (c *Config) verifyToken(ctx context.Context, raw string, now time.Time) (*token.Claims, issuerPolicy, error) {
 	ts := c.tokens
-	cacheable := c.tokenCache != nil && token.LooksLikeJWT(raw) // oversized tokens fail, and failures are not cached
+	// The size limit comes first, before the token is hashed or parsed, for JWTs and opaque
+	// tokens alike.
+	if len(raw) > ts.verifier.MaxBytes() {
+		return nil, issuerPolicy{}, &token.Error{Kind: token.KindMalformed, Err: fmt.Errorf("token larger than %d bytes", ts.verifier.MaxBytes())}
+	}
+	jwt := token.LooksLikeJWT(raw)
+	cacheable := c.tokenCache != nil && jwt
 	var key [32]byte
 	if cacheable {
 		key = sha256.Sum256([]byte(raw))
@@ -90,7 +97,7 @@ func (c *Config) verifyToken(ctx context.Context, raw string, now time.Time) (*t
 		}
 		c.cacheEvent("tokens", false)
 	}
-	claims, pol, local, err := ts.verify(ctx, raw, now)
+	claims, pol, local, err := ts.verify(ctx, raw, jwt, now)
 	if err == nil && cacheable && local {
 		until := now.Add(c.Cache.TTL)
 		if claims.Expiry.Before(until) {
@@ -103,13 +110,11 @@ func (c *Config) verifyToken(ctx context.Context, raw string, now time.Time) (*t
 	return claims, pol, err
 }
 
-// verify picks how to verify raw: a JWT from a configured issuer by signature (local is true),
-// anything else by introspection when configured.
-func (ts *tokenSettings) verify(ctx context.Context, raw string, now time.Time) (_ *token.Claims, _ issuerPolicy, local bool, _ error) {
-	if len(raw) > ts.verifier.MaxBytes() {
-		return nil, issuerPolicy{}, false, &token.Error{Kind: token.KindMalformed, Err: fmt.Errorf("token larger than %d bytes", ts.verifier.MaxBytes())}
-	}
-	if token.LooksLikeJWT(raw) {
+// verify picks how to verify raw, within the size limit: a JWT (jwt: shaped like one) from a
+// configured issuer by signature (local is true), anything else by introspection when
+// configured.
+func (ts *tokenSettings) verify(ctx context.Context, raw string, jwt bool, now time.Time) (_ *token.Claims, _ issuerPolicy, local bool, _ error) {
+	if jwt {
 		c, err := ts.verifier.Verify(ctx, raw, now)
 		// A JWT of an issuer certbind does not know, or something only shaped like one, may
 		// still be an opaque token the authorization server can introspect.
@@ -177,8 +182,10 @@ func checkBinding(cnf *token.Confirmation, cert *Presented, binding Binding) (Re
 	if cert == nil {
 		return ReasonTokenCertMissing, errors.New("certificate-bound token without a client certificate")
 	}
-	if !cert.Thumbprint.MatchesX5tS256(cnf.X5tS256) {
-		return ReasonTokenBindingMismatch, fmt.Errorf("token bound to %s, certificate is %s", cnf.X5tS256, cert.Thumbprint)
+	// Both strings are canonical (checked above; X5tS256 is computed once per certificate), so
+	// comparing them in constant time is comparing the digests (RFC 8705 section 3.1).
+	if subtle.ConstantTimeCompare([]byte(cnf.X5tS256), []byte(cert.X5tS256)) != 1 {
+		return ReasonTokenBindingMismatch, fmt.Errorf("token bound to %s, certificate is %s", cnf.X5tS256, cert.X5tS256)
 	}
 	return ReasonOK, nil
 }
