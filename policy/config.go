@@ -1,10 +1,13 @@
 package policy
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"net/netip"
 	"net/url"
 	"os"
@@ -291,10 +294,17 @@ type Config struct {
 	revocationMode    revocation.Mode
 	revocationFailure revocation.FailurePolicy
 	files             []string // every file read, for reload watching
+	digest            [32]byte // of those files' contents as read (see Digest)
 }
 
 // Files lists every file the configuration read (besides the config file itself).
 func (c *Config) Files() []string { return c.files }
+
+// Digest is SHA-256 over the name, a NUL and the content of each file the configuration was
+// built from, exactly as it was read: with LoadConfig the configuration file, then Files in
+// order. A reloader compares it with the files on disk to see whether anything changed since,
+// including a write that landed while the configuration was being loaded.
+func (c *Config) Digest() [32]byte { return c.digest }
 
 // Clients returns the registered clients in configuration order.
 func (c *Config) Clients() []*Client { return c.clients }
@@ -324,7 +334,16 @@ func LoadConfig(path string, opt LoadOptions) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ParseConfig(data, filepath.Dir(path), opt)
+	h := sha256.New()
+	hashFile(h, path, data)
+	return parseConfig(data, filepath.Dir(path), opt, h)
+}
+
+// hashFile adds one file to a configuration's digest: its name, a NUL, its content.
+func hashFile(h hash.Hash, name string, data []byte) {
+	io.WriteString(h, name)
+	h.Write([]byte{0})
+	h.Write(data)
 }
 
 // LoadOptions carries what loading needs besides the file.
@@ -372,17 +391,22 @@ func (c *Config) cacheEvent(cache string, hit bool) {
 // ParseConfig compiles a configuration document; baseDir resolves relative file paths. All
 // problems found are reported together, each naming its key path.
 func ParseConfig(data []byte, baseDir string, opt LoadOptions) (*Config, error) {
+	return parseConfig(data, baseDir, opt, sha256.New())
+}
+
+func parseConfig(data []byte, baseDir string, opt LoadOptions, h hash.Hash) (*Config, error) {
 	var f fileConfig
 	if err := decodeStrict(data, &f); err != nil {
 		return nil, &ConfigError{errs: []error{err}}
 	}
 	f.applyDefaults()
 	f.Tokens.applyDefaults()
-	b := &builder{base: baseDir, opt: opt}
+	b := &builder{base: baseDir, opt: opt, digest: h}
 	cfg := b.compile(&f)
 	if len(b.errs) > 0 {
 		return nil, &ConfigError{errs: b.errs}
 	}
+	copy(cfg.digest[:], h.Sum(nil))
 	return cfg, nil
 }
 
@@ -401,10 +425,11 @@ func (e *ConfigError) Error() string {
 func (e *ConfigError) Unwrap() []error { return e.errs }
 
 type builder struct {
-	base  string
-	opt   LoadOptions
-	errs  []error
-	files []string
+	base   string
+	opt    LoadOptions
+	errs   []error
+	files  []string
+	digest hash.Hash // of every file as read (hashFile), in files order
 }
 
 func (b *builder) errf(path, format string, args ...any) {
@@ -430,6 +455,7 @@ func (b *builder) readFile(path, name string) ([]byte, bool) {
 		return nil, false
 	}
 	b.files = append(b.files, full)
+	hashFile(b.digest, full, data)
 	return data, true
 }
 

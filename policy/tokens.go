@@ -280,12 +280,16 @@ func (b *builder) introspector(path string, in *fileIntrospection) *token.Intros
 			b.errf(path, "tls_cert and tls_key go together")
 			return nil
 		}
-		cert, err := tls.LoadX509KeyPair(b.resolve(in.TLSCert), b.resolve(in.TLSKey))
+		certPEM, ok1 := b.readFile(path+".tls_cert", in.TLSCert)
+		keyPEM, ok2 := b.readFile(path+".tls_key", in.TLSKey)
+		if !ok1 || !ok2 {
+			return nil
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			b.errf(path+".tls_cert", "%v", err)
 			return nil
 		}
-		b.files = append(b.files, b.resolve(in.TLSCert), b.resolve(in.TLSKey))
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	if in.TLSCA != "" {

@@ -29,7 +29,6 @@ type Config struct {
 	Path     string // the configuration file
 	Engine   *policy.Engine
 	Load     policy.LoadOptions
-	Now      func() time.Time
 	OnLoad   func(cfg *policy.Config, err error) // after every load attempt (logs, metrics)
 	Debounce time.Duration                       // quiet time after an event before reloading; default 200ms
 	Poll     time.Duration                       // digest poll interval; default 10s; negative disables
@@ -52,9 +51,6 @@ func New(c Config) *Reloader {
 	if c.Poll == 0 {
 		c.Poll = 10 * time.Second
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
 	return &Reloader{c: c}
 }
 
@@ -75,14 +71,10 @@ func (r *Reloader) loadLocked(ifChanged bool) error {
 	}
 	cfg, err := policy.LoadConfig(r.c.Path, r.c.Load)
 	if err == nil {
-		files := append([]string{r.c.Path}, cfg.Files()...)
-		d, derr := digest(files)
-		if derr != nil {
-			err = derr
-		} else {
-			r.c.Engine.Swap(cfg)
-			r.files, r.digest = files, d
-		}
+		// The digest of what the load read, not of the files now: a write that lands during
+		// the load then differs from it, and the next check reloads.
+		r.c.Engine.Swap(cfg)
+		r.files, r.digest = append([]string{r.c.Path}, cfg.Files()...), cfg.Digest()
 	}
 	if r.c.OnLoad != nil {
 		r.c.OnLoad(cfg, err)
