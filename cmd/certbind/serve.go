@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -403,13 +404,14 @@ func listen(addr string) (net.Listener, error) {
 // them needs no restart; a broken new file keeps the old material and is logged.
 func serverTLS(f serveFlags, log logrus.FieldLogger) (*tls.Config, error) {
 	rt := &reloadingTLS{f: f, log: log}
+	// The stamp first: a file rewritten during build then differs from it, and is reloaded.
+	rt.stamp = rt.fileStamp()
 	cur, err := rt.build()
 	if err != nil {
 		return nil, err
 	}
 	rt.cur.Store(cur)
 	rt.checked = time.Now()
-	rt.stamp = rt.fileStamp()
 	// The returned config only dispatches: every handshake gets the current one.
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: rt.forClient,
 		// ALPN and certificates for callers (grpc-go, net/http) that inspect the outer config.
@@ -424,7 +426,7 @@ type reloadingTLS struct {
 	cur     atomic.Pointer[tls.Config]
 	mu      sync.Mutex
 	checked time.Time
-	stamp   string
+	stamp   [32]byte
 }
 
 func (rt *reloadingTLS) forClient(*tls.ClientHelloInfo) (*tls.Config, error) {
@@ -449,18 +451,25 @@ func (rt *reloadingTLS) forClient(*tls.ClientHelloInfo) (*tls.Config, error) {
 	return rt.cur.Load(), nil
 }
 
-// fileStamp summarizes the files' sizes and modification times.
-func (rt *reloadingTLS) fileStamp() string {
-	var b strings.Builder
+// fileStamp is a digest of the files' contents: a rewrite of the same size within one
+// modification-time tick still changes it. The files are small and read at most every
+// tlsRecheck.
+func (rt *reloadingTLS) fileStamp() [32]byte {
+	h := sha256.New()
 	for _, p := range []string{rt.f.tlsCert, rt.f.tlsKey, rt.f.tlsClientCA} {
 		if p == "" {
 			continue
 		}
-		if fi, err := os.Stat(p); err == nil {
-			fmt.Fprintf(&b, "%s:%d:%d;", p, fi.Size(), fi.ModTime().UnixNano())
+		data, err := os.ReadFile(p)
+		if err != nil {
+			data = []byte("unreadable: " + err.Error())
 		}
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(data))
+		h.Write(data)
 	}
-	return b.String()
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
 }
 
 func (rt *reloadingTLS) build() (*tls.Config, error) {

@@ -346,7 +346,6 @@ func TestServeReloadsTLSFiles(t *testing.T) {
 		t.Fatalf("serving %s", got)
 	}
 	second := c.root.Leaf("certbind", pki.ServerAuth(), pki.DNS("certbind"))
-	time.Sleep(10 * time.Millisecond) // a distinct modification time
 	c.write(t, "server-key.pem", second.KeyPEM())
 	c.write(t, "server.pem", second.PEM())
 	if got := serverSerial(); got != second.Cert.SerialNumber.String() {
