@@ -60,6 +60,11 @@ type Remote struct {
 
 // NewRemote makes a Remote for url. It does not fetch until first used.
 func NewRemote(url string, o RemoteOptions) *Remote {
+	return &Remote{url: url, opts: o.WithDefaults()}
+}
+
+// WithDefaults returns o with every zero field set to the default its comment names.
+func (o RemoteOptions) WithDefaults() RemoteOptions {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
@@ -78,7 +83,7 @@ func NewRemote(url string, o RemoteOptions) *Remote {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: o.Timeout}
 	}
-	return &Remote{url: url, opts: o}
+	return o
 }
 
 // URL is the jwks_uri.

@@ -43,19 +43,7 @@ type DiscoveredKeys struct {
 
 // NewDiscoveredKeys makes a source for issuer; nothing is fetched until first use.
 func NewDiscoveredKeys(issuer string, o jwks.RemoteOptions) *DiscoveredKeys {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
-	}
-	if o.MinInterval <= 0 {
-		o.MinInterval = 30 * time.Second
-	}
-	if o.Client == nil {
-		o.Client = &http.Client{Timeout: o.Timeout}
-	}
-	return &DiscoveredKeys{issuer: issuer, opts: o}
+	return &DiscoveredKeys{issuer: issuer, opts: o.WithDefaults()}
 }
 
 // Current implements jwks.Source.
