@@ -263,13 +263,16 @@ func claimsFrom(m map[string]json.RawMessage) (*Claims, error) {
 			return nil, errors.New("claim aud: not a string or an array of strings")
 		}
 	}
-	for name, dst := range map[string]*time.Time{"exp": &c.Expiry, "nbf": &c.NotBefore} {
-		if raw, ok := m[name]; ok {
+	for _, d := range [...]struct {
+		name string
+		dst  *time.Time
+	}{{"exp", &c.Expiry}, {"nbf", &c.NotBefore}} {
+		if raw, ok := m[d.name]; ok {
 			t, e := numericDate(raw)
 			if e != nil {
-				return nil, fmt.Errorf("claim %s: %w", name, e)
+				return nil, fmt.Errorf("claim %s: %w", d.name, e)
 			}
-			*dst = t
+			*d.dst = t
 		}
 	}
 	if raw, ok := m["scope"]; ok {

@@ -268,7 +268,7 @@ func candidates(set *jwks.Set, kid string, alg jose.SignatureAlgorithm) []jose.J
 		if k.Use != "" && k.Use != "sig" {
 			continue
 		}
-		if _, symmetric := k.Key.([]byte); symmetric || !k.IsPublic() {
+		if !k.IsPublic() { // also false for a symmetric key
 			continue
 		}
 		out = append(out, k)
