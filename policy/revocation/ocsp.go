@@ -112,7 +112,10 @@ func (c *Checker) validateOCSP(der []byte, cert, issuer *x509.Certificate, url s
 	// checks the signature only against an embedded certificate, and we authorize that below.
 	resp, err := ocsp.ParseResponseForCert(der, cert, nil)
 	if err != nil {
-		if strings.Contains(err.Error(), "signature") {
+		// The one signature check ParseResponseForCert makes with a nil issuer: the embedded
+		// responder certificate against the response.
+		var pe ocsp.ParseError
+		if errors.As(err, &pe) && strings.HasPrefix(string(pe), "bad signature on embedded certificate") {
 			return fail(ErrSignature, "%v", err)
 		}
 		return fail(ErrMalformed, "%v", err)

@@ -67,6 +67,10 @@ func TestCheckOCSP(t *testing.T) {
 			impostor := &pki.Cert{Cert: e.inter.Cert, Key: pki.NewRoot("Other").Key} // names inter, another key
 			return respond(ocspResponse(t, e.inter, impostor, false, status(ocsp.Good, leaf.Cert.SerialNumber, t0.Add(-hour), t0.Add(hour))))
 		}, st: Unknown, causes: []error{ErrSignature}},
+		{name: "signed by a wrong key, issuer embedded", resp: func(t *testing.T, e *env, leaf *pki.Cert) ocspFunc {
+			impostor := &pki.Cert{Cert: e.inter.Cert, Key: pki.NewRoot("Other").Key}
+			return respond(ocspResponse(t, e.inter, impostor, true, status(ocsp.Good, leaf.Cert.SerialNumber, t0.Add(-hour), t0.Add(hour))))
+		}, st: Unknown, causes: []error{ErrSignature}},
 		{name: "embedded responder of another CA", resp: answer(ocsp.Good, func(*env) *pki.Cert {
 			return pki.NewRoot("Other CA").Leaf("OCSP Responder", ocspSigning)
 		}, true, t0.Add(-hour), t0.Add(hour)), st: Unknown, causes: []error{ErrSignature}},
