@@ -39,6 +39,11 @@ func TestConfigErrors(t *testing.T) {
 		want       []string // each must appear in the error
 	}{
 		{"empty file", "", []string{"empty"}},
+		{"null document", "---\n~\n", []string{"the file is empty"}},
+		{"null client entry", "clients: [~]\n", []string{"clients[0]: empty entry"}},
+		{"null entry before a mistyped one", "clients:\n  - ~\n  - {client_id: a, revocation_failure: [x]}\n",
+			[]string{"clients[0]: empty entry", "clients[1].revocation_failure: expected a single value"}},
+		{"null route", "routes: [~]\n", []string{"routes[0]: empty entry"}},
 		{"unknown top-level key", "trust_anchor: [pki/ca.pem]\n", []string{"trust_anchor: unknown key"}},
 		{"unknown client key", "trust_anchors: [pki/ca.pem]\nclients:\n  - {client_id: a, token_endpoint_auth_method: tls_client_auth, tls_client_auth_sna_dns: x}\n",
 			[]string{"clients[0].tls_client_auth_sna_dns: unknown key"}},

@@ -24,6 +24,9 @@ func decodeStrict(data []byte, out any) error {
 	if root.Kind == yaml.DocumentNode {
 		root = root.Content[0]
 	}
+	if root.Tag == "!!null" { // "---" or "~" alone: as empty as an empty file
+		return errors.New("the file is empty")
+	}
 	var errs []error
 	checkNode(root, reflect.TypeOf(out).Elem(), "", &errs)
 	if len(errs) > 0 {
@@ -76,7 +79,17 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 			return
 		}
 		for i, item := range n.Content {
-			checkNode(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+			at := fmt.Sprintf("%s[%d]", path, i)
+			// yaml.v3 drops a null item from the decoded list, which would shift every later
+			// item's index away from the one errors name, and silently lose the entry.
+			if item.Kind == yaml.AliasNode {
+				item = item.Alias
+			}
+			if item.Tag == "!!null" {
+				*errs = append(*errs, fmt.Errorf("%s: empty entry", at))
+				continue
+			}
+			checkNode(item, t.Elem(), at, errs)
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
