@@ -3,10 +3,8 @@ package extauthz
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"net/url"
 
 	"github.com/certbind/certbind/extauthz/xfcc"
 	"github.com/certbind/certbind/policy"
@@ -41,7 +39,8 @@ func certificate(src certSources, cfg *policy.Config) (*policy.Presented, policy
 
 	var peer []byte
 	if src.peer != "" {
-		der, err := decodePeerCertificate(src.peer)
+		// Envoy's include_peer_certificate: the leaf's PEM, URL-encoded like an XFCC Cert.
+		der, err := xfcc.DecodeCert(src.peer)
 		if err != nil {
 			return nil, policy.ReasonCertificateMalformed, fmt.Errorf("peer certificate: %w", err)
 		}
@@ -126,26 +125,6 @@ func xfccReason(err error) policy.Reason {
 		return policy.ReasonCertificateMismatch
 	}
 	return policy.ReasonXFCCMalformed
-}
-
-// decodePeerCertificate decodes Envoy's attributes.source.certificate: the leaf's PEM,
-// URL-encoded (Envoy's include_peer_certificate: urlEncodedPemEncodedPeerCertificate). PathUnescape keeps a literal '+'.
-func decodePeerCertificate(s string) ([]byte, error) {
-	raw, err := url.PathUnescape(s)
-	if err != nil {
-		return nil, fmt.Errorf("bad URL encoding: %w", err)
-	}
-	block, rest := pem.Decode([]byte(raw))
-	if block == nil {
-		return nil, errors.New("no PEM block")
-	}
-	if block.Type != "CERTIFICATE" || len(block.Headers) > 0 {
-		return nil, fmt.Errorf("PEM block %q, want CERTIFICATE", block.Type)
-	}
-	if len(bytes.TrimSpace(rest)) > 0 {
-		return nil, errors.New("data after the certificate")
-	}
-	return block.Bytes, nil
 }
 
 // trustedProxy: with no trusted_proxies configured every XFCC is honoured (the proxy in front

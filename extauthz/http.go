@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/certbind/certbind/extauthz/xfcc"
 	"github.com/certbind/certbind/policy"
 )
 
@@ -159,7 +160,7 @@ func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *p
 			}
 		}
 	case policy.CertFormatPEMURLEncoded:
-		der, err := decodePeerCertificate(v)
+		der, err := xfcc.DecodeCert(v)
 		if err != nil {
 			return nil, policy.ReasonCertificateMalformed, fmt.Errorf("%s: %w", set.CertificateHeader, err)
 		}

@@ -355,6 +355,17 @@ const (
 // one and at most max. Only whitespace may surround the blocks; anything else, including PEM
 // headers and other block types (a private key), is ErrBadPEM. Blocks are counted before
 // they are decoded.
+// DecodeCert decodes one URL-encoded PEM certificate with the rules of a Cert value: Envoy
+// writes its include_peer_certificate attribute (and nginx $ssl_client_escaped_cert) the same
+// way.
+func DecodeCert(value string) ([]byte, error) {
+	ders, err := decodeCerts(value, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	return ders[0], nil
+}
+
 func decodeCerts(value string, max int, chain bool) ([][]byte, error) {
 	if value == "" {
 		return nil, fmt.Errorf("%w: empty value", ErrBadPEM)
