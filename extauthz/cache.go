@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -30,23 +31,41 @@ type certCache struct {
 
 // certCaches hands out the cache of the configuration in force, replacing it on reload.
 type certCaches struct {
-	mu      sync.Mutex
-	cur     *certCache
+	mu      sync.Mutex // serializes replacing cur
+	cur     atomic.Pointer[certCache]
 	onEvent func(cache, event string)
 }
 
 func (cc *certCaches) forConfig(cfg *policy.Config) *certCache {
+	if c := cc.cur.Load(); c != nil && c.gen == cfg.Generation() {
+		return c
+	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if cc.cur == nil || cc.cur.gen != cfg.Generation() {
-		var onEvict func([32]byte, certResult)
-		if cc.onEvent != nil {
-			onEvict = func([32]byte, certResult) { cc.onEvent("certificates", "eviction") }
-		}
-		l, _ := lru.NewWithEvict(cfg.Cache.Certificates, onEvict) // size > 0: checked by lookup
-		cc.cur = &certCache{gen: cfg.Generation(), lru: l}
+	if c := cc.cur.Load(); c != nil && c.gen == cfg.Generation() {
+		return c
 	}
-	return cc.cur
+	var onEvict func([32]byte, certResult)
+	if cc.onEvent != nil {
+		onEvict = func([32]byte, certResult) { cc.onEvent("certificates", "eviction") }
+	}
+	l, _ := lru.NewWithEvict(cfg.Cache.Certificates, onEvict) // size > 0: checked by lookup
+	c := &certCache{gen: cfg.Generation(), lru: l}
+	cc.cur.Store(c)
+	return c
+}
+
+// fill sets in's certificate, or the reason it has none usable, from read, through the cache.
+// parts are the exact request material read uses.
+func (cc *certCaches) fill(in *policy.Input, cfg *policy.Config, read func() (*policy.Presented, policy.Reason, error), parts ...string) {
+	res := cc.lookup(cfg, func() certResult {
+		p, r, err := read()
+		return certResult{p: p, reason: r, err: err}
+	}, parts...)
+	if res.reason != policy.ReasonOK {
+		in.CertificateErr = &policy.CertificateError{Reason: res.reason, Err: res.err}
+	}
+	in.Certificate = res.p
 }
 
 // lookup returns the cached result for the given material or computes and stores it. parts are

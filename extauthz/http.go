@@ -108,14 +108,8 @@ func readHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Co
 			in.Request.Body = body
 		}
 	}
-	res := certs.lookup(cfg, func() certResult {
-		p, reason, err := httpCertificate(hdr, set, cfg)
-		return certResult{p: p, reason: reason, err: err}
-	}, "http", string(set.CertificateFormat), hdr[set.CertificateHeader], hdr[set.CertificateHeader+"-chain"])
-	if res.reason != policy.ReasonOK {
-		in.CertificateErr = &policy.CertificateError{Reason: res.reason, Err: res.err}
-	}
-	in.Certificate = res.p
+	certs.fill(&in, cfg, func() (*policy.Presented, policy.Reason, error) { return httpCertificate(hdr, set, cfg) },
+		"http", string(set.CertificateFormat), hdr[set.CertificateHeader], hdr[set.ChainHeader])
 	return in
 }
 
@@ -147,11 +141,11 @@ func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *p
 			return nil, policy.ReasonCertificateMalformed, fmt.Errorf("%s: %w", set.CertificateHeader, err)
 		}
 		leaf = der
-		if chain, ok := hdr[set.CertificateHeader+"-chain"]; ok {
+		if chain, ok := hdr[set.ChainHeader]; ok {
 			for i, item := range strings.Split(chain, ",") {
 				der, err := byteSequence(strings.TrimSpace(item))
 				if err != nil {
-					return nil, policy.ReasonCertificateMalformed, fmt.Errorf("%s-chain[%d]: %w", set.CertificateHeader, i, err)
+					return nil, policy.ReasonCertificateMalformed, fmt.Errorf("%s[%d]: %w", set.ChainHeader, i, err)
 				}
 				inter = append(inter, der)
 			}

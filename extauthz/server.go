@@ -94,14 +94,8 @@ func (s *Server) readInput(req *authv3.CheckRequest, cfg *policy.Config) policy.
 	if xok {
 		present = "1"
 	}
-	res := certs.lookup(cfg, func() certResult {
-		p, r, err := certificate(src, cfg)
-		return certResult{p: p, reason: r, err: err}
-	}, "grpc", src.peer, present, src.xfcc, src.destination)
-	if res.reason != policy.ReasonOK {
-		in.CertificateErr = &policy.CertificateError{Reason: res.reason, Err: res.err}
-	}
-	in.Certificate = res.p
+	certs.fill(&in, cfg, func() (*policy.Presented, policy.Reason, error) { return certificate(src, cfg) },
+		"grpc", src.peer, present, src.xfcc, src.destination)
 	return in
 }
 

@@ -235,6 +235,7 @@ const (
 type HTTPAuthzSettings struct {
 	CertificateHeader    string
 	CertificateFormat    CertFormat
+	ChainHeader          string // CertificateHeader + "-chain": RFC 9440's Client-Cert-Chain
 	ModeHeader           string
 	OriginalURIHeader    string // "" means the request's own path
 	OriginalMethodHeader string // "" means the request's own method
@@ -562,8 +563,9 @@ func (b *builder) compile(f *fileConfig) *Config {
 		b.errf("xfcc.max_chain_length", "must be positive")
 	}
 	c.HTTPAuthz = HTTPAuthzSettings{
-		CertificateHeader: strings.ToLower(f.HTTPAuthz.CertificateHeader), CertificateFormat: CertFormat(f.HTTPAuthz.CertificateFormat),
-		ModeHeader: strings.ToLower(f.HTTPAuthz.ModeHeader), OriginalURIHeader: strings.ToLower(f.HTTPAuthz.OriginalURIHeader),
+		CertificateHeader: strings.ToLower(f.HTTPAuthz.CertificateHeader), ChainHeader: strings.ToLower(f.HTTPAuthz.CertificateHeader) + "-chain",
+		CertificateFormat: CertFormat(f.HTTPAuthz.CertificateFormat),
+		ModeHeader:        strings.ToLower(f.HTTPAuthz.ModeHeader), OriginalURIHeader: strings.ToLower(f.HTTPAuthz.OriginalURIHeader),
 		OriginalMethodHeader: strings.ToLower(f.HTTPAuthz.OriginalMethodHeader), MaxBodyBytes: f.HTTPAuthz.MaxBodyBytes,
 		AuthRequestStatuses: f.HTTPAuthz.AuthRequestStatuses,
 	}
