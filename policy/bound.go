@@ -19,7 +19,7 @@ import (
 // it carries cnf x5t#S256, bound to the certificate presented on this very request.
 func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input, rt *route) Decision {
 	ts := cfg.tokens
-	if ts == nil || (ts.verifier.Len() == 0 && !ts.hasIntrospect) {
+	if ts == nil || (ts.verifier.Len() == 0 && ts.introspector == nil) {
 		return deny(ReasonTokenUnverifiable, errors.New("bound_token mode without tokens.issuers or tokens.introspection"))
 	}
 	raw, r, err := bearerToken(in.Request.Headers)
@@ -119,14 +119,14 @@ func (ts *tokenSettings) verify(ctx context.Context, raw string, jwt bool, now t
 		// A JWT of an issuer certbind does not know, or something only shaped like one, may
 		// still be an opaque token the authorization server can introspect.
 		notOurs := errors.Is(err, token.ErrNotJWT) || token.KindOf(err) == token.KindIssuer
-		if !notOurs || !ts.hasIntrospect {
+		if !notOurs || ts.introspector == nil {
 			if err != nil {
 				return nil, issuerPolicy{}, false, err
 			}
 			return c, ts.issuers[c.Issuer], true, nil
 		}
 	}
-	if !ts.hasIntrospect {
+	if ts.introspector == nil {
 		return nil, issuerPolicy{}, false, &token.Error{Kind: token.KindMalformed, Err: errors.New("opaque token and no introspection configured")}
 	}
 	c, err := ts.introspector.Introspect(ctx, raw, now)

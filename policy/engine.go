@@ -100,9 +100,7 @@ func (e *Engine) DecideWith(ctx context.Context, cfg *Config, in Input) Decision
 	}
 	d := e.decide(ctx, cfg, in)
 	d.Allow = d.Reason == ReasonOK
-	if d.Certificate == nil {
-		d.Certificate = in.Certificate
-	}
+	d.Certificate = in.Certificate
 	return d
 }
 

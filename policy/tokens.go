@@ -131,7 +131,6 @@ type tokenSettings struct {
 	issuers       map[string]issuerPolicy
 	introspector  *token.Introspector
 	introspection issuerPolicy
-	hasIntrospect bool
 }
 
 type issuerPolicy struct {
@@ -188,7 +187,6 @@ func (b *builder) tokens(t *fileTokens, c *Config) *tokenSettings {
 			b.errf("tokens.introspection.binding", "%q: want required or optional", in.Binding)
 		}
 		ts.introspection = issuerPolicy{binding: bind, requireClientMatch: in.RequireClientMatch}
-		ts.hasIntrospect = ts.introspector != nil
 	}
 	return ts
 }
