@@ -204,7 +204,7 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 		if !ok || !pinned.Equal(p.Leaf) {
 			return ReasonCertificateUnbound, errNotBound
 		}
-		return pinnedValid(p, now)
+		return leafValid(p, now)
 	case MethodPKI:
 		if global != nil && !cl.match.matches(p) {
 			// identity tries every client: verify the chain only for the ones whose name it carries

@@ -135,11 +135,8 @@ func (c *Config) verifyChain(p *Presented, roots *x509.CertPool, now time.Time) 
 	// (Online revocation, when configured, runs in chain after this.)
 	leaf := p.Leaf
 	// Name the leaf's own problems precisely before path building lumps them together.
-	if now.Before(leaf.NotBefore) {
-		return nil, ReasonCertificateNotYetValid, fmt.Errorf("not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
-	}
-	if now.After(leaf.NotAfter) {
-		return nil, ReasonCertificateExpired, fmt.Errorf("expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	if r, err := leafValid(p, now); r != ReasonOK {
+		return nil, r, err
 	}
 	if leaf.IsCA {
 		return nil, ReasonCertificateIsCA, errors.New("leaf has basicConstraints cA=true")
@@ -163,20 +160,15 @@ func (c *Config) verifyChain(p *Presented, roots *x509.CertPool, now time.Time) 
 		}
 		return chains, ReasonOK, nil
 	}
+	// Anything else, an issuer out of its validity window included (the leaf's was checked
+	// above), is certificate_invalid.
 	var unknown x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &unknown):
 		return nil, ReasonCertificateUntrusted, err
-	case errors.As(err, &invalid):
-		switch invalid.Reason {
-		case x509.IncompatibleUsage:
-			return nil, ReasonCertificateUsage, err
-		case x509.Expired:
-			// The leaf's own window was checked above, so an issuer is out of its window.
-			return nil, ReasonCertificateInvalid, err
-		}
-		return nil, ReasonCertificateInvalid, err
+	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
+		return nil, ReasonCertificateUsage, err
 	}
 	return nil, ReasonCertificateInvalid, err
 }
@@ -265,8 +257,9 @@ func (c *Config) checkRevocation(chains [][]*x509.Certificate, now time.Time) (R
 	return ReasonOK, nil
 }
 
-// pinnedValid checks what remains to check of a self-signed certificate: its validity window.
-func pinnedValid(p *Presented, now time.Time) (Reason, error) {
+// leafValid checks the leaf's validity window: all that remains to check of a pinned
+// certificate, and the first check of a chain, named precisely.
+func leafValid(p *Presented, now time.Time) (Reason, error) {
 	if now.Before(p.Leaf.NotBefore) {
 		return ReasonCertificateNotYetValid, fmt.Errorf("not valid before %s", p.Leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
