@@ -171,7 +171,7 @@ func (e *Engine) authenticate(ctx context.Context, cfg *Config, id string, p *Pr
 	if p == nil {
 		return deny(ReasonNoCertificate, nil)
 	}
-	r, err := e.bound(ctx, cfg, cl, p, nil)
+	r, err := e.bound(ctx, cfg, cl, p, e.now(), nil)
 	if errors.Is(err, errNotBound) {
 		err = unboundCause(cl, p)
 	}
@@ -189,11 +189,10 @@ func unboundCause(cl *Client, p *Presented) error {
 	return fmt.Errorf("certificate subject %s does not carry %s", p.Subject, cl.match)
 }
 
-// bound checks one client against a certificate. In client_auth (global nil) the chain is
-// verified first, so a bad certificate is reported as such; identity passes global to share the
-// global-anchor chain result across clients and checks names first.
-func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presented, global *chainResult) (Reason, error) {
-	now := e.now()
+// bound checks one client against a certificate at now. In client_auth (global nil) the chain
+// is verified first, so a bad certificate is reported as such; identity checks names first and
+// passes global to verify the chain to the global anchors once for all its clients.
+func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presented, now time.Time, global *globalChain) (Reason, error) {
 	switch cl.Method {
 	case MethodSelfSigned:
 		set, err := cl.pinned.Current(ctx)
@@ -206,7 +205,8 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 		}
 		return leafValid(p, now)
 	case MethodPKI:
-		if global != nil && !cl.match.matches(p) {
+		nameChecked := global != nil
+		if nameChecked && !cl.match.matches(p) {
 			// identity tries every client: verify the chain only for the ones whose name it carries
 			return ReasonCertificateUnbound, errNotBound
 		}
@@ -216,19 +216,18 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 		case cl.roots != nil:
 			k.roots = cl.ID
 			res = cfg.cachedChain(ctx, p, cl.roots, k, now)
-		case global != nil && k.fail == global.fail:
+		case global != nil && k.fail == cfg.revocationFailure:
 			if !global.done {
-				*global = cfg.cachedChain(ctx, p, cfg.roots, k, now)
-				global.fail = k.fail
+				global.res, global.done = cfg.cachedChain(ctx, p, cfg.roots, k, now), true
 			}
-			res = *global
+			res = global.res
 		default:
 			res = cfg.cachedChain(ctx, p, cfg.roots, k, now)
 		}
 		if res.reason != ReasonOK {
 			return res.reason, res.err
 		}
-		if !cl.match.matches(p) {
+		if !nameChecked && !cl.match.matches(p) {
 			return ReasonCertificateUnbound, errNotBound
 		}
 		return ReasonOK, nil
@@ -236,9 +235,14 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 	return ReasonCertificateUnbound, fmt.Errorf("client %q: unknown method %q", cl.ID, cl.Method)
 }
 
+// globalChain is identity's one verification of the chain to the global trust anchors, under
+// the global revocation failure policy, shared by every client that uses them.
+type globalChain struct {
+	res  chainResult
+	done bool
+}
+
 type chainResult struct {
-	done   bool
-	fail   revocation.FailurePolicy // the failure policy this result was computed under
 	reason Reason
 	err    error
 	chains [][]*x509.Certificate
@@ -250,7 +254,7 @@ type chainResult struct {
 
 func (c *Config) chain(ctx context.Context, p *Presented, roots *x509.CertPool, fail revocation.FailurePolicy, now time.Time) chainResult {
 	chains, r, err := c.verifyChain(p, roots, now)
-	res := chainResult{done: true, fail: fail, reason: r, err: err, chains: chains}
+	res := chainResult{reason: r, err: err, chains: chains}
 	if r == ReasonOK && len(chains) > 0 {
 		res.reason, res.err, res.revokedCheckedUntil, res.softFail = c.onlineRevocation(ctx, chains[0], fail, now)
 	}
@@ -265,13 +269,14 @@ func (e *Engine) identity(ctx context.Context, cfg *Config, in Input) Decision {
 	if p == nil {
 		return deny(ReasonNoCertificate, nil)
 	}
-	global := chainResult{fail: cfg.revocationFailure}
+	var global globalChain
+	now := e.now()
 	var matchedBuf [2]string
 	matched := matchedBuf[:0]
 	var firstFailure Reason = ReasonNoMatchingClient
 	var firstErr, unchecked error
 	for _, cl := range cfg.clients {
-		r, err := e.bound(ctx, cfg, cl, p, &global)
+		r, err := e.bound(ctx, cfg, cl, p, now, &global)
 		switch r {
 		case ReasonOK:
 			matched = append(matched, cl.ID)

@@ -101,7 +101,7 @@ func (c *Config) cachedChain(ctx context.Context, p *Presented, roots *x509.Cert
 	k.chain = p.key
 	if until, ok := c.chainCache.Get(k); ok && now.Before(until) && !now.Before(p.Leaf.NotBefore) {
 		c.cacheEvent("chains", true)
-		return chainResult{done: true, reason: ReasonOK}
+		return chainResult{reason: ReasonOK}
 	}
 	c.cacheEvent("chains", false)
 	res := c.chain(ctx, p, roots, k.fail, now)
