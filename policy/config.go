@@ -364,18 +364,12 @@ type LoadOptions struct {
 
 var generations atomic.Uint64
 
-func (b *builder) onEvict(name string) func(chainKey, time.Time) {
+// onEvict reports evictions from the named cache to LoadOptions.OnCache.
+func onEvict[K comparable, V any](b *builder, name string) func(K, V) {
 	if b.opt.OnCache == nil {
 		return nil
 	}
-	return func(chainKey, time.Time) { b.opt.OnCache(name, "eviction") }
-}
-
-func (b *builder) onEvictToken() func([32]byte, cachedToken) {
-	if b.opt.OnCache == nil {
-		return nil
-	}
-	return func([32]byte, cachedToken) { b.opt.OnCache("tokens", "eviction") }
+	return func(K, V) { b.opt.OnCache(name, "eviction") }
 }
 
 func (c *Config) cacheEvent(cache string, hit bool) {
@@ -589,19 +583,15 @@ func (b *builder) compile(f *fileConfig) *Config {
 		b.errf("revocation", "durations must be positive")
 	}
 	if c.revocationMode != revocation.ModeOff && c.revocationMode.Valid() {
-		var onFetch func(kind, url string, err error)
-		if b.opt.OnRevocationFetch != nil {
-			onFetch = b.opt.OnRevocationFetch
-		}
-		c.revocation = revocation.NewChecker(revocation.Options{Timeout: f.Revocation.Timeout, MaxCacheTTL: f.Revocation.MaxCacheTTL, OnFetch: onFetch})
+		c.revocation = revocation.NewChecker(revocation.Options{Timeout: f.Revocation.Timeout, MaxCacheTTL: f.Revocation.MaxCacheTTL, OnFetch: b.opt.OnRevocationFetch})
 	}
 	c.Cache = CacheSettings(f.Cache)
 	if f.Cache.Certificates < 0 || f.Cache.Chains <= 0 || f.Cache.Tokens <= 0 || f.Cache.TTL <= 0 {
 		b.errf("cache", "sizes and ttl must be positive")
 	} else {
 		c.generation = generations.Add(1)
-		c.chainCache, _ = lru.NewWithEvict[chainKey, time.Time](f.Cache.Chains, b.onEvict("chains"))
-		c.tokenCache, _ = lru.NewWithEvict[[32]byte, cachedToken](f.Cache.Tokens, b.onEvictToken())
+		c.chainCache, _ = lru.NewWithEvict(f.Cache.Chains, onEvict[chainKey, time.Time](b, "chains"))
+		c.tokenCache, _ = lru.NewWithEvict(f.Cache.Tokens, onEvict[[32]byte, cachedToken](b, "tokens"))
 		c.interned, _ = lru.New[[32]byte, *x509.Certificate](internedIntermediates)
 	}
 	c.onCache = b.opt.OnCache
@@ -610,7 +600,6 @@ func (b *builder) compile(f *fileConfig) *Config {
 		b.errf("jwks_fetch", "durations must be positive")
 	}
 
-	pkiClients := false
 	for i := range f.Clients {
 		cl := b.client(fmt.Sprintf("clients[%d]", i), &f.Clients[i], c)
 		if cl == nil {
@@ -622,9 +611,8 @@ func (b *builder) compile(f *fileConfig) *Config {
 		}
 		c.byID[cl.ID] = cl
 		c.clients = append(c.clients, cl)
-		pkiClients = pkiClients || cl.Method == MethodPKI
 	}
-	if pkiClients && len(f.TrustAnchors) == 0 {
+	if len(f.TrustAnchors) == 0 {
 		for _, cl := range c.clients {
 			if cl.Method == MethodPKI && cl.roots == nil {
 				b.errf("trust_anchors", "client %q uses tls_client_auth without its own trust_anchors, and no global trust_anchors are set", cl.ID)
