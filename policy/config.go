@@ -454,6 +454,24 @@ func (b *builder) readFile(path, name string) ([]byte, bool) {
 	return data, true
 }
 
+// readAnchors reads trust anchor files (path is their key) into pool and returns the anchors;
+// a certificate that is not a CA is an error.
+func (b *builder) readAnchors(path string, names []string, pool *x509.CertPool) []*x509.Certificate {
+	var anchors []*x509.Certificate
+	for i, name := range names {
+		at := fmt.Sprintf("%s[%d]", path, i)
+		for _, cert := range b.readCerts(at, name) {
+			if !cert.IsCA {
+				b.errf(at, "%s: %q is not a CA certificate", name, cert.Subject)
+				continue
+			}
+			pool.AddCert(cert)
+			anchors = append(anchors, cert)
+		}
+	}
+	return anchors
+}
+
 // readCerts reads a PEM file of one or more certificates; anything but CERTIFICATE blocks is an
 // error (a private key in a trust anchor file is a mistake worth stopping for).
 func (b *builder) readCerts(path, name string) []*x509.Certificate {
@@ -502,16 +520,7 @@ func (b *builder) compile(f *fileConfig) *Config {
 		byID:          map[string]*Client{},
 		crlExpired:    CRLExpiredAction(f.CRLExpired),
 	}
-	for i, name := range f.TrustAnchors {
-		for _, cert := range b.readCerts(fmt.Sprintf("trust_anchors[%d]", i), name) {
-			if !cert.IsCA {
-				b.errf(fmt.Sprintf("trust_anchors[%d]", i), "%s: %q is not a CA certificate", name, cert.Subject)
-				continue
-			}
-			c.roots.AddCert(cert)
-			c.anchors = append(c.anchors, cert)
-		}
-	}
+	c.anchors = b.readAnchors("trust_anchors", f.TrustAnchors, c.roots)
 	for i, name := range f.Intermediates {
 		for _, cert := range b.readCerts(fmt.Sprintf("intermediates[%d]", i), name) {
 			c.intermediates.AddCert(cert)
@@ -716,15 +725,7 @@ func (b *builder) client(path string, fc *fileClient, c *Config) *Client {
 		}
 		if len(fc.TrustAnchors) > 0 {
 			cl.roots = x509.NewCertPool()
-			for i, name := range fc.TrustAnchors {
-				for _, cert := range b.readCerts(fmt.Sprintf("%s.trust_anchors[%d]", path, i), name) {
-					if !cert.IsCA {
-						b.errf(fmt.Sprintf("%s.trust_anchors[%d]", path, i), "%s: %q is not a CA certificate", name, cert.Subject)
-						continue
-					}
-					cl.roots.AddCert(cert)
-				}
-			}
+			b.readAnchors(path+".trust_anchors", fc.TrustAnchors, cl.roots)
 		}
 	case string(MethodSelfSigned):
 		if fc.RevocationFailure != "" {
