@@ -88,7 +88,18 @@ func Summarize(b *bootstrapv3.Bootstrap) (Summary, error) {
 	if f.disabled {
 		return s, unsupported(fmt.Sprintf("%s.http_filters[%d].disabled", site.path, f.index), "ext_authz disabled by default")
 	}
+	// The stand-in always terminates mutual TLS: a listener that does not require a client
+	// certificate against a trusted_ca would be simulated stricter than Envoy runs it.
+	if site.tls == nil {
+		return s, unsupported(site.chainPath, "no DownstreamTlsContext")
+	}
+	if !site.tls.GetRequireClientCertificate().GetValue() {
+		return s, unsupported(site.tlsPath+".require_client_certificate", "not true")
+	}
 	vc := validationContext(site.tls.GetCommonTlsContext())
+	if vc.GetTrustedCa() == nil {
+		return s, unsupported(site.tlsPath+".common_tls_context.validation_context.trusted_ca", "missing")
+	}
 	s.AcceptUntrusted = vc.GetTrustChainVerification() == tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
 
 	hcm := site.hcm

@@ -135,6 +135,20 @@ func TestSummarizeUnsupported(t *testing.T) {
 			},
 			path: hcmPath + ".http_filters[0].disabled",
 		},
+		{
+			name: "client certificate not required",
+			mutate: func(t *testing.T, b *bootstrapv3.Bootstrap) {
+				editTLS(t, b, func(tc *tlsv3.DownstreamTlsContext) { tc.RequireClientCertificate = nil })
+			},
+			path: tlsPath + ".require_client_certificate",
+		},
+		{
+			name: "no trusted_ca",
+			mutate: func(t *testing.T, b *bootstrapv3.Bootstrap) {
+				editTLS(t, b, func(tc *tlsv3.DownstreamTlsContext) { tc.GetCommonTlsContext().GetValidationContext().TrustedCa = nil })
+			},
+			path: tlsPath + ".common_tls_context.validation_context.trusted_ca",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,4 +191,16 @@ func TestSelfSignedConfigDiffersOnlyInListener(t *testing.T) {
 	if string(got) != string(want) {
 		t.Errorf("%s and %s differ beyond the listener's name, port and trust_chain_verification", selfSignedConfig, mainConfig)
 	}
+}
+
+// editTLS edits the listener's DownstreamTlsContext.
+func editTLS(t *testing.T, b *bootstrapv3.Bootstrap, edit func(*tlsv3.DownstreamTlsContext)) {
+	t.Helper()
+	ts := b.GetStaticResources().GetListeners()[0].GetFilterChains()[0].GetTransportSocket()
+	tc := &tlsv3.DownstreamTlsContext{}
+	if err := ts.GetTypedConfig().UnmarshalTo(tc); err != nil {
+		t.Fatal(err)
+	}
+	edit(tc)
+	ts.ConfigType = &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(t, tc)}
 }
