@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -91,7 +92,7 @@ func TestServeHealthAndReadiness(t *testing.T) {
 	c := newCLI(t)
 	c.write(t, "live.yaml", []byte("clients: [\n")) // broken: certbind starts but is not ready
 	grpcAddr, admin := freeAddr(t), freeAddr(t)
-	r := startServe(t, "--config", c.path("live.yaml"), "--grpc-addr", grpcAddr, "--admin-addr", admin, "--wait-for-config")
+	startServe(t, "--config", c.path("live.yaml"), "--grpc-addr", grpcAddr, "--admin-addr", admin, "--wait-for-config")
 	waitHTTP(t, "http://"+admin+"/healthz", 200).Body.Close()
 	waitHTTP(t, "http://"+admin+"/readyz", 503).Body.Close()
 
@@ -110,14 +111,13 @@ func TestServeHealthAndReadiness(t *testing.T) {
 		t.Fatal("Check answered without a configuration")
 	}
 
-	data, _ := readFile(c.path("certbind.yaml"))
+	data, _ := os.ReadFile(c.path("certbind.yaml"))
 	c.write(t, "live.yaml", data)
 	waitHTTP(t, "http://"+admin+"/readyz", 200).Body.Close()
 	st, err = hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: authv3.Authorization_ServiceDesc.ServiceName})
 	if err != nil || st.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health after config: %v %v", st, err)
 	}
-	_ = r
 }
 
 func TestServeMetricsMove(t *testing.T) {
@@ -255,7 +255,7 @@ func TestServeDrainsInFlightChecks(t *testing.T) {
 		fmt.Fprint(w, `{"active":true}`)
 	}))
 	defer slow.Close()
-	data, _ := readFile(c.path("certbind.yaml"))
+	data, _ := os.ReadFile(c.path("certbind.yaml"))
 	c.write(t, "slow.yaml", append(data, []byte("tokens:\n  introspection: {endpoint: "+slow.URL+", client_id: c, client_secret: s, timeout: 2s}\n  issuers: []\n")...))
 	grpcAddr := freeAddr(t)
 	r := startServe(t, "--config", c.path("slow.yaml"), "--grpc-addr", grpcAddr, "--drain-timeout", "5s")

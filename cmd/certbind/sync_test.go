@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"sync"
 )
 
@@ -16,8 +15,6 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
-
-func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
 
 func (s *syncBuffer) String() string {
 	s.mu.Lock()

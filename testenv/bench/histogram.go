@@ -13,7 +13,6 @@ import (
 type Histogram struct {
 	counts [histBuckets]uint64
 	n      uint64
-	sum    uint64
 	min    uint64
 	max    uint64
 }
@@ -56,7 +55,6 @@ func (h *Histogram) Record(d time.Duration) {
 		h.max = v
 	}
 	h.n++
-	h.sum += v
 }
 
 // Merge adds o's values to h.
@@ -72,7 +70,6 @@ func (h *Histogram) Merge(o *Histogram) {
 	}
 	h.max = max(h.max, o.max)
 	h.n += o.n
-	h.sum += o.sum
 }
 
 // Count returns the number of recorded values.
@@ -83,14 +80,6 @@ func (h *Histogram) Max() time.Duration { return time.Duration(h.max) }
 
 // Min returns the smallest recorded value, exactly.
 func (h *Histogram) Min() time.Duration { return time.Duration(h.min) }
-
-// Mean returns the arithmetic mean, exactly.
-func (h *Histogram) Mean() time.Duration {
-	if h.n == 0 {
-		return 0
-	}
-	return time.Duration(h.sum / h.n)
-}
 
 // Quantile returns the q-quantile (0 < q <= 1) by the nearest-rank method: the value below
 // which ceil(q*n) of the n recorded values lie, to within the bucket resolution and clamped to

@@ -29,9 +29,6 @@ func TestHistogramKnownData(t *testing.T) {
 	if h.Count() != 10000 || h.Max() != 10*time.Millisecond || h.Min() != time.Microsecond || h.Quantile(1) != h.Max() {
 		t.Errorf("count %d max %v min %v q1 %v", h.Count(), h.Max(), h.Min(), h.Quantile(1))
 	}
-	if want := 5000500 * time.Nanosecond; h.Mean() != want {
-		t.Errorf("Mean = %v, want %v", h.Mean(), want)
-	}
 }
 
 func TestHistogramRandomAgainstSort(t *testing.T) {
@@ -84,7 +81,7 @@ func TestHistogramBuckets(t *testing.T) {
 		}
 	}
 	var h Histogram
-	if h.Quantile(0.5) != 0 || h.Mean() != 0 {
+	if h.Quantile(0.5) != 0 || h.Max() != 0 {
 		t.Error("empty histogram reports values")
 	}
 	h.Record(-time.Second)
