@@ -113,7 +113,9 @@ func TestValidateCommand(t *testing.T) {
 	}
 }
 
-func TestServeAnswersAndDrains(t *testing.T) {
+// TestServeAnswersAndStops: serve answers a Check and returns once its context ends (draining
+// checks in flight is TestServeDrainsInFlightChecks).
+func TestServeAnswersAndStops(t *testing.T) {
 	c := newCLI(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
