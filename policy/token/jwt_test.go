@@ -358,6 +358,29 @@ func TestVerify(t *testing.T) {
 		{"empty audience array", es.mint(t, claims(map[string]any{"aud": []string{}}), nil), nil, KindAudience, nil},
 		{"audience prefix", es.mint(t, claims(map[string]any{"aud": testAudience + "/v1"}), nil), nil, KindAudience, nil},
 	}
+	// Where go-jose would refuse the token too, the kind alone cannot show that certbind's own
+	// check caught it first: these rows also name the message.
+	wantMsg := map[string]string{
+		"too large":                       "token larger than",
+		"duplicate iss":                   `duplicate member "iss"`,
+		"duplicate member inside cnf":     `duplicate member "x5t#S256"`,
+		"duplicate alg in header":         `header: duplicate member "alg"`,
+		"duplicate typ in header":         `header: duplicate member "typ"`,
+		"alg missing":                     "header alg missing or not a string",
+		"alg not a string":                "header alg missing or not a string",
+		"unsupported crit header":         "no critical extension is supported",
+		"HS256 keyed with the public key": `alg "HS256" is not allowed`,
+		"alg none":                        `alg "none" is not allowed`,
+	}
+	seen := 0
+	for _, tt := range tests {
+		if _, ok := wantMsg[tt.name]; ok {
+			seen++
+		}
+	}
+	if seen != len(wantMsg) {
+		t.Fatalf("wantMsg names %d rows, the table has %d of them", len(wantMsg), seen)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			is := issuer()
@@ -385,6 +408,9 @@ func TestVerify(t *testing.T) {
 			}
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Errorf("error %v is not %v", err, tt.is)
+			}
+			if m, ok := wantMsg[tt.name]; ok && !strings.Contains(err.Error(), m) {
+				t.Errorf("error %q does not say %q", err, m)
 			}
 		})
 	}
