@@ -55,8 +55,8 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	den := Denial(d, rs)
-	for k, v := range den.Headers {
-		w.Header().Set(k, v)
+	for _, h := range den.Headers {
+		w.Header().Set(h.Name, h.Value)
 	}
 	// For proxies that keep the auth response's headers but not its body (nginx auth_request):
 	// the reason, the OAuth error and its description, to rebuild the body from.

@@ -100,7 +100,7 @@ var reasonTable = map[policy.Reason]mapping{
 // HTTPDenial is a rendered deny: what the client receives.
 type HTTPDenial struct {
 	Status  int
-	Headers map[string]string
+	Headers []Header // in the order sent
 	Body    string
 	// OAuthError and Description are what Body says ("" for a bare Bearer challenge).
 	OAuthError, Description string
@@ -119,28 +119,30 @@ func lookup(r policy.Reason) mapping {
 func Denial(d policy.Decision, rs policy.Response) HTTPDenial {
 	m := lookup(d.Reason)
 	status, oauthErr := http.StatusForbidden, "access_denied"
-	h := map[string]string{"cache-control": "no-store"}
+	h := make([]Header, 1, 3)
+	h[0] = Header{"cache-control", "no-store"}
+	wwwAuthenticate := func(v string) { h = append(h, Header{"www-authenticate", v}) }
 	switch {
 	case m.kind == kindBadRequest:
 		status, oauthErr = http.StatusBadRequest, "invalid_request"
 		if d.Mode == policy.ModeBoundToken {
-			h["www-authenticate"] = challenge(rs.Realm, "invalid_request", d.Reason.Description(), nil)
+			wwwAuthenticate(challenge(rs.Realm, "invalid_request", d.Reason.Description(), nil))
 		}
 	case m.kind == kindForbidden:
 	case d.Mode == policy.ModeBoundToken:
 		switch m.kind {
 		case kindTokenMissing:
 			// RFC 6750 section 3.1: no error code when the request has no token at all.
-			h["www-authenticate"] = challenge(rs.Realm, "", "", nil)
+			wwwAuthenticate(challenge(rs.Realm, "", "", nil))
 			return HTTPDenial{Status: http.StatusUnauthorized, Headers: h}
 		case kindScope:
 			status, oauthErr = http.StatusForbidden, "insufficient_scope"
-			h["www-authenticate"] = challenge(rs.Realm, oauthErr, d.Reason.Description(), d.RequiredScopes)
+			wwwAuthenticate(challenge(rs.Realm, oauthErr, d.Reason.Description(), d.RequiredScopes))
 		case kindUnavailable:
 			status, oauthErr = http.StatusServiceUnavailable, "temporarily_unavailable"
 		default:
 			status, oauthErr = http.StatusUnauthorized, "invalid_token"
-			h["www-authenticate"] = challenge(rs.Realm, oauthErr, d.Reason.Description(), nil)
+			wwwAuthenticate(challenge(rs.Realm, oauthErr, d.Reason.Description(), nil))
 		}
 	case d.Mode == policy.ModeClientAuth && m.kind == kindUnauthorized:
 		status, oauthErr = http.StatusUnauthorized, "invalid_client"
@@ -149,7 +151,7 @@ func Denial(d policy.Decision, rs policy.Response) HTTPDenial {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}{oauthErr, d.Reason.Description()})
-	h["content-type"] = "application/json"
+	h = append(h, Header{"content-type", "application/json"})
 	return HTTPDenial{Status: status, Headers: h, Body: string(body), OAuthError: oauthErr, Description: d.Reason.Description()}
 }
 
@@ -244,10 +246,9 @@ func Render(d policy.Decision, rs policy.Response) *authv3.CheckResponse {
 		Status: &typev3.HttpStatus{Code: typev3.StatusCode(den.Status)},
 		Body:   den.Body,
 	}
-	for _, h := range []string{"content-type", "cache-control", "www-authenticate"} {
-		if v, ok := den.Headers[h]; ok {
-			resp.Headers = append(resp.Headers, overwrite(h, v))
-		}
+	resp.Headers = make([]*corev3.HeaderValueOption, len(den.Headers))
+	for i, h := range den.Headers {
+		resp.Headers[i] = overwrite(h.Name, h.Value)
 	}
 	return &authv3.CheckResponse{
 		Status:          &rpcstatus.Status{Code: int32(m.code), Message: string(d.Reason)},
