@@ -13,6 +13,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
 )
 
 // IntrospectorConfig configures RFC 7662 introspection.
@@ -40,6 +41,7 @@ type IntrospectorConfig struct {
 type Introspector struct {
 	cfg   IntrospectorConfig
 	cache *lru.Cache[[32]byte, cached] // entries carry their expiry
+	calls singleflight.Group           // one endpoint call per token at a time
 }
 
 type cached struct {
@@ -74,19 +76,35 @@ func (in *Introspector) Introspect(ctx context.Context, raw string, now time.Tim
 	if e, ok := in.cache.Get(key); ok && now.Before(e.until) {
 		return in.result(e.claims, now)
 	}
-	c, err := in.call(ctx, raw)
-	if in.cfg.OnCall != nil {
-		in.cfg.OnCall(err)
+	// Requests carrying the same uncached token share one call. It runs detached from any one
+	// caller (bounded by Timeout), so a caller that gives up does not fail the others.
+	ch := in.calls.DoChan(string(key[:]), func() (any, error) {
+		if e, ok := in.cache.Get(key); ok && now.Before(e.until) { // a call that just ended
+			return e.claims, nil
+		}
+		c, err := in.call(context.WithoutCancel(ctx), raw)
+		if in.cfg.OnCall != nil {
+			in.cfg.OnCall(err)
+		}
+		if err != nil {
+			return nil, err // never cached
+		}
+		until := now.Add(in.cfg.CacheTTL)
+		if c != nil && !c.Expiry.IsZero() && c.Expiry.Before(until) {
+			until = c.Expiry
+		}
+		in.cache.Add(key, cached{claims: c, until: until})
+		return c, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return in.result(res.Val.(*Claims), now)
+	case <-ctx.Done():
+		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("introspection: %w", ctx.Err())}
 	}
-	if err != nil {
-		return nil, err
-	}
-	until := now.Add(in.cfg.CacheTTL)
-	if c != nil && !c.Expiry.IsZero() && c.Expiry.Before(until) {
-		until = c.Expiry
-	}
-	in.cache.Add(key, cached{claims: c, until: until})
-	return in.result(c, now)
 }
 
 func (in *Introspector) result(c *Claims, now time.Time) (*Claims, error) {

@@ -422,3 +422,35 @@ func TestIntrospectBadEndpoint(t *testing.T) {
 		t.Errorf("error %v, want %q", err, KindUnavailable)
 	}
 }
+
+// TestIntrospectSharedCall: concurrent requests with the same uncached token make one call, and
+// all get its answer.
+func TestIntrospectSharedCall(t *testing.T) {
+	srv := newIntrospection(t)
+	srv.answer("tok", activeAnswer(""))
+	release := make(chan struct{})
+	srv.mu.Lock()
+	srv.release = release
+	srv.mu.Unlock()
+	in := NewIntrospector(IntrospectorConfig{Endpoint: srv.URL, Timeout: 10 * time.Second})
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := in.Introspect(t.Context(), "tok", t0)
+			errs <- err
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); srv.calls.Load() == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	}
+	time.Sleep(50 * time.Millisecond) // the other callers join the call in flight
+	close(release)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := srv.calls.Load(); got != 1 {
+		t.Errorf("%d endpoint calls for %d concurrent requests of one token, want 1", got, n)
+	}
+}
