@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,7 +15,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +27,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/certbind/certbind/extauthz"
+	"github.com/certbind/certbind/extauthz/listener"
 	"github.com/certbind/certbind/extauthz/metrics"
 	"github.com/certbind/certbind/policy"
 	"github.com/certbind/certbind/policy/reload"
@@ -399,140 +397,10 @@ func listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-// serverTLS builds the listeners' TLS configuration. The certificate, key and client CA files
-// are re-read when they change (checked at most every tlsRecheck, on a handshake), so rotating
-// them needs no restart; a broken new file keeps the old material and is logged.
+// serverTLS builds the listeners' TLS configuration from the flags (extauthz/listener).
 func serverTLS(f serveFlags, log logrus.FieldLogger) (*tls.Config, error) {
-	rt := &reloadingTLS{f: f, log: log}
-	// The stamp first: a file rewritten during build then differs from it, and is reloaded.
-	rt.stamp = rt.fileStamp()
-	cur, err := rt.build()
-	if err != nil {
-		return nil, err
-	}
-	rt.cur.Store(cur)
-	rt.checked = time.Now()
-	// The returned config only dispatches: every handshake gets the current one.
-	return &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: rt.forClient,
-		// ALPN and certificates for callers (grpc-go, net/http) that inspect the outer config.
-		Certificates: cur.Certificates, NextProtos: []string{"h2", "http/1.1"}}, nil
+	return listener.ServerTLS(listener.Config{Cert: f.tlsCert, Key: f.tlsKey, ClientCA: f.tlsClientCA,
+		AllowedCallers: f.allowedCallers, Recheck: tlsRecheck, Log: log})
 }
 
 var tlsRecheck = 10 * time.Second // a variable for tests
-
-type reloadingTLS struct {
-	f       serveFlags
-	log     logrus.FieldLogger
-	cur     atomic.Pointer[tls.Config]
-	mu      sync.Mutex
-	checked time.Time
-	stamp   [32]byte
-}
-
-func (rt *reloadingTLS) forClient(*tls.ClientHelloInfo) (*tls.Config, error) {
-	rt.mu.Lock()
-	if time.Since(rt.checked) >= tlsRecheck {
-		rt.checked = time.Now()
-		if st := rt.fileStamp(); st != rt.stamp {
-			if next, err := rt.build(); err != nil {
-				if rt.log != nil {
-					rt.log.WithError(err).Error("TLS files changed but do not load; keeping the previous certificate")
-				}
-			} else {
-				rt.cur.Store(next)
-				rt.stamp = st
-				if rt.log != nil {
-					rt.log.Info("TLS certificate reloaded")
-				}
-			}
-		}
-	}
-	rt.mu.Unlock()
-	return rt.cur.Load(), nil
-}
-
-// fileStamp is a digest of the files' contents: a rewrite of the same size within one
-// modification-time tick still changes it. The files are small and read at most every
-// tlsRecheck.
-func (rt *reloadingTLS) fileStamp() [32]byte {
-	h := sha256.New()
-	for _, p := range []string{rt.f.tlsCert, rt.f.tlsKey, rt.f.tlsClientCA} {
-		if p == "" {
-			continue
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			data = []byte("unreadable: " + err.Error())
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", p, len(data))
-		h.Write(data)
-	}
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
-}
-
-func (rt *reloadingTLS) build() (*tls.Config, error) {
-	f := rt.f
-	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
-	if f.tlsClientCA == "" {
-		return tc, nil
-	}
-	pem, err := os.ReadFile(f.tlsClientCA)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-client-ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--tls-client-ca: %s holds no PEM certificate", f.tlsClientCA)
-	}
-	tc.ClientCAs = pool
-	tc.ClientAuth = tls.RequireAndVerifyClientCert
-	if f.allowedCallers != "" {
-		allowed := parseCallers(f.allowedCallers)
-		tc.VerifyConnection = allowed.verify
-	}
-	return tc, nil
-}
-
-// callers is the --allowed-callers list: URI SANs, compared exactly (a SPIFFE ID's path is
-// case-sensitive), and DNS SANs, compared without regard to case. An entry with "://" is a URI.
-type callers struct{ uris, dns map[string]bool }
-
-func parseCallers(list string) callers {
-	c := callers{uris: map[string]bool{}, dns: map[string]bool{}}
-	for _, id := range strings.Split(list, ",") {
-		switch id = strings.TrimSpace(id); {
-		case id == "":
-		case strings.Contains(id, "://"):
-			c.uris[id] = true
-		default:
-			c.dns[strings.ToLower(id)] = true
-		}
-	}
-	return c
-}
-
-// verify admits a TLS peer whose verified leaf carries an allowed URI or DNS SAN: a caller that
-// is not Envoy is refused during the handshake, before any decision.
-func (c callers) verify(cs tls.ConnectionState) error {
-	if len(cs.PeerCertificates) == 0 {
-		return errors.New("certbind: caller presented no certificate")
-	}
-	leaf := cs.PeerCertificates[0]
-	for _, u := range leaf.URIs {
-		if c.uris[u.String()] {
-			return nil
-		}
-	}
-	for _, d := range leaf.DNSNames {
-		if c.dns[strings.ToLower(d)] {
-			return nil
-		}
-	}
-	return fmt.Errorf("certbind: caller %q is not in --allowed-callers", leaf.Subject)
-}

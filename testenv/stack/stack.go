@@ -11,7 +11,6 @@ package stack
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/certbind/certbind/envoy"
 	"github.com/certbind/certbind/extauthz"
+	"github.com/certbind/certbind/extauthz/listener"
 	"github.com/certbind/certbind/policy"
 	"github.com/certbind/certbind/testenv/demoapp"
 	"github.com/certbind/certbind/testenv/envoysim"
@@ -235,21 +235,12 @@ type certbindServer struct {
 }
 
 func startCertbind(s *Stack, log logrus.FieldLogger) (*certbindServer, error) {
-	cert, err := tls.LoadX509KeyPair(s.file(testbed.FileCertbindCert), s.file(testbed.FileCertbindKey))
+	// The listener code certbind serve runs: mutual TLS, and only Envoy's certificate may ask.
+	tc, err := listener.ServerTLS(listener.Config{Cert: s.file(testbed.FileCertbindCert), Key: s.file(testbed.FileCertbindKey),
+		ClientCA: s.file(testbed.FileCA), AllowedCallers: testbed.EnvoySPIFFEID, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: s.roots, ClientAuth: tls.RequireAndVerifyClientCert,
-		MinVersion: tls.VersionTLS12,
-		// Only Envoy's client certificate may ask.
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			for _, u := range cs.PeerCertificates[0].URIs {
-				if u.String() == testbed.EnvoySPIFFEID {
-					return nil
-				}
-			}
-			return errors.New("caller is not envoy")
-		}}
 	c := &certbindServer{addr: "127.0.0.1:0", tc: tc, srv: extauthz.New(extauthz.Config{Engine: s.Engine, Logger: log})}
 	if err := c.restart(); err != nil {
 		return nil, err
