@@ -207,13 +207,18 @@ func normalPath(p string) error {
 	if p == "" || p[0] != '/' {
 		return fmt.Errorf("path %q does not start with '/'", p)
 	}
-	for _, seg := range strings.Split(p[1:], "/") {
-		if seg == "." || seg == ".." {
+	for rest := p[1:]; ; {
+		seg, next, more := strings.Cut(rest, "/")
+		switch {
+		case seg == "." || seg == "..":
 			return fmt.Errorf("path %q has a dot segment", p)
+		case seg == "" && more:
+			return fmt.Errorf("path %q has an empty segment", p)
 		}
-	}
-	if strings.Contains(p, "//") {
-		return fmt.Errorf("path %q has an empty segment", p)
+		if !more {
+			break
+		}
+		rest = next
 	}
 	for i := 0; i < len(p); i++ {
 		switch p[i] {
