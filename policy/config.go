@@ -762,17 +762,9 @@ func (b *builder) client(path string, fc *fileClient, c *Config) *Client {
 
 func (b *builder) jwksSource(path string, fc *fileClient, c *Config) jwks.Source {
 	if fc.JWKSURI != "" {
-		if !isHTTPURL(fc.JWKSURI) {
-			b.errf(path+".jwks_uri", "%q is not an http(s) URL", fc.JWKSURI)
-			return nil
-		}
-		return jwks.NewRemote(fc.JWKSURI, b.remoteOptions(c, fc.JWKSURI))
+		return b.remoteKeys(path, fc.JWKSURI, fc.JWKSURI, c)
 	}
-	data, where, ok := b.inlineOrFile(path, fc.JWKS, fc.JWKSFile)
-	if !ok {
-		return nil
-	}
-	set, ok := b.parseJWKS(where, data)
+	set, where, ok := b.staticKeys(path, fc.JWKS, fc.JWKSFile)
 	if !ok {
 		return nil
 	}
@@ -787,19 +779,34 @@ func (b *builder) jwksSource(path string, fc *fileClient, c *Config) jwks.Source
 	return jwks.NewStatic(set)
 }
 
-// parseJWKS parses a key set written in the configuration (inline or a file). Unlike a fetched
-// set, one the operator wrote is held to every key: a key of a type certbind skips is an error
-// here, for it can only be a mistake.
-func (b *builder) parseJWKS(where string, data []byte) (*jwks.Set, bool) {
+// remoteKeys is the key source of a jwks_uri (label names it in fetch reports); nil when the
+// URI is not http(s).
+func (b *builder) remoteKeys(path, uri, label string, c *Config) jwks.Source {
+	if !isHTTPURL(uri) {
+		b.errf(path+".jwks_uri", "%q is not an http(s) URL", uri)
+		return nil
+	}
+	return jwks.NewRemote(uri, b.remoteOptions(c, label))
+}
+
+// staticKeys parses a key set written in the configuration, inline (jwks) or in a file
+// (jwks_file), and returns it with the key path errors about its keys should name. Unlike a
+// fetched set, one the operator wrote is held to every key: a key of a type certbind skips is
+// an error here, for it can only be a mistake.
+func (b *builder) staticKeys(path string, inline yaml.Node, file string) (*jwks.Set, string, bool) {
+	data, where, ok := b.inlineOrFile(path, inline, file)
+	if !ok {
+		return nil, "", false
+	}
 	set, err := jwks.Parse(data)
 	if err != nil {
 		b.errf(where, "%v", err)
-		return nil, false
+		return nil, "", false
 	}
 	for _, s := range set.Skipped() {
 		b.errf(where, "%s", s)
 	}
-	return set, len(set.Skipped()) == 0
+	return set, where, len(set.Skipped()) == 0
 }
 
 func newMatcher(field, value string) (matcher, error) {

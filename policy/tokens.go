@@ -222,22 +222,15 @@ func (b *builder) issuer(path string, fi *fileIssuer, c *Config) *token.Issuer {
 		b.errf(path, "needs exactly one of jwks, jwks_file, jwks_uri, discovery; found %d", sources)
 		return nil
 	}
-	opts := b.remoteOptions(c, fi.Issuer)
 	switch {
 	case fi.Discovery:
-		is.Keys = token.NewDiscoveredKeys(fi.Issuer, opts)
+		is.Keys = token.NewDiscoveredKeys(fi.Issuer, b.remoteOptions(c, fi.Issuer))
 	case fi.JWKSURI != "":
-		if !isHTTPURL(fi.JWKSURI) {
-			b.errf(path+".jwks_uri", "%q is not an http(s) URL", fi.JWKSURI)
+		if is.Keys = b.remoteKeys(path, fi.JWKSURI, fi.Issuer, c); is.Keys == nil {
 			return nil
 		}
-		is.Keys = jwks.NewRemote(fi.JWKSURI, opts)
 	default:
-		data, where, ok := b.inlineOrFile(path, fi.JWKS, fi.JWKSFile)
-		if !ok {
-			return nil
-		}
-		set, ok := b.parseJWKS(where, data)
+		set, _, ok := b.staticKeys(path, fi.JWKS, fi.JWKSFile)
 		if !ok {
 			return nil
 		}
