@@ -328,9 +328,6 @@ func TestThumbprint(t *testing.T) {
 			t.Errorf("MatchesX5tS256(%q) = %v, want %v", claim, got, want)
 		}
 	}
-	if !strings.HasPrefix(tp.String(), "EUBl") {
-		t.Fatal("unreachable")
-	}
 }
 
 func TestCertificateErrorAfterMode(t *testing.T) {

@@ -2,8 +2,6 @@ package policy_test
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/certbind/certbind/policy"
@@ -48,5 +46,4 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
-	_ = os.Remove(filepath.Join(w.dir, "never"))
 }
