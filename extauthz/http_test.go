@@ -195,6 +195,10 @@ func TestHTTPAuthzCertificateSources(t *testing.T) {
 			map[string]string{"client-cert": seq(f.billing.DER()), "client-cert-chain": seq(f.inter.DER())}, 200, policy.ReasonOK},
 		{"single: the genuine element", "",
 			map[string]string{"x-forwarded-client-cert": envoyXFCC(f.billing)}, 200, policy.ReasonOK},
+		{"XFCC by a proxy not in trusted_proxies", "xfcc: {trusted_proxies: [spiffe://example.org/other-proxy]}\n",
+			map[string]string{"x-forwarded-client-cert": envoyXFCC(f.billing)}, 401, policy.ReasonXFCCUntrusted},
+		{"rfc9440 chain longer than max_chain_length", "xfcc: {max_chain_length: 2}\nhttp_authz: {certificate_format: rfc9440}\n",
+			map[string]string{"client-cert": seq(f.billing.DER()), "client-cert-chain": seq(f.inter.DER()) + ", " + seq(f.inter.DER())}, 401, policy.ReasonChainTooLong},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := f.httpServer(t, baseConfig+tc.yaml)
