@@ -35,8 +35,9 @@ type DiscoveredKeys struct {
 	remote  *jwks.Remote
 	tried   time.Time // last discovery attempt before the first success
 	lastErr error
-	next    time.Time // once discovered: when to fetch the metadata again
-	running bool      // a background rediscovery is running
+	next    time.Time     // once discovered: when to fetch the metadata again
+	running bool          // a background rediscovery is running
+	first   chan struct{} // closed when the running first discovery ends; nil when none runs
 
 	rediscovered func() // test hook: called when a background rediscovery has ended
 }
@@ -66,32 +67,58 @@ func (d *DiscoveredKeys) Refresh(ctx context.Context) (*jwks.Set, error) {
 
 func (d *DiscoveredKeys) resolve(ctx context.Context) (*jwks.Remote, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.remote != nil {
 		if !d.running && !d.opts.Now().Before(d.next) {
 			d.running = true
 			go d.rediscover()
 		}
-		return d.remote, nil
+		r := d.remote
+		d.mu.Unlock()
+		return r, nil
 	}
-	if !d.tried.IsZero() && d.opts.Now().Sub(d.tried) < d.opts.MinInterval {
-		return nil, fmt.Errorf("discovery for %q failed recently: %w", d.issuer, d.lastErr)
+	if d.first == nil {
+		if !d.tried.IsZero() && d.opts.Now().Sub(d.tried) < d.opts.MinInterval {
+			err := d.lastErr
+			d.mu.Unlock()
+			return nil, fmt.Errorf("discovery for %q failed recently: %w", d.issuer, err)
+		}
+		d.tried = d.opts.Now()
+		d.first = make(chan struct{})
+		go d.discoverFirst(d.first)
 	}
-	d.tried = d.opts.Now()
-	// Detached from the caller: a request that gives up (Envoy's timeout, a client gone) must
-	// not record a failure that refuses the issuer's tokens for MinInterval. Each metadata
-	// request is bounded by Timeout.
-	uri, err := d.discover(context.WithoutCancel(ctx))
+	done := d.first
+	d.mu.Unlock()
+	// Each caller waits as long as its own context allows; the discovery itself runs detached
+	// (bounded by Timeout per request), so a caller that gives up fails nobody else.
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("discovery for %q: %w", d.issuer, ctx.Err())
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.remote == nil {
+		return nil, d.lastErr
+	}
+	return d.remote, nil
+}
+
+// discoverFirst runs the first discovery (and each retry until one succeeds) and closes done.
+func (d *DiscoveredKeys) discoverFirst(done chan struct{}) {
+	uri, err := d.discover(context.Background())
 	if d.opts.OnFetch != nil {
 		d.opts.OnFetch(err)
 	}
+	d.mu.Lock()
 	if err != nil {
 		d.lastErr = err
-		return nil, err
+	} else {
+		d.remote = jwks.NewRemote(uri, d.opts)
+		d.next = d.opts.Now().Add(MetadataRefreshInterval)
 	}
-	d.remote = jwks.NewRemote(uri, d.opts)
-	d.next = d.opts.Now().Add(MetadataRefreshInterval)
-	return d.remote, nil
+	d.first = nil
+	d.mu.Unlock()
+	close(done)
 }
 
 // rediscover fetches the metadata again and, when its jwks_uri changed, moves to the new one
