@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/certbind/certbind/cmd/internal/exit"
 	"io"
 	"net/url"
 	"os"
@@ -32,7 +33,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *config == "" {
-		return usageError("check: --config is required")
+		return exit.Usage("check: --config is required")
 	}
 	cfg, err := loadConfig(*config, nil)
 	if err != nil {
@@ -42,12 +43,12 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *certFile != "" {
 		certs, err := readPEMCerts(*certFile)
 		if err != nil {
-			return usageError("check: --cert: %v", err)
+			return exit.Usage("check: --cert: %v", err)
 		}
 		if *chainFile != "" {
 			more, err := readPEMCerts(*chainFile)
 			if err != nil {
-				return usageError("check: --chain: %v", err)
+				return exit.Usage("check: --chain: %v", err)
 			}
 			certs = append(certs, more...)
 		}
@@ -57,16 +58,16 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		presented, err = policy.ParsePresented(certs[0].Raw, inter)
 		if err != nil {
-			return usageError("check: --cert: %v", err)
+			return exit.Usage("check: --cert: %v", err)
 		}
 	}
 	if *tokFile != "" {
 		if *tok != "" {
-			return usageError("check: --token and --token-file are exclusive")
+			return exit.Usage("check: --token and --token-file are exclusive")
 		}
 		b, err := os.ReadFile(*tokFile)
 		if err != nil {
-			return usageError("check: --token-file: %v", err)
+			return exit.Usage("check: --token-file: %v", err)
 		}
 		*tok = strings.TrimSpace(string(b))
 	}
@@ -95,7 +96,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  client %s is registered with %s %s\n", cl.ID, cl.Method, cl.Binding())
 	}
 	if !d.Allow {
-		return &exitError{code: 1}
+		return &exit.Error{Code: 1}
 	}
 	return nil
 }
@@ -157,11 +158,11 @@ func readPEMCerts(path string) ([]*x509.Certificate, error) {
 // thumbprint prints a certificate's x5t#S256 and its hex SHA-256 (Envoy's XFCC Hash).
 func thumbprint(args []string, stdout, stderr io.Writer) error {
 	if len(args) != 1 {
-		return usageError("usage: certbind thumbprint PEM")
+		return exit.Usage("usage: certbind thumbprint PEM")
 	}
 	certs, err := readPEMCerts(args[0])
 	if err != nil {
-		return usageError("thumbprint: %s: %v", args[0], err)
+		return exit.Usage("thumbprint: %s: %v", args[0], err)
 	}
 	t := policy.ThumbprintOf(certs[0].Raw)
 	fmt.Fprintf(stdout, "x5t#S256  %s\nsha256    %s\n", t, t.Hex())
@@ -180,7 +181,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *config == "" && *envoyFile == "" {
-		return usageError("validate: give --config, --envoy, or both")
+		return exit.Usage("validate: give --config, --envoy, or both")
 	}
 	elements := "single"
 	if *config != "" {
@@ -196,7 +197,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	}
 	b, err := envoy.LoadFile(*envoyFile)
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("%s: %w", *envoyFile, err)}
+		return &exit.Error{Code: 2, Err: fmt.Errorf("%s: %w", *envoyFile, err)}
 	}
 	findings := envoy.Lint(b, envoy.LintOptions{XFCCElements: elements})
 	errs := 0
@@ -207,7 +208,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if errs > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("%s: %d errors", *envoyFile, errs)}
+		return &exit.Error{Code: 2, Err: fmt.Errorf("%s: %d errors", *envoyFile, errs)}
 	}
 	fmt.Fprintf(stdout, "%s: valid Envoy bootstrap; %d warnings\n", *envoyFile, len(findings))
 	return nil

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/certbind/certbind/cmd/internal/exit"
 	"io"
 	"os"
 	"os/signal"
@@ -24,52 +25,18 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	os.Exit(exitCode(err, os.Stderr))
-}
-
-// exitError carries a process exit code: 1 for a deny from `check`, 2 for invalid input or
-// configuration.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit %d", e.code)
-	}
-	return e.err.Error()
-}
-func (e *exitError) Unwrap() error { return e.err }
-
-func usageError(format string, args ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+	os.Exit(exit.Code(err, os.Stderr, "certbind"))
 }
 
 // parseFlags parses a command's flags: -h prints them and stops with exit 0, a bad flag with 2.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	switch err := fs.Parse(args); {
 	case errors.Is(err, flag.ErrHelp):
-		return &exitError{code: 0}
+		return &exit.Error{Code: 0}
 	case err != nil:
-		return &exitError{code: 2}
+		return &exit.Error{Code: 2}
 	}
 	return nil
-}
-
-func exitCode(err error, stderr io.Writer) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintln(stderr, "certbind:", ee.err)
-		}
-		return ee.code
-	}
-	fmt.Fprintln(stderr, "certbind:", err)
-	return 1
 }
 
 const usage = `certbind: Envoy ext_authz for mutual-TLS client authentication (RFC 8705)
@@ -88,7 +55,7 @@ Run 'certbind COMMAND -h' for a command's flags.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return &exitError{code: 2}
+		return &exit.Error{Code: 2}
 	}
 	switch args[0] {
 	case "serve":
@@ -104,5 +71,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return usageError("unknown command %q", args[0])
+	return exit.Usage("unknown command %q", args[0])
 }

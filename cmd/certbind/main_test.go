@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/certbind/certbind/cmd/internal/exit"
 	"net"
 	"os"
 	"path/filepath"
@@ -54,7 +55,7 @@ func (c *cli) path(name string) string { return filepath.Join(c.dir, name) }
 func runCLI(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	err := run(context.Background(), args, &out, &errb)
-	return exitCode(err, &errb), out.String(), errb.String()
+	return exit.Code(err, &errb, "certbind"), out.String(), errb.String()
 }
 
 func TestCheckCommand(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/certbind/certbind/cmd/internal/exit"
 	"io"
 	"net"
 	"net/http"
@@ -74,16 +75,16 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 		return f, err
 	}
 	if f.config == "" {
-		return f, usageError("serve: --config is required")
+		return f, exit.Usage("serve: --config is required")
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
-		return f, usageError("serve: --tls-cert and --tls-key go together")
+		return f, exit.Usage("serve: --tls-cert and --tls-key go together")
 	}
 	if f.tlsClientCA != "" && f.tlsCert == "" {
-		return f, usageError("serve: --tls-client-ca needs --tls-cert and --tls-key")
+		return f, exit.Usage("serve: --tls-client-ca needs --tls-cert and --tls-key")
 	}
 	if f.allowedCallers != "" && f.tlsClientCA == "" {
-		return f, usageError("serve: --allowed-callers needs --tls-client-ca: callers are identified by their certificate")
+		return f, exit.Usage("serve: --allowed-callers needs --tls-client-ca: callers are identified by their certificate")
 	}
 	return f, nil
 }
@@ -97,11 +98,11 @@ func newLogger(format, level string, out io.Writer) (*logrus.Logger, error) {
 	case "text":
 		l.Formatter = &logrus.TextFormatter{FullTimestamp: true}
 	default:
-		return nil, usageError("--log-format %q: want json or text", format)
+		return nil, exit.Usage("--log-format %q: want json or text", format)
 	}
 	lv, err := logrus.ParseLevel(level)
 	if err != nil {
-		return nil, usageError("--log-level: %v", err)
+		return nil, exit.Usage("--log-level: %v", err)
 	}
 	l.Level = lv
 	return l, nil
@@ -110,7 +111,7 @@ func newLogger(format, level string, out io.Writer) (*logrus.Logger, error) {
 func loadConfig(path string, log logrus.FieldLogger) (*policy.Config, error) {
 	cfg, err := policy.LoadConfig(path, loadOptions(log, nil))
 	if err != nil {
-		return nil, &exitError{code: 2, err: fmt.Errorf("%s: %w", path, err)}
+		return nil, &exit.Error{Code: 2, Err: fmt.Errorf("%s: %w", path, err)}
 	}
 	return cfg, nil
 }
@@ -214,7 +215,7 @@ func newServer(f serveFlags, log *logrus.Logger) (*server, error) {
 		},
 	})
 	if err := s.reload.Load(); err != nil && !f.waitForConfig {
-		return nil, &exitError{code: 2, err: fmt.Errorf("%s: %w", f.config, err)}
+		return nil, &exit.Error{Code: 2, Err: fmt.Errorf("%s: %w", f.config, err)}
 	}
 	return s, nil
 }
@@ -233,7 +234,7 @@ func (s *server) run(ctx context.Context) error {
 	if s.f.tlsCert != "" {
 		var err error
 		if tlsConfig, err = serverTLS(s.f, s.log); err != nil {
-			return &exitError{code: 2, err: err}
+			return &exit.Error{Code: 2, Err: err}
 		}
 	}
 	authz := extauthz.New(extauthz.Config{Engine: s.engine, Logger: s.log, Observer: s.metrics})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"github.com/certbind/certbind/cmd/internal/exit"
 	"log"
 	"net/http"
 	"path/filepath"
@@ -24,10 +25,10 @@ func runPKI(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	if *out == "" {
-		return usageError("pki: --out is required")
+		return exit.Usage("pki: --out is required")
 	}
 	if *valid <= 0 {
-		return usageError("pki: --valid %s: must be positive", *valid)
+		return exit.Usage("pki: --valid %s: must be positive", *valid)
 	}
 	now := e.now()
 	if err := testbed.GeneratePKI(*out, now, *valid); err != nil {
@@ -49,10 +50,10 @@ func runAS(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *dir == "" {
-		return usageError("as: --pki is required")
+		return exit.Usage("as: --pki is required")
 	}
 	if *ttl <= 0 { // zero would mean ASConfig's default: refuse it on the command line
-		return usageError("as: --token-ttl %s: must be positive", *ttl)
+		return exit.Usage("as: --token-ttl %s: must be positive", *ttl)
 	}
 	key, err := testbed.LoadSigningKey(filepath.Join(*dir, testbed.FileASKey))
 	if err != nil {
@@ -62,7 +63,7 @@ func runAS(ctx context.Context, e *env, args []string) error {
 	cfg := demoapp.ASConfig{Issuer: *issuer, Audience: *audience, Key: key, KeyID: testbed.ASKeyID, TokenTTL: *ttl,
 		Now: e.now, Log: log}
 	if err := cfg.Validate(); err != nil {
-		return usageError("as: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return exit.Usage("as: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	log.WithFields(logrus.Fields{"issuer": *issuer, "audience": *audience, "kid": testbed.ASKeyID}).
 		Warn("the token endpoint trusts certbind's headers: expose it only through Envoy with certbind in client_auth mode")

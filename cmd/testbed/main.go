@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/certbind/certbind/cmd/internal/exit"
 	"io"
 	"net"
 	"os"
@@ -21,7 +22,7 @@ func main() {
 	context.AfterFunc(ctx, stop) // a second signal kills at once
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	os.Exit(exitCode(err, os.Stderr))
+	os.Exit(exit.Code(err, os.Stderr, "testbed"))
 }
 
 // command is one subcommand. To add one, add it to commands.
@@ -78,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func runEnv(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, usage())
-		return &exitError{code: 2}
+		return &exit.Error{Code: 2}
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -94,7 +95,7 @@ func runEnv(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	fmt.Fprint(e.stderr, usage())
-	return usageError("unknown command %q", args[0])
+	return exit.Usage("unknown command %q", args[0])
 }
 
 // parseFlags parses a subcommand's flags; -h prints them and ends the command successfully
@@ -105,47 +106,13 @@ func parseFlags(fs *flag.FlagSet, e *env, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return errHelp
 		}
-		return &exitError{code: 2} // the flag package has printed the problem
+		return &exit.Error{Code: 2} // the flag package has printed the problem
 	}
 	if fs.NArg() > 0 {
-		return usageError("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+		return exit.Usage("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
 	}
 	return nil
 }
 
 // errHelp ends a command after -h.
 var errHelp = errors.New("help requested")
-
-// exitError carries a process exit code: 2 for invalid flags, 1 (any other error) for
-// failures.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit %d", e.code)
-	}
-	return e.err.Error()
-}
-func (e *exitError) Unwrap() error { return e.err }
-
-func usageError(format string, args ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
-}
-
-func exitCode(err error, stderr io.Writer) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintln(stderr, "testbed:", ee.err)
-		}
-		return ee.code
-	}
-	fmt.Fprintln(stderr, "testbed:", err)
-	return 1
-}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"github.com/certbind/certbind/cmd/internal/exit"
 	"io"
 	"net"
 	"net/http"
@@ -122,7 +123,7 @@ func TestUsage(t *testing.T) {
 			return net.Listen("tcp", addr)
 		}
 		err := runEnv(context.Background(), e, tc.args)
-		code := exitCode(err, &stderr)
+		code := exit.Code(err, &stderr, "testbed")
 		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr.String(), tc.code, tc.want)
 		}
