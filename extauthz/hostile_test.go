@@ -96,7 +96,7 @@ func TestHostileInputs(t *testing.T) {
 		// Requests
 		{"conflicting client_id", req{path: "/oauth2/token?client_id=reports", body: "client_id=billing", xfccHeader: envoyXFCC(f.billing)}, policy.ReasonClientIDConflict},
 		{"client_id in body and Basic, different", req{body: "client_id=billing", xfccHeader: envoyXFCC(f.billing), headers: map[string]string{"authorization": "Basic cmVwb3J0czo="}}, policy.ReasonClientIDConflict},
-		{"client_id in body and Basic, same", req{body: "client_id=billing", xfccHeader: envoyXFCC(f.billing), headers: map[string]string{"authorization": "Basic YmlsbGluZzo="}}, policy.ReasonOK},
+		{"client_id in body and Basic, same (two authentication methods)", req{body: "client_id=billing", xfccHeader: envoyXFCC(f.billing), headers: map[string]string{"authorization": "Basic YmlsbGluZzo="}}, policy.ReasonClientAuthMultiple},
 		{"huge body cut by the proxy", req{body: "client_id=billing&x=" + strings.Repeat("a", 1<<20), xfccHeader: envoyXFCC(f.billing), headers: map[string]string{"x-envoy-auth-partial-body": "true"}}, policy.ReasonRequestMalformed},
 		{"token route without a body", req{xfccHeader: envoyXFCC(f.billing)}, policy.ReasonClientIDMissing},
 		{"unknown certbind_mode", req{mode: "admin", xfccHeader: envoyXFCC(f.billing)}, policy.ReasonUnknownMode},

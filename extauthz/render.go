@@ -15,8 +15,8 @@ import (
 	"github.com/certbind/certbind/policy"
 )
 
-// Upstream headers certbind sets on allow. Client-sent copies never reach the upstream: each is
-// either overwritten or removed.
+// Upstream headers certbind owns: on allow it sets each one its decision carries and removes the
+// rest, so a client-sent copy never reaches the upstream.
 const (
 	HeaderClientID   = "x-certbind-client-id"
 	HeaderThumbprint = "x-certbind-cert-thumbprint"
@@ -71,6 +71,8 @@ var reasonTable = map[policy.Reason]mapping{
 	policy.ReasonRequestMalformed:       {codes.InvalidArgument, kindBadRequest},
 	policy.ReasonClientIDMissing:        {codes.InvalidArgument, kindBadRequest},
 	policy.ReasonClientIDConflict:       {codes.InvalidArgument, kindBadRequest},
+	policy.ReasonClientAuthMultiple:     {codes.InvalidArgument, kindBadRequest},
+	policy.ReasonClientNotAllowed:       {codes.PermissionDenied, kindForbidden},
 	policy.ReasonUnknownClient:          {codes.Unauthenticated, kindUnauthorized},
 	policy.ReasonCertificateUnbound:     {codes.Unauthenticated, kindUnauthorized},
 	policy.ReasonNoMatchingClient:       {codes.PermissionDenied, kindUnauthorized},

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/certbind/certbind/policy/token"
 )
@@ -47,12 +46,27 @@ func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input, rt *rout
 		d.Reason, d.Cause = r, err
 		return d
 	}
-	if requireClient {
+	if requireClient || (rt != nil && rt.clients != nil) {
+		// The certificate's client: for require_client_match it must be the token's, and for
+		// the route's clients it must be listed (and then so is the token's, when it must match).
 		id := e.identity(ctx, cfg, in)
-		if id.Reason != ReasonOK || id.ClientID != claims.ClientID {
+		if requireClient && (id.Reason != ReasonOK || id.ClientID != claims.ClientID) {
 			d.Reason = ReasonTokenClientMismatch
 			d.Cause = fmt.Errorf("token client_id %q, certificate: %s %q", claims.ClientID, id.Reason, id.ClientID)
 			return d
+		}
+		if rt != nil && rt.clients != nil {
+			err := rt.allows(id.ClientID)
+			if id.Reason != ReasonOK {
+				err = fmt.Errorf("the certificate identifies no client: %s", id.Reason)
+				if id.Cause != nil {
+					err = fmt.Errorf("the certificate identifies no client: %s: %w", id.Reason, id.Cause)
+				}
+			}
+			if err != nil {
+				d.Reason, d.Cause = ReasonClientNotAllowed, err
+				return d
+			}
 		}
 	}
 	var missing []string
@@ -174,7 +188,14 @@ func checkBinding(cnf *token.Confirmation, cert *Presented, binding Binding) (Re
 		return ReasonTokenUnbound, errors.New("token has no cnf claim and binding is required")
 	}
 	if cnf.X5tS256 == "" {
-		return ReasonTokenCNFUnsupported, fmt.Errorf("cnf members %q, no x5t#S256", cnf.Members)
+		return ReasonTokenCNFUnsupported, fmt.Errorf("cnf members %.200q, no x5t#S256", cnf.Members)
+	}
+	// A token bound by x5t#S256 and another method (jkt for DPoP, jwk, kid, ...) needs every
+	// proof: checking only the certificate would strip the other binding.
+	for _, m := range cnf.Members {
+		if m != "x5t#S256" {
+			return ReasonTokenCNFUnsupported, fmt.Errorf("cnf also binds by %.40q, which certbind cannot verify", m)
+		}
 	}
 	if !canonicalX5tS256(cnf.X5tS256) {
 		return ReasonTokenCNFMalformed, errors.New("cnf x5t#S256 is not the base64url encoding, without padding, of 32 bytes")
@@ -202,7 +223,9 @@ func canonicalX5tS256(s string) bool {
 
 // bearerToken reads the access token from the Authorization header only (RFC 6750 section
 // 2.1). No header, or another scheme, is "no token"; a malformed or repeated Bearer value (Envoy
-// joins repeated headers with ",") is an invalid request.
+// joins repeated headers with ",") is an invalid request. No part of the value ever goes into
+// an error, which the decision log prints: a scheme is named only as certbind's own spelling
+// of a registered one.
 func bearerToken(h map[string]string) (string, Reason, error) {
 	v, ok := h["authorization"]
 	if !ok || v == "" {
@@ -213,12 +236,12 @@ func bearerToken(h map[string]string) (string, Reason, error) {
 		if strings.Contains(strings.ToLower(v), "bearer ") {
 			return "", ReasonTokenRequestInvalid, errors.New("several Authorization values")
 		}
-		// The scheme is named only when it looks like one: a bare token sent without a scheme
-		// would otherwise land in the log.
-		if len(scheme) > 16 || strings.ContainsFunc(scheme, func(r rune) bool { return !unicode.IsLetter(r) && r != '-' }) {
-			return "", ReasonTokenMissing, errors.New("Authorization value has no Bearer scheme")
+		for _, known := range authSchemes {
+			if strings.EqualFold(scheme, known) {
+				return "", ReasonTokenMissing, fmt.Errorf("Authorization scheme %s is not Bearer", known)
+			}
 		}
-		return "", ReasonTokenMissing, fmt.Errorf("Authorization scheme %q is not Bearer", scheme)
+		return "", ReasonTokenMissing, errors.New("Authorization value has no Bearer scheme")
 	}
 	tok = strings.TrimLeft(tok, " ")
 	if !found || !b64token(tok) {
@@ -226,6 +249,11 @@ func bearerToken(h map[string]string) (string, Reason, error) {
 	}
 	return tok, ReasonOK, nil
 }
+
+// authSchemes are the HTTP authentication schemes of the IANA registry (and DPoP, RFC 9449)
+// that a log may name when a request uses one instead of Bearer.
+var authSchemes = [...]string{"Basic", "Concealed", "Digest", "DPoP", "GNAP", "HOBA", "Mutual",
+	"Negotiate", "OAuth", "PrivateToken", "SCRAM-SHA-1", "SCRAM-SHA-256", "vapid"}
 
 // b64token is RFC 6750's 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func b64token(s string) bool {

@@ -35,6 +35,7 @@ type fileConfig struct {
 	JWKSFetch          fileFetch      `yaml:"jwks_fetch"`
 	Clients            []fileClient   `yaml:"clients"`
 	Routes             []fileRoute    `yaml:"routes"`
+	ClientAuth         fileClientAuth `yaml:"client_auth"`
 	Tokens             fileTokens     `yaml:"tokens"`
 	HTTPAuthz          fileHTTPAuthz  `yaml:"http_authz"`
 	Cache              fileCache      `yaml:"cache"`
@@ -98,13 +99,19 @@ type fileClient struct {
 	RevocationFailure       string    `yaml:"revocation_failure"`
 }
 
+type fileClientAuth struct {
+	MaxFormBytes int `yaml:"max_form_bytes"`
+}
+
 type fileRoute struct {
-	PathPrefix         string   `yaml:"path_prefix"`
-	Host               string   `yaml:"host"`
-	Mode               string   `yaml:"mode"`
-	Scopes             []string `yaml:"scopes"`
-	Binding            string   `yaml:"binding"`
-	RequireClientMatch *bool    `yaml:"require_client_match"`
+	PathPrefix          string   `yaml:"path_prefix"`
+	PathSeparatedPrefix string   `yaml:"path_separated_prefix"`
+	Clients             []string `yaml:"clients"`
+	Host                string   `yaml:"host"`
+	Mode                string   `yaml:"mode"`
+	Scopes              []string `yaml:"scopes"`
+	Binding             string   `yaml:"binding"`
+	RequireClientMatch  *bool    `yaml:"require_client_match"`
 }
 
 // Defaults, in one place.
@@ -116,6 +123,7 @@ const (
 	DefaultCacheTTL           = 5 * time.Minute
 	DefaultXFCCMaxHeaderBytes = 64 << 10
 	DefaultXFCCMaxChainLength = 10
+	DefaultMaxFormBytes       = 64 << 10 // client_auth.max_form_bytes and http_authz.max_body_bytes
 )
 
 func (f *fileConfig) applyDefaults() {
@@ -175,11 +183,14 @@ func (f *fileConfig) applyDefaults() {
 		}[h.CertificateFormat]
 	}
 	if h.MaxBodyBytes == 0 {
-		h.MaxBodyBytes = 64 << 10
+		h.MaxBodyBytes = DefaultMaxFormBytes
+	}
+	if f.ClientAuth.MaxFormBytes == 0 {
+		f.ClientAuth.MaxFormBytes = DefaultMaxFormBytes
 	}
 	for i := range f.Routes {
-		if f.Routes[i].PathPrefix == "" {
-			f.Routes[i].PathPrefix = "/"
+		if r := &f.Routes[i]; r.PathPrefix == "" && r.PathSeparatedPrefix == "" {
+			r.PathPrefix = "/"
 		}
 	}
 }
@@ -289,6 +300,8 @@ type Config struct {
 	byID          map[string]*Client
 	routes        []route
 	tokens        *tokenSettings
+	maxFormBytes  int
+	warnings      []string
 	onCache       func(cache, event string)
 
 	revocation        *revocation.Checker // nil when revocation.mode is off
@@ -297,6 +310,10 @@ type Config struct {
 	files             []string // every file read, for reload watching
 	digest            [32]byte // of those files' contents as read (see Digest)
 }
+
+// Warnings lists what is valid but likely not what the operator meant, each naming its key
+// path (certbind validate prints them, serve logs them).
+func (c *Config) Warnings() []string { return c.warnings }
 
 // Files lists every file the configuration read (besides the config file itself).
 func (c *Config) Files() []string { return c.files }
@@ -628,37 +645,16 @@ func (b *builder) compile(f *fileConfig) *Config {
 			}
 		}
 	}
-	for i, r := range f.Routes {
-		path := fmt.Sprintf("routes[%d]", i)
-		m, err := ParseMode(r.Mode)
-		if err != nil {
-			b.errf(path+".mode", "%v", err)
-		}
-		if !strings.HasPrefix(r.PathPrefix, "/") {
-			b.errf(path+".path_prefix", "%q must start with /", r.PathPrefix)
-		}
-		rt := route{prefix: r.PathPrefix, host: strings.ToLower(r.Host), mode: m, requireClientMatch: r.RequireClientMatch}
-		for j, sc := range r.Scopes {
-			if !validScope(sc) {
-				b.errf(fmt.Sprintf("%s.scopes[%d]", path, j), "%q is not an RFC 6749 scope token", sc)
-			}
-		}
-		rt.scopes = r.Scopes
-		if r.Binding != "" {
-			bind, ok := parseBinding(r.Binding)
-			if !ok {
-				b.errf(path+".binding", "%q: want required or optional", r.Binding)
-			}
-			rt.binding = bind
-		}
-		if m != ModeBoundToken && (len(r.Scopes) > 0 || r.Binding != "" || r.RequireClientMatch != nil) {
-			b.errf(path, "scopes, binding and require_client_match apply to bound_token routes only")
-		}
-		if m == ModeBoundToken && len(f.Tokens.Issuers) == 0 && f.Tokens.Introspection == nil {
-			b.errf(path+".mode", "bound_token needs tokens.issuers or tokens.introspection")
-		}
-		c.routes = append(c.routes, rt)
+	c.maxFormBytes = f.ClientAuth.MaxFormBytes
+	if f.ClientAuth.MaxFormBytes < 0 {
+		b.errf("client_auth.max_form_bytes", "must be positive")
 	}
+	for i := range f.Routes {
+		if rt, ok := b.route(fmt.Sprintf("routes[%d]", i), &f.Routes[i], f, c); ok {
+			c.routes = append(c.routes, rt)
+		}
+	}
+	c.warnings = append(c.warnings, shadowedRoutes(f.Routes, c.routes)...)
 	c.tokens = b.tokens(&f.Tokens, c)
 	c.files = b.files
 	return c
@@ -677,6 +673,11 @@ func (b *builder) client(path string, fc *fileClient, c *Config) *Client {
 	cl := &Client{ID: fc.ClientID}
 	if fc.ClientID == "" {
 		b.errf(path+".client_id", "missing")
+		return nil
+	}
+	if hasControl(fc.ClientID) {
+		// certbind sends the client_id upstream in a header.
+		b.errf(path+".client_id", "%q contains a control character", fc.ClientID)
 		return nil
 	}
 	subjectFields := map[string]string{

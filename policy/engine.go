@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/certbind/certbind/policy/revocation"
+	"github.com/certbind/certbind/policy/token"
 )
 
 // Input is everything a decision depends on.
@@ -99,6 +100,14 @@ func (e *Engine) DecideWith(ctx context.Context, cfg *Config, in Input) Decision
 		return deny(ReasonNoPolicy, errors.New("no configuration loaded"))
 	}
 	d := e.decide(ctx, cfg, in)
+	if d.Reason == ReasonOK {
+		if err := upstreamSafe(d); err != nil {
+			d.Reason, d.Cause = ReasonRequestMalformed, err
+			if d.Mode == ModeBoundToken {
+				d.Reason = ReasonTokenMalformed
+			}
+		}
+	}
 	d.Allow = d.Reason == ReasonOK
 	d.Certificate = in.Certificate
 	return d
@@ -122,7 +131,41 @@ func (e *Engine) decide(ctx context.Context, cfg *Config, in Input) Decision {
 		out = e.boundToken(ctx, cfg, in, rt)
 	}
 	out.Mode = mode
+	if out.Reason == ReasonOK && mode != ModeBoundToken {
+		if err := rt.allows(out.ClientID); err != nil {
+			out.Reason, out.Cause = ReasonClientNotAllowed, err
+		}
+	}
 	return out
+}
+
+// allows applies routes[].clients to the request's authenticated client.
+func (rt *route) allows(clientID string) error {
+	if rt == nil || rt.clients == nil {
+		return nil
+	}
+	if _, ok := rt.clients[clientID]; !ok {
+		return fmt.Errorf("client %q is not among the route's clients", clientID)
+	}
+	return nil
+}
+
+// upstreamSafe is the last check before an allow: every value certbind sends upstream in a
+// header (client id, subject, scopes) must be free of control characters, whatever produced
+// it. Token claims are refused earlier, where they are read; this holds for every source.
+func upstreamSafe(d Decision) error {
+	if hasControl(d.ClientID) {
+		return fmt.Errorf("client id %q holds a control character", d.ClientID)
+	}
+	if hasControl(d.Subject) {
+		return fmt.Errorf("subject %q holds a control character", d.Subject)
+	}
+	for _, sc := range d.Scopes {
+		if !token.ValidScope(sc) {
+			return fmt.Errorf("scope %q is not an RFC 6749 scope-token", sc)
+		}
+	}
+	return nil
 }
 
 // selectMode picks the mode and the configured route matching the request (nil when none
@@ -149,10 +192,12 @@ func (c *Config) selectMode(in Input) (Mode, *route, Decision, bool) {
 // clientAuth is RFC 8705 section 2: the client named by client_id must be bound to the
 // presented certificate by its registered method.
 func (e *Engine) clientAuth(ctx context.Context, cfg *Config, in Input) Decision {
-	id, err := clientID(in.Request)
+	id, err := clientID(in.Request, cfg.maxFormBytes)
 	switch {
 	case errors.Is(err, errClientIDConflict):
 		return deny(ReasonClientIDConflict, err)
+	case errors.Is(err, errClientAuthMultiple):
+		return deny(ReasonClientAuthMultiple, err)
 	case err != nil:
 		return deny(ReasonRequestMalformed, err)
 	case id == "":

@@ -49,7 +49,8 @@ func TestClientAuth(t *testing.T) {
 			r := tokenRequest("billing")
 			r.Headers["authorization"] = basic("billing")
 			return r
-		}(), policy.ReasonOK, "billing"},
+		}(), policy.ReasonClientAuthMultiple, ""},
+		{"client_id in the query and Basic", w.billing, policy.Request{Path: "/oauth2/token?client_id=billing", Headers: map[string]string{"authorization": basic("billing")}}, policy.ReasonClientAuthMultiple, ""},
 
 		{"another client's certificate", w.reports, tokenRequest("billing"), policy.ReasonCertificateUnbound, "billing"},
 		{"PKI certificate for the self-signed client", w.billing, tokenRequest("partner"), policy.ReasonCertificateUnbound, "partner"},

@@ -37,6 +37,7 @@ const (
 	ReasonRequestMalformed      Reason = "request_malformed"       // unreadable form body, truncated body
 	ReasonClientIDMissing       Reason = "client_id_missing"       // no client_id in body, query or Basic user name
 	ReasonClientIDConflict      Reason = "client_id_conflict"      // two different client_id values
+	ReasonClientAuthMultiple    Reason = "client_auth_multiple"    // HTTP Basic credentials and a client_id parameter (RFC 6749 section 2.3)
 	ReasonUnknownClient         Reason = "unknown_client"          // client_id not registered
 	ReasonCertificateUnbound    Reason = "certificate_not_bound"   // certificate does not match the client's registration
 	ReasonClientKeysUnavailable Reason = "client_keys_unavailable" // a self-signed client's jwks_uri has not loaded: fail closed
@@ -44,6 +45,9 @@ const (
 	// Identity (service to service).
 	ReasonNoMatchingClient Reason = "no_matching_client" // the certificate belongs to no registered client
 	ReasonAmbiguousClient  Reason = "ambiguous_client"   // the certificate matches more than one client
+
+	// Authorization: the authenticated client is not among the route's clients.
+	ReasonClientNotAllowed Reason = "client_not_allowed"
 
 	// Certificate-bound access tokens (RFC 8705 section 3, RFC 6750).
 	ReasonTokenMissing         Reason = "token_missing"             // no Bearer token (RFC 6750 section 3.1: no error code)
@@ -77,9 +81,9 @@ func Reasons() []Reason {
 		ReasonCertificateExpired, ReasonCertificateNotYetValid, ReasonCertificateUntrusted,
 		ReasonCertificateUsage, ReasonCertificateIsCA, ReasonCertificateInvalid,
 		ReasonCertificateRevoked, ReasonCRLExpired, ReasonRevocationUnknown,
-		ReasonRequestMalformed, ReasonClientIDMissing, ReasonClientIDConflict, ReasonUnknownClient,
+		ReasonRequestMalformed, ReasonClientIDMissing, ReasonClientIDConflict, ReasonClientAuthMultiple, ReasonUnknownClient,
 		ReasonCertificateUnbound, ReasonClientKeysUnavailable,
-		ReasonNoMatchingClient, ReasonAmbiguousClient,
+		ReasonNoMatchingClient, ReasonAmbiguousClient, ReasonClientNotAllowed,
 		ReasonTokenMissing, ReasonTokenRequestInvalid, ReasonTokenMalformed, ReasonTokenAlgorithm,
 		ReasonTokenType, ReasonTokenIssuer, ReasonTokenUnknownKey, ReasonTokenSignature,
 		ReasonTokenExpired, ReasonTokenNotYetValid, ReasonTokenAudience, ReasonTokenInactive,
@@ -139,6 +143,10 @@ func (r Reason) Description() string {
 		return "client_id is required"
 	case ReasonClientIDConflict:
 		return "the request carries conflicting client_id values"
+	case ReasonClientAuthMultiple:
+		return "the request uses more than one client authentication method"
+	case ReasonClientNotAllowed:
+		return "this client is not allowed on this resource"
 	case ReasonUnknownClient:
 		return "unknown client"
 	case ReasonCertificateUnbound:

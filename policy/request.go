@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"net/netip"
 	"net/url"
 	"strings"
 )
@@ -21,18 +22,26 @@ type Request struct {
 	BodyTruncated bool
 }
 
-// errClientIDConflict and errRequestMalformed separate the two ways reading client_id fails.
+// Errors reading client_id, told apart by the engine.
 var (
 	errClientIDConflict = errors.New("conflicting client_id values")
 	errRequestMalformed = errors.New("malformed request")
+	// errClientAuthMultiple: HTTP Basic credentials next to a client_id parameter. Basic is
+	// client_secret_basic (RFC 6749 section 2.3.1), and a client uses one authentication
+	// method per request (section 2.3).
+	errClientAuthMultiple = errors.New("more than one client authentication method")
 )
 
 // clientID finds the request's client_id in the places RFC 6749 allows: the form body (section
 // 2.3.1, 3.2), the query, and the HTTP Basic user name (section 2.3.1, form-urlencoded). All
-// occurrences must agree; a client_id repeated with the same value is accepted, two different
-// values are a conflict (RFC 6749 section 3.2: parameters must not be included more than once,
-// and an attacker who can add one must not choose which is used).
-func clientID(r Request) (string, error) {
+// occurrences in the body and query must agree; a client_id repeated with the same value is
+// accepted, two different values are a conflict (RFC 6749 section 3.2: parameters must not be
+// included more than once, and an attacker who can add one must not choose which is used). The
+// Basic user name stands alone: with a client_id parameter too the request uses two
+// authentication methods. A form body over maxForm bytes is refused unread.
+//
+// No part of the Authorization value appears in an error: errors reach the decision log.
+func clientID(r Request, maxForm int) (string, error) {
 	var found []string
 	var where []string
 	add := func(src string, vals ...string) {
@@ -45,10 +54,13 @@ func clientID(r Request) (string, error) {
 		if r.BodyTruncated {
 			return "", fmt.Errorf("%w: the proxy forwarded a truncated body", errRequestMalformed)
 		}
+		if len(r.Body) > maxForm {
+			return "", fmt.Errorf("%w: form body of %d bytes, over client_auth.max_form_bytes (%d)", errRequestMalformed, len(r.Body), maxForm)
+		}
 		ct := r.Headers["content-type"]
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/x-www-form-urlencoded" {
-			return "", fmt.Errorf("%w: body of content-type %q, want application/x-www-form-urlencoded", errRequestMalformed, ct)
+			return "", fmt.Errorf("%w: body of content-type %.100q, want application/x-www-form-urlencoded", errRequestMalformed, ct)
 		}
 		form, err := url.ParseQuery(string(r.Body))
 		if err != nil {
@@ -63,21 +75,23 @@ func clientID(r Request) (string, error) {
 		}
 		add("query", query["client_id"]...)
 	}
+	for i := 1; i < len(found); i++ {
+		if found[i] != found[0] {
+			return "", fmt.Errorf("%w: %s and %s differ", errClientIDConflict, where[0], where[i])
+		}
+	}
 	if auth, ok := r.Headers["authorization"]; ok {
 		scheme, cred, _ := strings.Cut(auth, " ")
 		if strings.EqualFold(scheme, "Basic") {
-			raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+			id, err := basicUser(cred)
 			if err != nil {
-				return "", fmt.Errorf("%w: Basic credentials: %v", errRequestMalformed, err)
+				return "", err
 			}
-			user, _, ok := strings.Cut(string(raw), ":")
-			if !ok {
-				return "", fmt.Errorf("%w: Basic credentials without ':'", errRequestMalformed)
-			}
-			// RFC 6749 section 2.3.1: the user name is form-urlencoded.
-			id, err := url.QueryUnescape(user)
-			if err != nil {
-				return "", fmt.Errorf("%w: Basic user name: %v", errRequestMalformed, err)
+			if len(found) > 0 {
+				if found[0] != id {
+					return "", fmt.Errorf("%w: %s and basic differ", errClientIDConflict, where[0])
+				}
+				return "", fmt.Errorf("%w: HTTP Basic credentials and client_id in the %s", errClientAuthMultiple, where[0])
 			}
 			add("basic", id)
 		}
@@ -85,13 +99,96 @@ func clientID(r Request) (string, error) {
 	if len(found) == 0 {
 		return "", nil
 	}
-	for i := 1; i < len(found); i++ {
-		if found[i] != found[0] {
-			return "", fmt.Errorf("%w: %s and %s differ", errClientIDConflict, where[0], where[i])
-		}
-	}
 	if found[0] == "" {
 		return "", fmt.Errorf("%w: empty client_id", errRequestMalformed)
 	}
 	return found[0], nil
+}
+
+// basicUser is the user name of HTTP Basic credentials, form-urlencoded (RFC 6749 section
+// 2.3.1). Its errors never quote the credentials.
+func basicUser(cred string) (string, error) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	if err != nil {
+		return "", fmt.Errorf("%w: Basic credentials are not base64", errRequestMalformed)
+	}
+	user, _, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return "", fmt.Errorf("%w: Basic credentials without ':'", errRequestMalformed)
+	}
+	id, err := url.QueryUnescape(user)
+	if err != nil {
+		return "", fmt.Errorf("%w: Basic user name is not form-urlencoded", errRequestMalformed)
+	}
+	return id, nil
+}
+
+// errHostMalformed marks an authority that is not host[:port].
+var errHostMalformed = errors.New("malformed host")
+
+// CanonicalHost is the host routes compare with: ASCII lower case, the port removed, and one
+// trailing dot removed ("admin.example.org." is the same DNS name as "admin.example.org", and
+// Envoy and nginx route both to the same place). An IPv6 literal keeps its brackets, in
+// netip's canonical form. Anything that is not host[:port] is an error: a reg-name here is
+// letters, digits, '-', '_' and non-empty dot-separated labels (no percent-encoding, which a
+// proxy would not decode before routing but an upstream might). "" stays "": a request
+// without a host matches only routes without one.
+func CanonicalHost(authority string) (string, error) {
+	if authority == "" {
+		return "", nil
+	}
+	host, port := authority, ""
+	if authority[0] == '[' {
+		end := strings.IndexByte(authority, ']')
+		if end < 0 {
+			return "", fmt.Errorf("%w: %.100q: unclosed '['", errHostMalformed, authority)
+		}
+		host, port = authority[:end+1], authority[end+1:]
+		if port != "" && port[0] != ':' {
+			return "", fmt.Errorf("%w: %.100q: text after ']'", errHostMalformed, authority)
+		}
+	} else if i := strings.LastIndexByte(authority, ':'); i >= 0 {
+		host, port = authority[:i], authority[i:]
+	}
+	if port != "" {
+		// RFC 3986 section 3.2.3: port = *DIGIT (may be empty).
+		if len(port) > 6 || strings.Trim(port[1:], "0123456789") != "" {
+			return "", fmt.Errorf("%w: %.100q: bad port", errHostMalformed, authority)
+		}
+	}
+	if host != "" && host[0] == '[' {
+		a, err := netip.ParseAddr(host[1 : len(host)-1])
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return "", fmt.Errorf("%w: %.100q: bad IPv6 literal", errHostMalformed, authority)
+		}
+		return "[" + a.String() + "]", nil
+	}
+	return canonicalName(host, authority)
+}
+
+// canonicalName lower-cases a reg-name or IPv4 address and removes one trailing dot.
+func canonicalName(host, authority string) (string, error) {
+	host = strings.TrimSuffix(host, ".")
+	if host == "" || len(host) > 253 {
+		return "", fmt.Errorf("%w: %.100q: empty or too long", errHostMalformed, authority)
+	}
+	lower := true
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		case 'A' <= c && c <= 'Z':
+			lower = false
+		case c == '.':
+			if i == 0 || host[i-1] == '.' || i == len(host)-1 {
+				return "", fmt.Errorf("%w: %.100q: empty label", errHostMalformed, authority)
+			}
+		default:
+			return "", fmt.Errorf("%w: %.100q: character %q", errHostMalformed, authority, c)
+		}
+	}
+	if !lower {
+		host = strings.ToLower(host)
+	}
+	return host, nil
 }

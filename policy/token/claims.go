@@ -9,6 +9,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Claims are the facts of a verified access token that certbind decides on.
@@ -249,11 +250,21 @@ func claimsFrom(m map[string]json.RawMessage) (*Claims, error) {
 	str("iss", &c.Issuer)
 	str("sub", &c.Subject)
 	str("client_id", &c.ClientID)
+	clientClaim := "client_id"
 	if c.ClientID == "" {
 		str("azp", &c.ClientID)
+		clientClaim = "azp"
 	}
 	if err != nil {
 		return nil, err
+	}
+	// sub and the client id go upstream in headers: a control character (CR LF splitting a
+	// header, NUL, ...) is a malformed token, never something to pass or to clean up.
+	if strings.ContainsFunc(c.Subject, unicode.IsControl) {
+		return nil, errors.New("claim sub: holds a control character")
+	}
+	if strings.ContainsFunc(c.ClientID, unicode.IsControl) {
+		return nil, fmt.Errorf("claim %s: holds a control character", clientClaim)
 	}
 	if raw, ok := m["aud"]; ok {
 		var one string
@@ -280,13 +291,24 @@ func claimsFrom(m map[string]json.RawMessage) (*Claims, error) {
 		if json.Unmarshal(raw, &s) != nil {
 			return nil, errors.New("claim scope: not a string")
 		}
-		c.Scopes = strings.Fields(s)
+		if c.Scopes, err = ParseScope(s); err != nil {
+			return nil, fmt.Errorf("claim scope: %w", err)
+		}
 	} else if raw, ok := m["scp"]; ok {
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
-			c.Scopes = strings.Fields(s) // Azure AD writes scp as one space-separated string
+			// Azure AD writes scp as one space-separated string.
+			if c.Scopes, err = ParseScope(s); err != nil {
+				return nil, fmt.Errorf("claim scp: %w", err)
+			}
 		} else if json.Unmarshal(raw, &c.Scopes) != nil {
 			return nil, errors.New("claim scp: not a string or an array of strings")
+		} else {
+			for i, sc := range c.Scopes {
+				if !ValidScope(sc) {
+					return nil, fmt.Errorf("claim scp[%d]: %.100q is not an RFC 6749 scope-token", i, sc)
+				}
+			}
 		}
 	}
 	if raw, ok := m["cnf"]; ok {
@@ -333,4 +355,36 @@ func numericDate(raw json.RawMessage) (time.Time, error) {
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+}
+
+// ParseScope splits an RFC 6749 section 3.3 scope value: scope-token *( SP scope-token ).
+// Only SP (0x20) separates; any other space or control character, an empty token (two SPs, a
+// leading or trailing SP) or a character outside NQCHAR makes the value malformed, never a
+// separator, so "read\u00a0admin" cannot be read as two scopes. The empty string is no scope.
+func ParseScope(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	out := strings.Split(s, " ")
+	for _, sc := range out {
+		if !ValidScope(sc) {
+			return nil, fmt.Errorf("%.100q is not scope-token *( SP scope-token ) (RFC 6749 section 3.3)", s)
+		}
+	}
+	return out, nil
+}
+
+// ValidScope reports whether s is an RFC 6749 section 3.3 scope-token: 1*NQCHAR, where NQCHAR
+// is %x21 / %x23-5B / %x5D-7E.
+func ValidScope(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }

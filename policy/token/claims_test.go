@@ -159,7 +159,7 @@ func TestClaimsFrom(t *testing.T) {
 	}{
 		{"empty", `{}`, Claims{}},
 		{"RFC 9068 access token",
-			`{"iss":"https://as.example","sub":"u1","client_id":"c1","aud":"https://api.example","scope":"read  write","exp":1700003600,"nbf":1699999990.5,"cnf":{"x5t#S256":"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}`,
+			`{"iss":"https://as.example","sub":"u1","client_id":"c1","aud":"https://api.example","scope":"read write","exp":1700003600,"nbf":1699999990.5,"cnf":{"x5t#S256":"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}`,
 			Claims{Issuer: "https://as.example", Subject: "u1", ClientID: "c1", Audience: []string{"https://api.example"},
 				Scopes: []string{"read", "write"}, Expiry: exp, NotBefore: nbf,
 				Confirmation: &Confirmation{X5tS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2", Members: []string{"x5t#S256"}}}},
@@ -171,7 +171,9 @@ func TestClaimsFrom(t *testing.T) {
 		{"scp as one space-separated string (Azure AD)", `{"scp":"read write"}`, Claims{Scopes: []string{"read", "write"}}},
 		{"scope wins over scp", `{"scope":"admin","scp":["read"]}`, Claims{Scopes: []string{"admin"}}},
 		{"scope wins over an scp of the wrong type", `{"scope":"admin","scp":7}`, Claims{Scopes: []string{"admin"}}},
-		{"empty scope", `{"scope":""}`, Claims{Scopes: []string{}}},
+		{"empty scope", `{"scope":""}`, Claims{}},
+		{"scp string", `{"scp":"read write"}`, Claims{Scopes: []string{"read", "write"}}},
+		{"scope of every NQCHAR class", `{"scope":"!#[]~ a"}`, Claims{Scopes: []string{"!#[]~", "a"}}},
 		{"cnf bound by another method", `{"cnf":{"jkt":"abc"}}`, Claims{Confirmation: &Confirmation{Members: []string{"jkt"}}}},
 		{"cnf with several members", `{"cnf":{"x5t#S256":"t","jkt":"k"}}`, Claims{Confirmation: &Confirmation{X5tS256: "t", Members: []string{"jkt", "x5t#S256"}}}},
 		{"empty cnf", `{"cnf":{}}`, Claims{Confirmation: &Confirmation{}}},
@@ -232,6 +234,23 @@ func TestClaimsFromErrors(t *testing.T) {
 		{"nbf a bool", `{"nbf":false}`, nil, "claim nbf: not a number"},
 		{"scope an array", `{"scope":["read"]}`, nil, "claim scope: not a string"},
 		{"scp with a number", `{"scp":["read",1]}`, nil, "claim scp: not a string or an array of strings"},
+		// RFC 6749 section 3.3: only SP separates scope tokens.
+		{"scope split by NBSP", `{"scope":"read\u00a0admin"}`, nil, `claim scope: "read\u00a0admin" is not scope-token *( SP scope-token ) (RFC 6749 section 3.3)`},
+		{"scope split by TAB", `{"scope":"read\tadmin"}`, nil, `claim scope: "read\tadmin" is not scope-token *( SP scope-token ) (RFC 6749 section 3.3)`},
+		{"scope split by LF", `{"scope":"read\nadmin"}`, nil, `claim scope: "read\nadmin" is not scope-token *( SP scope-token ) (RFC 6749 section 3.3)`},
+		{"scope split by EM SPACE", `{"scope":"read\u2003admin"}`, nil, `claim scope: "read\u2003admin" is not scope-token *( SP scope-token ) (RFC 6749 section 3.3)`},
+		{"scope split by NEL", `{"scope":"read\u0085admin"}`, nil, `claim scope: "read\u0085admin" is not scope-token *( SP scope-token ) (RFC 6749 section 3.3)`},
+		{"scope with two SPs", `{"scope":"read  admin"}`, nil, `claim scope: "read  admin" is not scope-token *( SP scope-token ) (RFC 6749 section 3.3)`},
+		{"scope with a trailing SP", `{"scope":"read "}`, nil, `claim scope: "read " is not scope-token *( SP scope-token ) (RFC 6749 section 3.3)`},
+		{"scope with a quote", `{"scope":"re\"ad"}`, nil, `claim scope: "re\"ad" is not scope-token *( SP scope-token ) (RFC 6749 section 3.3)`},
+		{"scp string split by TAB", `{"scp":"read\tadmin"}`, nil, `claim scp: "read\tadmin" is not scope-token *( SP scope-token ) (RFC 6749 section 3.3)`},
+		{"scp array with a space inside", `{"scp":["read admin"]}`, nil, `claim scp[0]: "read admin" is not an RFC 6749 scope-token`},
+		// sub and client_id go upstream in headers.
+		{"sub with CR LF", `{"sub":"billing\r\nx-certbind-client-id: admin"}`, nil, "claim sub: holds a control character"},
+		{"sub with NUL", `{"sub":"a\u0000"}`, nil, "claim sub: holds a control character"},
+		{"sub with a C1 control", `{"sub":"a\u009b"}`, nil, "claim sub: holds a control character"},
+		{"client_id with LF", `{"client_id":"billing\nadmin"}`, nil, "claim client_id: holds a control character"},
+		{"azp with DEL", `{"azp":"billing\u007f"}`, nil, "claim azp: holds a control character"},
 		{"cnf a string", `{"cnf":"x"}`, ErrConfirmation, "malformed cnf: not an object"},
 		{"cnf null", `{"cnf":null}`, ErrConfirmation, "malformed cnf: not an object"},
 		{"cnf an array", `{"cnf":[{"x5t#S256":"t"}]}`, ErrConfirmation, "malformed cnf: not an object"},
@@ -371,6 +390,35 @@ func FuzzParseObject(f *testing.F) {
 			d.UseNumber()
 			if err := d.Decode(&v); err != nil {
 				t.Fatalf("member %q: %v", k, err)
+			}
+		}
+	})
+}
+
+// FuzzParseScope: no panic; an accepted value is exactly its tokens joined by single SPs,
+// each an RFC 6749 scope-token; a value with any byte outside NQCHAR and SP is refused.
+func FuzzParseScope(f *testing.F) {
+	for _, s := range []string{"read write", "read\u00a0admin", "read\tadmin", "", " ", "a  b", "!#[]~", "re\"ad"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseScope(s)
+		bad := strings.ContainsFunc(s, func(r rune) bool { return r != ' ' && (r < 0x21 || r == '"' || r == '\\' || r > 0x7e) })
+		if err != nil {
+			if got != nil {
+				t.Fatalf("%q: error %v with scopes %q", s, err, got)
+			}
+			return
+		}
+		if bad {
+			t.Fatalf("%q accepted as %q", s, got)
+		}
+		if strings.Join(got, " ") != s {
+			t.Fatalf("%q -> %q", s, got)
+		}
+		for _, sc := range got {
+			if !ValidScope(sc) {
+				t.Fatalf("%q -> token %q", s, sc)
 			}
 		}
 	})
