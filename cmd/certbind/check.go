@@ -190,6 +190,9 @@ func validate(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		elements = cfg.XFCC.Elements
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stdout, "%s: warning: %s\n", *config, w)
+		}
 		fmt.Fprintf(stdout, "%s: valid (%d clients, %d trust anchors)\n", *config, len(cfg.Clients()), len(cfg.TrustAnchors()))
 	}
 	if *envoyFile == "" {

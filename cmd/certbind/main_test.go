@@ -109,6 +109,12 @@ func TestValidateCommand(t *testing.T) {
 	if code != 2 || !strings.Contains(errs, "clients[0]: tls_client_auth needs exactly one of") {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
+	// A trailing-slash prefix whose bare path falls to a broader route: valid, with a warning.
+	c.write(t, "shadow.yaml", []byte("routes:\n  - {path_prefix: /api/admin/, mode: identity}\n  - {path_prefix: /api/, mode: identity}\n"))
+	code, out, errs := runCLI("validate", "--config", c.path("shadow.yaml"))
+	if code != 0 || !strings.Contains(out, `shadow.yaml: warning: routes[0].path_prefix: "/api/admin/" does not cover "/api/admin", which falls to routes[1]`) {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
 	if code, _, _ := runCLI("nonsense"); code != 2 {
 		t.Errorf("unknown command: exit %d", code)
 	}
