@@ -99,6 +99,7 @@ func Script(s *stack.Stack) ([]Step, error) {
 	add("billing's token replayed with reports' certificate", "401 invalid_token", c.api(testbed.Reports, s.FrontURL, "/api/orders", billingTok, nil))
 	add("API call without a token", "401 Bearer challenge", c.api(testbed.Billing, s.FrontURL, "/api/orders", "", nil))
 	add("billing's token on an admin route (scope read only)", "403 insufficient_scope", c.api(testbed.Billing, s.FrontURL, "/api/admin/users", billingTok, nil))
+	add("billing's token on the bare admin path (path_separated_prefix)", "403 insufficient_scope", c.api(testbed.Billing, s.FrontURL, "/api/admin?x=1", billingTok, nil))
 
 	_, o = c.token(testbed.Reports, s.FrontURL, "billing", "read")
 	add("reports' certificate claims client_id billing", "401 invalid_client", o)

@@ -58,6 +58,8 @@ expect "bound token replayed with another certificate" 401 "$(call reports "$ENV
 expect "no token: bare Bearer challenge" 401 "$(call billing "$ENVOY/api/things")"
 expect "tampered token" 401 "$(call billing "$ENVOY/api/things" -H "authorization: Bearer ${tok}x")" invalid_token
 expect "missing scope: insufficient_scope" 403 "$(call billing "$ENVOY/api/admin/x" -H "authorization: Bearer $tok")" insufficient_scope
+expect "missing scope on the bare segment path" 403 "$(call billing "$ENVOY/api/admin?x=1" -H "authorization: Bearer $tok")" insufficient_scope
+expect "another segment sharing the prefix is not admin" 200 "$(call billing "$ENVOY/api/administrator" -H "authorization: Bearer $tok")" x-certbind-subject
 expect "client-sent x-certbind-client-id never reaches the API" 200 "$(call billing "$ENVOY/api/things" -H "authorization: Bearer $tok" -H "x-certbind-client-id: admin")" '"x-certbind-client-id":"billing"'
 
 # identity (service to service)
