@@ -353,25 +353,32 @@ func TestDiscoveredKeysRediscovery(t *testing.T) {
 		OnFetch: func(err error) { fetched <- err }})
 	ended := make(chan struct{}, 1)
 	d.rediscovered = func() { ended <- struct{}{} }
-	// rediscovery waits for the background rediscovery to end and returns the fetches it made.
-	rediscovery := func(step string) (fetches int, failed []error) {
+	// rediscovery waits for the background rediscovery to end and for the want fetches it
+	// reports (a fetch may report after the rediscovery's end signal: wait for the reports
+	// themselves), and returns their failures; a fetch beyond want fails the test.
+	rediscovery := func(step string, want int) (failed []error) {
 		t.Helper()
 		select {
 		case <-ended:
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: no rediscovery ended within 10s (paths %q)", step, srv.hits())
 		}
-		for {
+		for i := 0; i < want; i++ {
 			select {
 			case err := <-fetched:
-				fetches++
 				if err != nil {
 					failed = append(failed, err)
 				}
-			default:
-				return fetches, failed
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: %d of %d fetches reported within 10s (paths %q)", step, i, want, srv.hits())
 			}
 		}
+		select {
+		case err := <-fetched:
+			t.Fatalf("%s: a fetch beyond the %d expected: %v", step, want, err)
+		default:
+		}
+		return failed
 	}
 	wantKID := func(step, kid string) {
 		t.Helper()
@@ -403,8 +410,8 @@ func TestDiscoveredKeysRediscovery(t *testing.T) {
 	srv.route(oauthPath, 200, metadata(srv.URL, srv.URL+"/jwks2"))
 	clk.Advance(time.Second)
 	wantKID("refresh due", "k1") // served from the old jwks_uri while rediscovery runs
-	if n, failed := rediscovery("new jwks_uri down"); n != 2 || len(failed) != 1 || !strings.Contains(failed[0].Error(), "/jwks2: HTTP 404") {
-		t.Fatalf("new jwks_uri down: %d fetches, failures %v", n, failed)
+	if failed := rediscovery("new jwks_uri down", 2); len(failed) != 1 || !strings.Contains(failed[0].Error(), "/jwks2: HTTP 404") {
+		t.Fatalf("new jwks_uri down: failures %v", failed)
 	}
 	wantKID("new jwks_uri down", "k1")
 
@@ -415,8 +422,8 @@ func TestDiscoveredKeysRediscovery(t *testing.T) {
 	noRediscovery("within MinInterval of the failure")
 	clk.Advance(30 * time.Second)
 	wantKID("retry due", "k1")
-	if n, failed := rediscovery("retry"); n != 2 || len(failed) != 0 {
-		t.Fatalf("retry: %d fetches, failures %v", n, failed)
+	if failed := rediscovery("retry", 2); len(failed) != 0 {
+		t.Fatalf("retry: failures %v", failed)
 	}
 	wantKID("moved", "k2")
 
@@ -426,8 +433,8 @@ func TestDiscoveredKeysRediscovery(t *testing.T) {
 	srv.route("/jwks2", 200, jwksJSON(t, k3.jwk("sig", "")))
 	clk.Advance(MetadataRefreshInterval)
 	wantKID("metadata down", "k2")
-	if n, failed := rediscovery("metadata down"); n != 1 || len(failed) != 1 {
-		t.Fatalf("metadata down: %d fetches, failures %v", n, failed)
+	if failed := rediscovery("metadata down", 1); len(failed) != 1 {
+		t.Fatalf("metadata down: failures %v", failed)
 	}
 	wantKID("after the failed rediscovery", "k2")
 
@@ -435,8 +442,8 @@ func TestDiscoveredKeysRediscovery(t *testing.T) {
 	srv.route(oauthPath, 200, metadata(srv.URL, srv.URL+"/jwks2"))
 	clk.Advance(time.Minute)
 	wantKID("rediscovered, unchanged", "k2")
-	if n, failed := rediscovery("unchanged"); n != 1 || len(failed) != 0 {
-		t.Fatalf("unchanged: %d fetches, failures %v", n, failed)
+	if failed := rediscovery("unchanged", 1); len(failed) != 0 {
+		t.Fatalf("unchanged: failures %v", failed)
 	}
 	wantKID("same jwks_uri keeps its cached set", "k2")
 }
