@@ -20,12 +20,15 @@ import (
 const (
 	HeaderClientID   = "x-certbind-client-id"
 	HeaderThumbprint = "x-certbind-cert-thumbprint"
-	HeaderClientCert = "client-cert" // RFC 9440
-	HeaderSubject    = "x-certbind-subject"
-	HeaderScope      = "x-certbind-scope"
+	HeaderClientCert = "client-cert" // RFC 9440: the verified leaf
+	// HeaderClientCertChain is never set: RFC 9440 section 3 sanitizes Client-Cert and
+	// Client-Cert-Chain together, so a client-sent chain cannot sit beside certbind's leaf.
+	HeaderClientCertChain = "client-cert-chain"
+	HeaderSubject         = "x-certbind-subject"
+	HeaderScope           = "x-certbind-scope"
 )
 
-var upstreamHeaders = []string{HeaderClientID, HeaderThumbprint, HeaderClientCert, HeaderSubject, HeaderScope}
+var upstreamHeaders = []string{HeaderClientID, HeaderThumbprint, HeaderClientCert, HeaderClientCertChain, HeaderSubject, HeaderScope}
 
 // kind groups reasons by how a deny is rendered.
 type kind int

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -271,4 +273,63 @@ func TestNginxAuthRequest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNginxUpstreamCertificateHeaders: RFC 9440 section 3 sanitizes Client-Cert and
+// Client-Cert-Chain together. Behind the shipped configuration the upstream sees certbind's
+// verified Client-Cert and none of the certificate headers the client sent: not its
+// Client-Cert, not its Client-Cert-Chain, not an X-Forwarded-Client-Cert.
+func TestNginxUpstreamCertificateHeaders(t *testing.T) {
+	r := start(t)
+	tok := r.do(t, testbed.Billing, "POST", "/oauth2/token?client_id=billing", "", nil)
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal([]byte(tok.body), &tr); tok.status != 200 || err != nil || tr.AccessToken == "" {
+		t.Fatalf("token: %d %s", tok.status, tok.body)
+	}
+	forged := map[string]string{
+		"Client-Cert":             ":Zm9yZ2VkIGxlYWY=:",
+		"Client-Cert-Chain":       ":Zm9yZ2VkIGludGVybWVkaWF0ZQ==:, :Zm9yZ2VkIHJvb3Q=:",
+		"X-Forwarded-Client-Cert": `Hash=00;Cert="forged";Subject="CN=admin"`,
+	}
+	for _, tc := range []struct {
+		name, cert, path, authz string
+	}{
+		{"identity", testbed.Inventory, "/internal/stock", ""},
+		{"bound_token", testbed.Billing, "/api/orders", "Bearer " + tr.AccessToken},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := r.do(t, tc.cert, "GET", tc.path, tc.authz, forged)
+			if got.status != 200 {
+				t.Fatalf("%d %s", got.status, got.body)
+			}
+			var echo demoapp.Echo
+			if err := json.Unmarshal([]byte(got.body), &echo); err != nil {
+				t.Fatalf("upstream echo %s: %v", got.body, err)
+			}
+			for _, h := range []string{"client-cert-chain", "x-forwarded-client-cert"} {
+				if v, ok := echo.Headers[h]; ok {
+					t.Errorf("the upstream received the client's %s: %q", h, v)
+				}
+			}
+			if got, want := echo.Headers["client-cert"], ":"+base64.StdEncoding.EncodeToString(r.leaf(t, tc.cert))+":"; got != want {
+				t.Errorf("client-cert %q, want certbind's %q", got, want)
+			}
+		})
+	}
+}
+
+// leaf is the DER of the named client's certificate.
+func (r *rig) leaf(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(r.pki, testbed.CertFile(name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil {
+		t.Fatalf("%s: no PEM", testbed.CertFile(name))
+	}
+	return b.Bytes
 }
