@@ -99,6 +99,27 @@ func (n Name) Equal(o Name) bool {
 	return true
 }
 
+// Within reports whether n is within the subtree rooted at base, as a
+// directoryName name constraint asks (RFC 5280 §4.2.1.10, §7.1): base's RDNs
+// are the first RDNs of n in ASN.1 order (most significant first), each pair
+// of RDNs matched as Equal matches them. Every name is within the empty base
+// (the zero Name), and n is within itself; a reversed or reordered name is
+// not within its original.
+func (n Name) Within(base Name) bool {
+	if len(base.ends) > len(n.ends) {
+		return false
+	}
+	start := 0
+	for i, end := range base.ends {
+		// Equal RDNs so far have the same sizes, so both names' RDN i starts at start.
+		if n.ends[i] != end || !rdnEqual(base.attrs[start:end], n.attrs[start:end]) {
+			return false
+		}
+		start = end
+	}
+	return true
+}
+
 // rdnEqual compares two RDNs as sets. Value equality is an equivalence
 // relation, so pairing each attribute with the first unused equal one is
 // exact even when a type repeats inside an RDN.

@@ -1,6 +1,7 @@
 package dn
 
 import (
+	"encoding/asn1"
 	"errors"
 	"strings"
 	"testing"
@@ -246,5 +247,70 @@ func TestFoldNonASCII(t *testing.T) {
 		if got := foldNonASCII(tc.in); got != tc.want {
 			t.Errorf("foldNonASCII(%U) = %U, want %U", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestWithin: directoryName subtrees (RFC 5280 §4.2.1.10). Names are RFC 4514 strings (most
+// specific RDN first), so a base is a suffix of the string and a prefix of the ASN.1 RDNs; ""
+// is the zero Name.
+func TestWithin(t *testing.T) {
+	const billing = "CN=billing,OU=Payments,O=Example Corp,C=SE"
+	tests := []struct {
+		name, n, base string
+		within        bool
+	}{
+		{"empty-base-contains-all", billing, "", true},
+		{"empty-base-contains-empty", "", "", true},
+		{"empty-name-in-nonempty-base", "", "C=SE", false},
+		{"itself", billing, billing, true},
+		{"one-rdn", billing, "C=SE", true},
+		{"two-rdns", billing, "O=Example Corp,C=SE", true},
+		{"three-rdns", billing, "OU=Payments,O=Example Corp,C=SE", true},
+		{"base-longer", "O=Example Corp,C=SE", billing, false},
+		{"other-value", billing, "O=Partner,C=SE", false},
+		{"value-prefix-is-not-within", billing, "O=Example,C=SE", false},
+		{"other-type-same-value", billing, "OU=Example Corp,C=SE", false},
+		// The base names the most significant RDNs: the least significant ones do not count.
+		{"least-significant-rdns", billing, "CN=billing,OU=Payments", false},
+		{"reversed-base", billing, "C=SE,O=Example Corp", false},
+		{"middle-rdns", billing, "OU=Payments,O=Example Corp", false},
+		// caseIgnoreMatch and caseIgnoreIA5Match, as Equal.
+		{"case-and-spaces", billing, "o=EXAMPLE   corp , c=se", true},
+		{"leading-trailing-spaces", billing, `O=\ Example Corp\ ,C=SE`, true},
+		{"ia5-case", "CN=a,DC=Example,DC=com", "DC=EXAMPLE,DC=COM", true},
+		{"kelvin-is-not-k", "CN=a,O=Key", "O=\u212Aey", false},
+		{"unknown-type-exact", "CN=a,1.2.3.4=Foo", "1.2.3.4=foo", false},
+		// Multi-valued RDNs are sets: order inside does not matter, splitting does.
+		{"multivalued-order", "CN=a,OU=Sales+O=Example,C=SE", "O=Example+OU=Sales,C=SE", true},
+		{"multivalued-base-vs-split-name", "CN=a,OU=Sales,O=Example,C=SE", "OU=Sales+O=Example,C=SE", false},
+		{"split-base-vs-multivalued-name", "CN=a,OU=Sales+O=Example,C=SE", "OU=Sales,O=Example,C=SE", false},
+		{"multivalued-subset", "CN=a,OU=Sales+O=Example,C=SE", "O=Example,C=SE", false},
+		{"multivalued-last-rdn", "CN=a+UID=1,O=Example", "UID=1+CN=A,O=Example", true},
+	}
+	parse := func(s string) Name {
+		if s == "" {
+			return Name{}
+		}
+		return mustParse(t, s)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n, base := parse(tc.n), parse(tc.base)
+			if got := n.Within(base); got != tc.within {
+				t.Errorf("%q.Within(%q) = %v, want %v", tc.n, tc.base, got, tc.within)
+			}
+			if n.Within(base) && base.Within(n) != n.Equal(base) {
+				t.Errorf("%q and %q are within each other but not Equal", tc.n, tc.base)
+			}
+		})
+	}
+
+	// Values are compared decoded: a PrintableString base contains a UTF8String name.
+	o := asn1.ObjectIdentifier{2, 5, 4, 10}
+	cn := asn1.ObjectIdentifier{2, 5, 4, 3}
+	base := mustFromDER(t, seq(set(atv(o, asn1.TagPrintableString, "Example"))))
+	name := mustFromDER(t, seq(set(atv(o, asn1.TagUTF8String, "example")), set(atv(cn, asn1.TagUTF8String, "a"))))
+	if !name.Within(base) {
+		t.Errorf("%s is not within %s", name, base)
 	}
 }
