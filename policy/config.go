@@ -519,6 +519,7 @@ func parsePEMCertificates(data []byte) ([]*x509.Certificate, error) {
 		if err != nil {
 			return nil, fmt.Errorf("PEM block %d: %w", n, err)
 		}
+		acceptNameConstraints(c) // before the certificate goes into a shared pool
 		certs = append(certs, c)
 	}
 	if len(strings.TrimSpace(string(data))) > 0 {

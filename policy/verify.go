@@ -74,6 +74,7 @@ func parsePresented(leafDER []byte, intermediatesDER [][]byte, interned *lru.Cac
 		if err != nil {
 			return nil, fmt.Errorf("%w: chain[%d]: %v", ErrMalformedCertificate, i+1, err)
 		}
+		acceptNameConstraints(c) // before the certificate is interned and shared
 		if interned != nil {
 			interned.Add(sum, c)
 		}
@@ -155,6 +156,10 @@ func (c *Config) verifyChain(p *Presented, roots *x509.CertPool, now time.Time) 
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 	if err == nil {
+		// crypto/x509 does not check directoryName constraints: keep the chains that hold them.
+		if chains, err = directoryNameChains(chains); err != nil {
+			return nil, ReasonCertificateInvalid, err
+		}
 		if r, err := c.checkRevocation(chains, now); r != ReasonOK {
 			return nil, r, err
 		}

@@ -104,6 +104,7 @@ type options struct {
 	keyUsage    x509.KeyUsage
 	crlDistPts  []string
 	ocspServers []string
+	extra       []pkix.Extension
 }
 
 // Subject sets the subject from an RFC 4514 string with the attributes CN, OU, O, L, ST, C, DC,
@@ -191,6 +192,11 @@ func CRLDistributionPoints(urls ...string) Option {
 // OCSPServers sets the authority information access OCSP URLs.
 func OCSPServers(urls ...string) Option { return func(o *options) { o.ocspServers = urls } }
 
+// Extension adds an extension written as is (x509.Certificate.ExtraExtensions), for what
+// CreateCertificate cannot write, such as directoryName name constraints. An extension with the
+// OID of one CreateCertificate writes replaces it.
+func Extension(ext pkix.Extension) Option { return func(o *options) { o.extra = append(o.extra, ext) } }
+
 var serial atomic.Int64
 
 // defaultStart is used when no validity is given: the present, with a minute's slack.
@@ -230,6 +236,7 @@ func build(name string, issuer *Cert, o options) *Cert {
 		URIs:                  o.uris,
 		CRLDistributionPoints: o.crlDistPts,
 		OCSPServer:            o.ocspServers,
+		ExtraExtensions:       o.extra,
 	}
 	if o.subject != nil {
 		tmpl.RawSubject = o.subject
