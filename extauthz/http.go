@@ -108,6 +108,10 @@ func readHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Co
 			in.Request.Body = body
 		}
 	}
+	// Envoy's http_service with with_request_body marks a body it cut, as on the gRPC path.
+	if hdr["x-envoy-auth-partial-body"] == "true" {
+		in.Request.BodyTruncated = true
+	}
 	certs.fill(&in, cfg, func() (*policy.Presented, policy.Reason, error) { return httpCertificate(hdr, set, cfg) },
 		"http", string(set.CertificateFormat), hdr[set.CertificateHeader], hdr[set.ChainHeader])
 	return in
