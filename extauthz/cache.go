@@ -56,7 +56,7 @@ func (cc *certCaches) forConfig(cfg *policy.Config) *certCache {
 }
 
 // fill sets in's certificate, or the reason it has none usable, from read, through the cache.
-// parts are the exact request material read uses.
+// parts are the exact request material read uses, including whether each header was present.
 func (cc *certCaches) fill(in *policy.Input, cfg *policy.Config, read func() (*policy.Presented, policy.Reason, error), parts ...string) {
 	res := cc.lookup(cfg, func() certResult {
 		p, r, err := read()
@@ -94,6 +94,16 @@ func (cc *certCaches) lookup(cfg *policy.Config, compute func() certResult, part
 	r.until = now.Add(cfg.Cache.TTL)
 	c.lru.Add(key, r)
 	return r
+}
+
+// presence is a cache key part for whether a header was sent at all: an empty header and an
+// absent one are different material (an empty XFCC is malformed, a missing one is no
+// certificate).
+func presence(ok bool) string {
+	if ok {
+		return "1"
+	}
+	return "0"
 }
 
 // keyBufs holds the buffers cache keys are hashed from: the material is a few kilobytes of

@@ -112,8 +112,10 @@ func readHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Co
 	if hdr["x-envoy-auth-partial-body"] == "true" {
 		in.Request.BodyTruncated = true
 	}
+	cert, certOK := hdr[set.CertificateHeader]
+	chain, chainOK := hdr[set.ChainHeader]
 	certs.fill(&in, cfg, func() (*policy.Presented, policy.Reason, error) { return httpCertificate(hdr, set, cfg) },
-		"http", string(set.CertificateFormat), hdr[set.CertificateHeader], hdr[set.ChainHeader])
+		"http", string(set.CertificateFormat), presence(certOK), cert, presence(chainOK), chain)
 	return in
 }
 

@@ -1,6 +1,7 @@
 package extauthz_test
 
 import (
+	"encoding/base64"
 	"testing"
 
 	"github.com/certbind/certbind/extauthz"
@@ -45,5 +46,50 @@ func TestHTTPAuthzPartialBody(t *testing.T) {
 				t.Errorf("error %q, want invalid_request", got)
 			}
 		})
+	}
+}
+
+// TestHTTPAuthzCertificateHeaderPresence: a present-but-empty certificate header and an absent
+// one are different inputs with different answers; the certificate cache must not hand one the
+// other's result, in either order.
+func TestHTTPAuthzCertificateHeaderPresence(t *testing.T) {
+	f := newFixture(t)
+	seq := func(der []byte) string { return ":" + base64.StdEncoding.EncodeToString(der) + ":" }
+	type request struct {
+		name   string
+		hdr    map[string]string
+		status int
+		reason policy.Reason
+	}
+	for _, tc := range []struct {
+		name, yaml string
+		a, b       request
+	}{
+		{"xfcc", "", // an empty XFCC is malformed; no XFCC means no certificate
+			request{"empty x-forwarded-client-cert", map[string]string{"x-forwarded-client-cert": ""}, 401, policy.ReasonXFCCMalformed},
+			request{"no x-forwarded-client-cert", map[string]string{}, 401, policy.ReasonNoCertificate}},
+		{"rfc9440 chain", "intermediates: [inter.pem]\nhttp_authz: {certificate_format: rfc9440}\n",
+			request{"empty client-cert-chain", map[string]string{"client-cert": seq(f.billing.DER()), "client-cert-chain": ""}, 401, policy.ReasonCertificateMalformed},
+			request{"no client-cert-chain", map[string]string{"client-cert": seq(f.billing.DER())}, 200, policy.ReasonOK}},
+	} {
+		for _, order := range [][2]request{{tc.a, tc.b}, {tc.b, tc.a}} {
+			t.Run(tc.name+": "+order[0].name+" first", func(t *testing.T) {
+				srv := f.httpServer(t, baseConfig+tc.yaml) // a fresh certificate cache
+				for _, r := range order {
+					hdr := map[string]string{"content-type": "application/x-www-form-urlencoded"}
+					for k, v := range r.hdr {
+						hdr[k] = v
+					}
+					resp := send(t, "POST", srv.URL+"/oauth2/token", hdr, "client_id=billing")
+					reason := policy.Reason(resp.Header.Get("x-certbind-reason"))
+					if resp.StatusCode == 200 {
+						reason = policy.ReasonOK
+					}
+					if resp.StatusCode != r.status || reason != r.reason {
+						t.Errorf("%s: %d %s, want %d %s", r.name, resp.StatusCode, reason, r.status, r.reason)
+					}
+				}
+			})
+		}
 	}
 }
