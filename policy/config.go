@@ -477,7 +477,7 @@ func (b *builder) readAnchors(path string, names []string, pool *x509.CertPool) 
 	var anchors []*x509.Certificate
 	for i, name := range names {
 		at := fmt.Sprintf("%s[%d]", path, i)
-		for _, cert := range b.readCerts(at, name) {
+		for _, cert := range b.readPathCerts(at, name) {
 			if !cert.IsCA {
 				b.errf(at, "%s: %q is not a CA certificate", name, cert.Subject)
 				continue
@@ -487,6 +487,18 @@ func (b *builder) readAnchors(path string, names []string, pool *x509.CertPool) 
 		}
 	}
 	return anchors
+}
+
+// readPathCerts reads the CA certificates of client certificate paths (trust anchors and
+// intermediates): certbind enforces their directoryName constraints itself, so a critical
+// nameConstraints extension it fully enforces is accepted, before the certificates go into a
+// shared pool. Other trust (the introspection endpoint's tls_ca) is left to crypto/tls as is.
+func (b *builder) readPathCerts(path, name string) []*x509.Certificate {
+	certs := b.readCerts(path, name)
+	for _, c := range certs {
+		acceptNameConstraints(c)
+	}
+	return certs
 }
 
 // readCerts reads a PEM file of one or more certificates; anything but CERTIFICATE blocks is an
@@ -519,7 +531,6 @@ func parsePEMCertificates(data []byte) ([]*x509.Certificate, error) {
 		if err != nil {
 			return nil, fmt.Errorf("PEM block %d: %w", n, err)
 		}
-		acceptNameConstraints(c) // before the certificate goes into a shared pool
 		certs = append(certs, c)
 	}
 	if len(strings.TrimSpace(string(data))) > 0 {
@@ -540,7 +551,7 @@ func (b *builder) compile(f *fileConfig) *Config {
 	}
 	c.anchors = b.readAnchors("trust_anchors", f.TrustAnchors, c.roots)
 	for i, name := range f.Intermediates {
-		for _, cert := range b.readCerts(fmt.Sprintf("intermediates[%d]", i), name) {
+		for _, cert := range b.readPathCerts(fmt.Sprintf("intermediates[%d]", i), name) {
 			c.intermediates.AddCert(cert)
 		}
 	}
