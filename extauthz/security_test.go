@@ -217,7 +217,9 @@ func TestSecurityReview(t *testing.T) {
 	f := newFixture(t)
 	s := newSigner(t, f)
 	tr := f.transports(t, securityConfig)
-	bearer := func(c map[string]any) map[string]string { return map[string]string{"authorization": "Bearer " + s.sign(t, c)} }
+	bearer := func(c map[string]any) map[string]string {
+		return map[string]string{"authorization": "Bearer " + s.sign(t, c)}
+	}
 	read, admin := bearer(claimsFor(f.billing, "read")), bearer(claimsFor(f.billing, "read admin"))
 	with := func(scope string, extra map[string]any) map[string]string {
 		c := claimsFor(f.billing, scope)
@@ -332,6 +334,47 @@ func TestAuthorizationNeverLogged(t *testing.T) {
 			if got.reason != policy.ReasonRequestMalformed || strings.Contains(got.log, "hunter") || strings.Contains(got.log, "zz") {
 				t.Errorf("%q: %s, log %q", v, got.reason, got.log)
 			}
+		}
+	}
+}
+
+// TestDirectoryNameConstraintsOverTransports: a CA permitted only O=Partner cannot vouch for a
+// registered Example Corp subject, and a critical directoryName constraint certbind enforces no
+// longer takes its CA out of service (item 2 of issue 10), through both transports.
+func TestDirectoryNameConstraintsOverTransports(t *testing.T) {
+	f := newFixture(t)
+	win := pki.Validity(t0.Add(-time.Hour), t0.Add(24*time.Hour))
+	billingDN := pki.Subject("CN=billing,O=Example Corp,C=SE")
+	partnerCA := f.root.Intermediate("Partner CA", pki.Subject("CN=Partner CA,O=Partner"), pki.PermittedDirectoryNames(false, "O=Partner"), win)
+	criticalCA := f.root.Intermediate("Example CA", pki.Subject("CN=Example CA,O=Example Corp,C=SE"), pki.PermittedDirectoryNames(true, "O=Example Corp,C=SE"), win)
+	tr := f.transports(t, baseConfig)
+	token := func(cert *pki.Cert) attempt {
+		return attempt{method: "POST", path: "/oauth2/token", body: "client_id=billing", cert: cert}
+	}
+	for _, tc := range []struct {
+		name   string
+		a      attempt
+		want   policy.Reason
+		status int
+	}{
+		{"subject outside a non-critical permitted subtree", token(partnerCA.Leaf("billing", billingDN, win)), policy.ReasonCertificateInvalid, 401},
+		{"subject within a critical permitted subtree", token(criticalCA.Leaf("billing", billingDN, win)), policy.ReasonOK, 200},
+		{"subject outside a critical permitted subtree", token(criticalCA.Leaf("billing", pki.Subject("CN=billing,O=Example Corp,C=NO"), win)), policy.ReasonCertificateInvalid, 401},
+		{"identity: subject outside the subtree", attempt{path: "/internal/x", cert: partnerCA.Leaf("billing", billingDN, win)}, policy.ReasonCertificateInvalid, 403},
+	} {
+		for _, via := range []struct {
+			name string
+			run  func(*testing.T, attempt) outcome
+		}{{"grpc", tr.viaGRPC}, {"http", tr.viaHTTP}} {
+			t.Run(tc.name+"/"+via.name, func(t *testing.T) {
+				got := via.run(t, tc.a)
+				if got.reason != tc.want || got.status != tc.status {
+					t.Fatalf("%s %d, want %s %d", got.reason, got.status, tc.want, tc.status)
+				}
+				if tc.want == policy.ReasonCertificateInvalid && !strings.Contains(got.log, "directoryName subtree") {
+					t.Errorf("log line %q does not name the constraint", got.log)
+				}
+			})
 		}
 	}
 }

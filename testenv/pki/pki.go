@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -325,4 +326,27 @@ func (c *Cert) CRL(thisUpdate, nextUpdate time.Time, revoked ...*Cert) []byte {
 // CRLPEM is CRL as a PEM "X509 CRL" block.
 func (c *Cert) CRLPEM(thisUpdate, nextUpdate time.Time, revoked ...*Cert) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: c.CRL(thisUpdate, nextUpdate, revoked...)})
+}
+
+// PermittedDirectoryNames adds a nameConstraints extension (RFC 5280 section 4.2.1.10) whose
+// permitted subtrees are the given RFC 4514 names, as directoryName: crypto/x509 can write no
+// such constraint itself.
+func PermittedDirectoryNames(critical bool, names ...string) Option {
+	type subtree struct{ Base asn1.RawValue }
+	var trees struct {
+		Permitted []subtree `asn1:"optional,tag:0"`
+	}
+	for _, n := range names {
+		raw, err := rawSubject(n)
+		if err != nil {
+			panic(err)
+		}
+		// directoryName is [4] EXPLICIT: Name is a CHOICE.
+		trees.Permitted = append(trees.Permitted, subtree{asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 4, IsCompound: true, Bytes: raw}})
+	}
+	v, err := asn1.Marshal(trees)
+	if err != nil {
+		panic(err)
+	}
+	return Extension(pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 30}, Critical: critical, Value: v})
 }
