@@ -48,7 +48,11 @@ func newRig(t *testing.T, poll time.Duration) *rig {
 	g.cancel = cancel
 	go func() { defer close(g.done); g.r.Run(ctx, g.hup) }()
 	t.Cleanup(func() { cancel(); <-g.done })
-	time.Sleep(50 * time.Millisecond) // let the watcher start
+	// The run loop answers a trigger only once its watches are set: one reload through it
+	// proves a file change from now on is seen (a sleep here was a guess, flaky under load).
+	n, _ := g.lastLoad()
+	g.hup <- struct{}{}
+	eventually(t, "the run loop", func() bool { c, _ := g.lastLoad(); return c > n })
 	return g
 }
 
