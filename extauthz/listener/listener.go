@@ -1,6 +1,7 @@
 // Package listener builds the TLS configuration of certbind's authorization listeners: mutual
 // TLS against a client CA, an allow-list of caller identities (Envoy's URI or DNS SAN) checked
-// during the handshake, and certificate, key and CA files re-read when they change.
+// during the handshake, and certificate, key and CA files re-read when they change. Limit bounds
+// how many connections a listener holds open at once.
 package listener
 
 import (
