@@ -50,6 +50,14 @@ type serveFlags struct {
 	gcPercent      int
 	memoryLimit    int64
 	drain          time.Duration
+	http           httpLimits
+}
+
+// httpLimits bound the HTTP authorization endpoint's connections, so callers that stall
+// cannot hold them open.
+type httpLimits struct {
+	readTimeout, writeTimeout, idleTimeout time.Duration
+	maxConns                               int
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -71,6 +79,10 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.IntVar(&f.gcPercent, "gc-percent", 200, "Go garbage collector target (GOGC) unless the GOGC environment variable is set: certbind's live heap is small and bounded by its caches, so fewer collections save CPU on every check")
 	fs.Int64Var(&f.memoryLimit, "memory-limit-mb", 128, "soft memory limit (GOMEMLIMIT) in MiB unless GOMEMLIMIT is set; the collector works harder near it, keeping resident memory bounded; 0 for none")
 	fs.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "on shutdown, how long in-flight checks may take to finish")
+	fs.DurationVar(&f.http.readTimeout, "http-read-timeout", 10*time.Second, "HTTP endpoint: the longest a whole request (headers and body) may take to arrive; 0 for none")
+	fs.DurationVar(&f.http.writeTimeout, "http-write-timeout", 10*time.Second, "HTTP endpoint: the longest from the end of a request's headers until its answer is written, decision included (keep it above tokens.introspection.timeout); 0 for none")
+	fs.DurationVar(&f.http.idleTimeout, "http-idle-timeout", 60*time.Second, "HTTP endpoint: how long a kept-alive connection may wait for its next request; 0 for --http-read-timeout")
+	fs.IntVar(&f.http.maxConns, "http-max-conns", 1024, "HTTP endpoint: the most connections open at once; more callers wait in the listen backlog; 0 for no limit")
 	if err := parseFlags(fs, args); err != nil {
 		return f, err
 	}
@@ -85,6 +97,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	}
 	if f.allowedCallers != "" && f.tlsClientCA == "" {
 		return f, exit.Usage("serve: --allowed-callers needs --tls-client-ca: callers are identified by their certificate")
+	}
+	if f.http.readTimeout < 0 || f.http.writeTimeout < 0 || f.http.idleTimeout < 0 || f.http.maxConns < 0 {
+		return f, exit.Usage("serve: --http-read-timeout, --http-write-timeout, --http-idle-timeout and --http-max-conns cannot be negative")
 	}
 	return f, nil
 }
@@ -263,11 +278,13 @@ func (s *server) run(ctx context.Context) error {
 			closeAll()
 			return err
 		}
+		// Below TLS: connections still in their handshake count towards the limit.
+		hl = listener.Limit(hl, s.f.http.maxConns)
 		if tlsConfig != nil {
 			hl = tls.NewListener(hl, tlsConfig)
 		}
 		listeners = append(listeners, hl)
-		s.https = append(s.https, &http.Server{Handler: extauthz.NewHTTPHandler(authz), ReadHeaderTimeout: 5 * time.Second})
+		s.https = append(s.https, httpAuthzServer(extauthz.NewHTTPHandler(authz), s.f.http))
 	}
 	if s.f.adminAddr != "" {
 		al, err := listen(s.f.adminAddr)
@@ -276,7 +293,7 @@ func (s *server) run(ctx context.Context) error {
 			return err
 		}
 		listeners = append(listeners, al)
-		s.https = append(s.https, &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second})
+		s.https = append(s.https, &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: headerTimeout})
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -354,6 +371,21 @@ func (s *server) serveUntilDone(ctx context.Context, lis net.Listener) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// headerTimeout bounds the arrival of a request's headers on the HTTP listeners.
+const headerTimeout = 5 * time.Second
+
+// httpAuthzServer serves the HTTP authorization endpoint with a deadline on every phase of a
+// connection: a caller that sends headers announcing a body and then stalls, never reads the
+// answer, or idles on a kept-alive connection is closed instead of holding it.
+func httpAuthzServer(h http.Handler, lim httpLimits) *http.Server {
+	hdr := headerTimeout
+	if lim.readTimeout > 0 {
+		hdr = min(hdr, lim.readTimeout)
+	}
+	return &http.Server{Handler: h, ReadHeaderTimeout: hdr, ReadTimeout: lim.readTimeout,
+		WriteTimeout: lim.writeTimeout, IdleTimeout: lim.idleTimeout}
 }
 
 func (s *server) adminHandler() http.Handler {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -370,5 +372,151 @@ func TestTuneRuntime(t *testing.T) {
 	tuneRuntime(serveFlags{gcPercent: 300})
 	if got := debug.SetGCPercent(100); got != 50 {
 		t.Errorf("GOGC %d, want the environment's 50", got)
+	}
+}
+
+// dialHTTP opens a raw connection to the HTTP endpoint once serve listens on it.
+func dialHTTP(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var c net.Conn
+		if c, err = net.Dial("tcp", addr); err == nil {
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+	}
+	t.Fatalf("HTTP endpoint %s: %v", addr, err)
+	return nil
+}
+
+// closedWithin asserts that the server closes c (EOF or reset, not our own deadline) within
+// limit, and returns how long that took and what it sent first.
+func closedWithin(t *testing.T, c net.Conn, r io.Reader, limit time.Duration) (time.Duration, string) {
+	t.Helper()
+	start := time.Now()
+	c.SetReadDeadline(start.Add(limit))
+	got, err := io.ReadAll(r)
+	took := time.Since(start)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection still open after %s (read %q)", limit, got)
+	}
+	return took, string(got)
+}
+
+// TestServeHTTPEndpointTimeouts: a caller that announces a body and stalls, one that idles on
+// a kept-alive connection, and a decision slower than the write timeout all end with the
+// connection closed.
+func TestServeHTTPEndpointTimeouts(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	c := newCLI(t)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(4 * timeout)
+		fmt.Fprint(w, `{"active":true}`)
+	}))
+	defer slow.Close()
+	data, _ := os.ReadFile(c.path("certbind.yaml"))
+	c.write(t, "slow.yaml", append(data, []byte("  - {path_prefix: /api/, mode: bound_token}\n"+
+		"tokens:\n  introspection: {endpoint: "+slow.URL+", client_id: c, client_secret: s, timeout: 5s}\n  issuers: []\n")...))
+	httpAddr := freeAddr(t)
+	startServe(t, "--config", c.path("slow.yaml"), "--grpc-addr", freeAddr(t), "--http-addr", httpAddr,
+		"--http-read-timeout", timeout.String(), "--http-write-timeout", timeout.String(), "--http-idle-timeout", timeout.String())
+
+	t.Run("stalled body", func(t *testing.T) {
+		conn := dialHTTP(t, httpAddr)
+		fmt.Fprint(conn, "POST /oauth2/token HTTP/1.1\r\nHost: certbind\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
+			"Content-Length: 1000000\r\n\r\nclient_id=billing")
+		took, _ := closedWithin(t, conn, conn, 10*timeout)
+		if took < timeout/2 {
+			t.Errorf("closed after %s: before the read timeout, so not by it", took)
+		}
+	})
+	t.Run("idle keep-alive", func(t *testing.T) {
+		conn := dialHTTP(t, httpAddr)
+		fmt.Fprint(conn, "GET /oauth2/token?client_id=billing HTTP/1.1\r\nHost: certbind\r\n\r\n")
+		br := bufio.NewReader(conn)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || resp.Close {
+			t.Fatalf("%s, close %v: want a kept-alive 401 (no certificate)", resp.Status, resp.Close)
+		}
+		closedWithin(t, conn, br, 10*timeout)
+	})
+	t.Run("decision slower than the write timeout", func(t *testing.T) {
+		conn := dialHTTP(t, httpAddr)
+		fmt.Fprint(conn, "GET /api/x HTTP/1.1\r\nHost: certbind\r\nAuthorization: Bearer opaque\r\n\r\n")
+		if _, got := closedWithin(t, conn, conn, 10*timeout); got != "" {
+			t.Errorf("answered after the write deadline: %q", got)
+		}
+	})
+}
+
+// TestServeHTTPEndpointConnectionLimit: with --http-max-conns 2, a third connection waits
+// until one of the first two closes.
+func TestServeHTTPEndpointConnectionLimit(t *testing.T) {
+	c := newCLI(t)
+	httpAddr := freeAddr(t)
+	startServe(t, "--config", c.path("certbind.yaml"), "--grpc-addr", freeAddr(t), "--http-addr", httpAddr, "--http-max-conns", "2")
+	type client struct {
+		conn net.Conn
+		br   *bufio.Reader
+	}
+	open := func() client {
+		conn := dialHTTP(t, httpAddr)
+		fmt.Fprint(conn, "GET /oauth2/token HTTP/1.1\r\nHost: certbind\r\n\r\n")
+		return client{conn, bufio.NewReader(conn)}
+	}
+	answer := func(cl client, within time.Duration) (*http.Response, error) {
+		cl.conn.SetReadDeadline(time.Now().Add(within))
+		resp, err := http.ReadResponse(cl.br, nil)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	// Two kept-alive connections, each answered: they hold both places.
+	first := open()
+	for _, cl := range []client{first, open()} {
+		if _, err := answer(cl, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	third := open()
+	var ne net.Error
+	if resp, err := answer(third, 300*time.Millisecond); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("a third connection was served: %v %v", resp, err)
+	}
+	first.conn.Close()
+	if _, err := answer(third, 5*time.Second); err != nil {
+		t.Fatalf("the third connection was not served after the first closed: %v", err)
+	}
+}
+
+func TestServeHTTPEndpointFlags(t *testing.T) {
+	c := newCLI(t)
+	_, _, help := runCLI("serve", "-h")
+	for _, f := range []string{"-http-read-timeout", "-http-write-timeout", "-http-idle-timeout", "-http-max-conns"} {
+		if !strings.Contains(help, f) {
+			t.Errorf("serve -h does not list %s", f)
+		}
+		v := "-1s"
+		if f == "-http-max-conns" {
+			v = "-1"
+		}
+		if code, _, errs := runCLI("serve", "--config", c.path("certbind.yaml"), "-"+f, v); code != 2 || !strings.Contains(errs, "cannot be negative") {
+			t.Errorf("%s %s: exit %d %s, want 2", f, v, code, errs)
+		}
+	}
+	// A read timeout shorter than the header timeout bounds the headers too.
+	s := httpAuthzServer(http.NotFoundHandler(), httpLimits{readTimeout: time.Second, writeTimeout: 2 * time.Second, idleTimeout: 3 * time.Second})
+	if s.ReadHeaderTimeout != time.Second || s.ReadTimeout != time.Second || s.WriteTimeout != 2*time.Second || s.IdleTimeout != 3*time.Second {
+		t.Errorf("server timeouts: header %s read %s write %s idle %s", s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout)
 	}
 }
