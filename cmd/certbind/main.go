@@ -44,6 +44,8 @@ const usage = `certbind: Envoy ext_authz for mutual-TLS client authentication (R
 Usage:
   certbind serve      --config FILE [--grpc-addr ADDR] [--http-addr ADDR] [--admin-addr ADDR]
                       [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM [--allowed-callers IDS]]]
+                      [--http-read-timeout D] [--http-write-timeout D] [--http-idle-timeout D]
+                      [--http-max-conns N]
   certbind check      --config FILE --cert PEM [--chain PEM] [--client-id ID] [--mode MODE]
                       [--token TOKEN | --token-file FILE] [--path PATH]
   certbind thumbprint PEM

@@ -226,6 +226,9 @@ func newServer(f serveFlags, log *logrus.Logger) (*server, error) {
 				return
 			}
 			log.WithFields(logrus.Fields{"config": f.config, "clients": len(cfg.Clients())}).Info("configuration loaded")
+			for _, w := range cfg.Warnings() {
+				log.WithField("config", f.config).Warn(w)
+			}
 			s.setServing(true)
 		},
 	})

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -519,4 +521,23 @@ func TestServeHTTPEndpointFlags(t *testing.T) {
 	if s.ReadHeaderTimeout != time.Second || s.ReadTimeout != time.Second || s.WriteTimeout != 2*time.Second || s.IdleTimeout != 3*time.Second {
 		t.Errorf("server timeouts: header %s read %s write %s idle %s", s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout)
 	}
+}
+
+// TestServeLogsConfigWarnings: what validate warns about, serve logs at every load.
+func TestServeLogsConfigWarnings(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "certbind.yaml")
+	if err := os.WriteFile(path, []byte("routes:\n  - {path_prefix: /api/admin/, mode: identity}\n  - {path_prefix: /api/, mode: identity}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log, hook := logtest.NewNullLogger()
+	if _, err := newServer(serveFlags{config: path}, log); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range hook.AllEntries() {
+		if e.Level == logrus.WarnLevel && strings.Contains(e.Message, `routes[0].path_prefix: "/api/admin/" does not cover "/api/admin"`) {
+			return
+		}
+	}
+	t.Fatalf("no warning logged: %v", hook.AllEntries())
 }
