@@ -70,6 +70,9 @@ http_authz:
   auth_request_statuses: true
 `
 
+// nginxHostRoute: every path of one virtual host needs scope admin.
+const nginxHostRoute = "  - { host: admin.certbind.test, path_prefix: /, mode: bound_token, scopes: [admin] }\n"
+
 type rig struct {
 	base    string
 	pki     string
@@ -85,7 +88,11 @@ func start(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "certbind.yaml")
-	if err := os.WriteFile(cfgPath, append(append([]byte{}, testbed.Config...), nginxCertbindConfig...), 0o644); err != nil {
+	base := strings.Replace(string(testbed.Config), "\nroutes:\n", "\nroutes:\n"+nginxHostRoute, 1)
+	if base == string(testbed.Config) {
+		t.Fatal("the test bed's certbind.yaml has no routes: to add the host route to")
+	}
+	if err := os.WriteFile(cfgPath, []byte(base+nginxCertbindConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := policy.LoadConfig(cfgPath, policy.LoadOptions{})
@@ -217,6 +224,10 @@ func (r *rig) do(t *testing.T, cert, method, path, authz string, hdr map[string]
 		req.Header.Set("Authorization", authz)
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := r.clients[cert].Do(req)
@@ -332,4 +343,45 @@ func (r *rig) leaf(t *testing.T, name string) []byte {
 		t.Fatalf("%s: no PEM", testbed.CertFile(name))
 	}
 	return b.Bytes
+}
+
+// TestNginxRoutes: behind the real nginx with the shipped configuration, a segment route
+// protects its bare path and query forms (path_separated_prefix /api/admin in the test bed's
+// configuration), and a host route is reached whatever the case, port or trailing dot of the
+// authority (nginx passes $host, which certbind canonicalizes again).
+func TestNginxRoutes(t *testing.T) {
+	r := start(t)
+	tok := r.do(t, testbed.Billing, "POST", "/oauth2/token?client_id=billing", "", nil)
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal([]byte(tok.body), &tr); tok.status != 200 || err != nil || tr.AccessToken == "" {
+		t.Fatalf("token: %d %s", tok.status, tok.body)
+	}
+	read := "Bearer " + tr.AccessToken // scope read only
+	for _, tc := range []struct {
+		name, path, host string
+		status           int
+		reason           string
+	}{
+		{"bare segment path", "/api/admin", "", 403, "insufficient_scope"},
+		{"bare segment path with a query", "/api/admin?x=1", "", 403, "insufficient_scope"},
+		{"below the segment", "/api/admin/users", "", 403, "insufficient_scope"},
+		{"another segment sharing the prefix", "/api/administrator", "", 200, ""},
+		{"host route", "/api/orders", "admin.certbind.test", 403, "insufficient_scope"},
+		{"host route with a trailing dot", "/api/orders", "admin.certbind.test.", 403, "insufficient_scope"},
+		{"host route in upper case with a port", "/api/orders", "ADMIN.certbind.test:8443", 403, "insufficient_scope"},
+		{"another host", "/api/orders", "api.certbind.test", 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var hdr map[string]string
+			if tc.host != "" {
+				hdr = map[string]string{"Host": tc.host}
+			}
+			got := r.do(t, testbed.Billing, "GET", tc.path, read, hdr)
+			if got.status != tc.status || got.hdr.Get("X-Certbind-Reason") != tc.reason {
+				t.Fatalf("%d %q %s, want %d %q", got.status, got.hdr.Get("X-Certbind-Reason"), got.body, tc.status, tc.reason)
+			}
+		})
+	}
 }
