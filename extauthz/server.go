@@ -90,12 +90,8 @@ func (s *Server) readInput(req *authv3.CheckRequest, cfg *policy.Config) policy.
 	xv, xok := in.Request.Headers["x-forwarded-client-cert"]
 	src := certSources{peer: attrs.GetSource().GetCertificate(), xfcc: xv, xfccPresent: xok,
 		destination: attrs.GetDestination().GetPrincipal()}
-	present := "0"
-	if xok {
-		present = "1"
-	}
 	certs.fill(&in, cfg, func() (*policy.Presented, policy.Reason, error) { return certificate(src, cfg) },
-		"grpc", src.peer, present, src.xfcc, src.destination)
+		"grpc", src.peer, presence(xok), src.xfcc, src.destination)
 	return in
 }
 
