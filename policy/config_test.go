@@ -83,6 +83,7 @@ func TestConfigErrors(t *testing.T) {
 		{"separated prefix with a trailing slash", "routes:\n  - {path_separated_prefix: /a/, mode: identity}\n", []string{`routes[0].path_separated_prefix: "/a/" must start with / and end without one`}},
 		{"separated prefix with a query", "routes:\n  - {path_separated_prefix: \"/a?x\", mode: identity}\n", []string{`routes[0].path_separated_prefix: "/a?x"`}},
 		{"route host with a port", "routes:\n  - {host: admin.example.org:443, mode: identity}\n", []string{`routes[0].host: "admin.example.org:443" is not a host name or IP address (without a port)`}},
+		{"route host IPv6 with a port", "routes:\n  - {host: \"[2001:db8::1]:443\", mode: identity}\n", []string{`routes[0].host: "[2001:db8::1]:443" is not a host name or IP address (without a port)`}},
 		{"route host not a name", "routes:\n  - {host: \"admin example\", mode: identity}\n", []string{`routes[0].host: "admin example" is not a host name`}},
 		{"route clients unregistered", "trust_anchors: [pki/ca.pem]\nclients:\n" + pkiClient + "routes:\n  - {mode: identity, clients: [billing, biling]}\n", []string{`routes[0].clients[1]: "biling" is not a registered client_id`}},
 		{"route clients empty", "routes:\n  - {mode: identity, clients: []}\n", []string{`routes[0].clients: an empty list lets no client through`}},

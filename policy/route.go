@@ -123,7 +123,11 @@ func (b *builder) route(path string, r *fileRoute, f *fileConfig, c *Config) (ro
 	}
 	if r.Host != "" {
 		h, err := CanonicalHost(r.Host)
-		if err != nil || strings.Contains(r.Host, ":") && !strings.HasPrefix(r.Host, "[") {
+		port := strings.Contains(r.Host, ":")
+		if strings.HasPrefix(r.Host, "[") {
+			port = !strings.HasSuffix(r.Host, "]")
+		}
+		if err != nil || port {
 			b.errf(path+".host", "%q is not a host name or IP address (without a port)", r.Host)
 		}
 		rt.host = h
