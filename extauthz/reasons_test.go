@@ -7,22 +7,27 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
+// TestEveryReasonIsMapped: every reason has a description and a class whose gRPC code is OK
+// exactly for ReasonOK, and every deny renders a non-2xx status.
 func TestEveryReasonIsMapped(t *testing.T) {
 	for _, r := range policy.Reasons() {
-		m, ok := reasonTable[r]
-		if !ok {
-			t.Errorf("reason %q has no entry in reasonTable", r)
-			continue
+		if (r == policy.ReasonOK) != (grpcCode(r.Class()) == codes.OK) {
+			t.Errorf("reason %q maps to gRPC %s", r, grpcCode(r.Class()))
 		}
-		if (r == policy.ReasonOK) != (m.code == codes.OK) {
-			t.Errorf("reason %q maps to gRPC %s", r, m.code)
-		}
-		if r.Description() == string(r) {
+		if r.Description() == string(r) || r.Description() == "" {
 			t.Errorf("reason %q has no description", r)
 		}
+		if r == policy.ReasonOK {
+			continue
+		}
+		for _, m := range []policy.Mode{"", policy.ModeClientAuth, policy.ModeIdentity, policy.ModeBoundToken} {
+			if st := Denial(policy.Decision{Reason: r, Mode: m}, policy.Response{}).Status; st < 400 {
+				t.Errorf("reason %q in mode %q renders status %d", r, m, st)
+			}
+		}
 	}
-	if len(reasonTable) != len(policy.Reasons()) {
-		t.Errorf("reasonTable has %d entries, policy.Reasons %d: a stale entry", len(reasonTable), len(policy.Reasons()))
+	if got := grpcCode(policy.Reason("no_such_reason").Class()); got != codes.PermissionDenied {
+		t.Errorf("an unknown reason maps to gRPC %s", got)
 	}
 }
 

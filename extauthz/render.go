@@ -30,76 +30,20 @@ const (
 
 var upstreamHeaders = []string{HeaderClientID, HeaderThumbprint, HeaderClientCert, HeaderClientCertChain, HeaderSubject, HeaderScope}
 
-// kind groups reasons by how a deny is rendered.
-type kind int
-
-const (
-	kindAllow        kind = iota
-	kindUnauthorized      // the client or its certificate failed authentication
-	kindBadRequest        // the request itself is malformed
-	kindForbidden         // no policy applies: nobody may pass
-	kindTokenMissing      // no access token: a bare Bearer challenge (RFC 6750 section 3.1)
-	kindScope             // valid token without the required scope
-	kindUnavailable       // certbind cannot verify the token now: fail closed with 503
-)
-
-type mapping struct {
-	code codes.Code
-	kind kind
-}
-
-// reasonTable maps every policy reason to its gRPC status code and rendering. A test fails if a
-// reason is missing.
-var reasonTable = map[policy.Reason]mapping{
-	policy.ReasonOK:                     {codes.OK, kindAllow},
-	policy.ReasonNoPolicy:               {codes.PermissionDenied, kindForbidden},
-	policy.ReasonUnknownMode:            {codes.PermissionDenied, kindForbidden},
-	policy.ReasonNoCertificate:          {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonCertificateMalformed:   {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonXFCCMalformed:          {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonXFCCElements:           {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonXFCCUntrusted:          {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonCertificateMismatch:    {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonChainTooLong:           {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonCertificateExpired:     {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonCertificateNotYetValid: {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonCertificateUntrusted:   {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonCertificateUsage:       {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonCertificateIsCA:        {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonCertificateInvalid:     {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonCertificateRevoked:     {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonCRLExpired:             {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonRevocationUnknown:      {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonClientKeysUnavailable:  {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonRequestMalformed:       {codes.InvalidArgument, kindBadRequest},
-	policy.ReasonClientIDMissing:        {codes.InvalidArgument, kindBadRequest},
-	policy.ReasonClientIDConflict:       {codes.InvalidArgument, kindBadRequest},
-	policy.ReasonClientAuthMultiple:     {codes.InvalidArgument, kindBadRequest},
-	policy.ReasonClientNotAllowed:       {codes.PermissionDenied, kindForbidden},
-	policy.ReasonUnknownClient:          {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonCertificateUnbound:     {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonNoMatchingClient:       {codes.PermissionDenied, kindUnauthorized},
-	policy.ReasonAmbiguousClient:        {codes.PermissionDenied, kindUnauthorized},
-	policy.ReasonTokenMissing:           {codes.Unauthenticated, kindTokenMissing},
-	policy.ReasonTokenRequestInvalid:    {codes.InvalidArgument, kindBadRequest},
-	policy.ReasonTokenMalformed:         {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenAlgorithm:         {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenType:              {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenIssuer:            {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenUnknownKey:        {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenSignature:         {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenExpired:           {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenNotYetValid:       {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenAudience:          {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenInactive:          {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenUnverifiable:      {codes.Unavailable, kindUnavailable},
-	policy.ReasonTokenUnbound:           {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenCNFMalformed:      {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenCNFUnsupported:    {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenCertMissing:       {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenBindingMismatch:   {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonTokenClientMismatch:    {codes.Unauthenticated, kindUnauthorized},
-	policy.ReasonInsufficientScope:      {codes.PermissionDenied, kindScope},
+// grpcCode is the CheckResponse status code of a reason's class. Envoy only tells OK from
+// the rest; the code is for logs and for clients of the gRPC API.
+func grpcCode(c policy.Class) codes.Code {
+	switch c {
+	case policy.ClassOK:
+		return codes.OK
+	case policy.ClassBadRequest:
+		return codes.InvalidArgument
+	case policy.ClassUnauthenticated, policy.ClassTokenMissing:
+		return codes.Unauthenticated
+	case policy.ClassUnavailable:
+		return codes.Unavailable
+	}
+	return codes.PermissionDenied // forbidden, unidentified, insufficient scope
 }
 
 // HTTPDenial is a rendered deny: what the client receives.
@@ -111,45 +55,40 @@ type HTTPDenial struct {
 	OAuthError, Description string
 }
 
-func lookup(r policy.Reason) mapping {
-	if m, ok := reasonTable[r]; ok {
-		return m
-	}
-	return mapping{codes.PermissionDenied, kindForbidden} // unreachable: TestEveryReasonIsMapped
-}
-
-// Denial renders a deny for the HTTP client, by mode. client_auth speaks OAuth at the token
-// endpoint (RFC 6749 section 5.2: invalid_client 401, invalid_request 400); bound_token speaks
-// RFC 6750 with a WWW-Authenticate challenge; identity and unrouted requests get 403.
+// Denial renders a deny for the HTTP client from the reason's class and the mode. client_auth
+// speaks OAuth at the token endpoint (RFC 6749 section 5.2: invalid_client 401,
+// invalid_request 400); bound_token speaks RFC 6750 with a WWW-Authenticate challenge;
+// identity and unrouted requests get 403.
 func Denial(d policy.Decision, rs policy.Response) HTTPDenial {
-	m := lookup(d.Reason)
+	class := d.Reason.Class()
+	failedAuth := class == policy.ClassUnauthenticated || class == policy.ClassUnidentified
 	status, oauthErr := http.StatusForbidden, "access_denied"
 	h := make([]Header, 1, 3)
 	h[0] = Header{"cache-control", "no-store"}
 	wwwAuthenticate := func(v string) { h = append(h, Header{"www-authenticate", v}) }
 	switch {
-	case m.kind == kindBadRequest:
+	case class == policy.ClassBadRequest:
 		status, oauthErr = http.StatusBadRequest, "invalid_request"
 		if d.Mode == policy.ModeBoundToken {
 			wwwAuthenticate(challenge(rs.Realm, "invalid_request", d.Reason.Description(), nil))
 		}
-	case m.kind == kindForbidden:
+	case class == policy.ClassForbidden:
 	case d.Mode == policy.ModeBoundToken:
-		switch m.kind {
-		case kindTokenMissing:
+		switch class {
+		case policy.ClassTokenMissing:
 			// RFC 6750 section 3.1: no error code when the request has no token at all.
 			wwwAuthenticate(challenge(rs.Realm, "", "", nil))
 			return HTTPDenial{Status: http.StatusUnauthorized, Headers: h}
-		case kindScope:
+		case policy.ClassInsufficientScope:
 			status, oauthErr = http.StatusForbidden, "insufficient_scope"
 			wwwAuthenticate(challenge(rs.Realm, oauthErr, d.Reason.Description(), d.RequiredScopes))
-		case kindUnavailable:
+		case policy.ClassUnavailable:
 			status, oauthErr = http.StatusServiceUnavailable, "temporarily_unavailable"
 		default:
 			status, oauthErr = http.StatusUnauthorized, "invalid_token"
 			wwwAuthenticate(challenge(rs.Realm, oauthErr, d.Reason.Description(), nil))
 		}
-	case d.Mode == policy.ModeClientAuth && m.kind == kindUnauthorized:
+	case d.Mode == policy.ModeClientAuth && failedAuth:
 		status, oauthErr = http.StatusUnauthorized, "invalid_client"
 	}
 	body, _ := json.Marshal(struct {
@@ -245,7 +184,6 @@ func Render(d policy.Decision, rs policy.Response) *authv3.CheckResponse {
 			DynamicMetadata: meta,
 		}
 	}
-	m := lookup(d.Reason)
 	den := Denial(d, rs)
 	resp := &authv3.DeniedHttpResponse{
 		Status: &typev3.HttpStatus{Code: typev3.StatusCode(den.Status)},
@@ -256,7 +194,7 @@ func Render(d policy.Decision, rs policy.Response) *authv3.CheckResponse {
 		resp.Headers[i] = overwrite(h.Name, h.Value)
 	}
 	return &authv3.CheckResponse{
-		Status:          &rpcstatus.Status{Code: int32(m.code), Message: string(d.Reason)},
+		Status:          &rpcstatus.Status{Code: int32(grpcCode(d.Reason.Class())), Message: string(d.Reason)},
 		HttpResponse:    &authv3.CheckResponse_DeniedResponse{DeniedResponse: resp},
 		DynamicMetadata: meta,
 	}

@@ -1,7 +1,8 @@
 package policy
 
-// Reason says why a request was allowed or denied. Every deny carries exactly one; the adapter
-// maps each to a gRPC code, an HTTP status and an OAuth error through one table, and logs it.
+// Reason says why a request was allowed or denied. Every deny carries exactly one; its class
+// (the reasons table below) is what the adapter maps to a gRPC code, an HTTP status and an
+// OAuth error, and the reason itself is what it logs.
 type Reason string
 
 // Reasons. The string values are stable: they appear in logs, metrics and Envoy's dynamic
@@ -72,129 +73,113 @@ const (
 	ReasonInsufficientScope    Reason = "insufficient_scope"        // RFC 6750 section 3.1
 )
 
+// Class groups reasons by what went wrong, independent of transport: the adapter derives the
+// HTTP status, the gRPC code and the OAuth error from the class and the mode.
+type Class int
+
+// Classes.
+const (
+	ClassOK                Class = iota
+	ClassForbidden               // no policy lets the request through, whoever sends it
+	ClassBadRequest              // the request itself is malformed
+	ClassUnauthenticated         // the client, its certificate or its token failed authentication
+	ClassUnidentified            // the certificate is valid but names no one registered client
+	ClassTokenMissing            // no access token at all (RFC 6750 section 3.1: no error code)
+	ClassInsufficientScope       // a valid token without the scope the route requires
+	ClassUnavailable             // certbind cannot decide now (keys or introspection down): fail closed
+)
+
+type reasonInfo struct {
+	reason      Reason
+	class       Class
+	description string // client-facing: never an internal cause
+}
+
+// reasonTable is the one table of reasons, in declaration order: each reason's class and
+// client-facing description. A test fails if a constant is missing.
+var reasonTable = []reasonInfo{
+	{ReasonOK, ClassOK, "allowed"},
+	{ReasonNoPolicy, ClassForbidden, "no authorization policy applies to this route"},
+	{ReasonUnknownMode, ClassForbidden, "the route selects an unknown certbind mode"},
+	{ReasonNoCertificate, ClassUnauthenticated, "a client certificate is required"},
+	{ReasonCertificateMalformed, ClassUnauthenticated, "the client certificate could not be parsed"},
+	{ReasonXFCCMalformed, ClassUnauthenticated, "the forwarded client certificate header is malformed"},
+	{ReasonXFCCElements, ClassUnauthenticated, "the forwarded client certificate header has an unexpected number of elements"},
+	{ReasonXFCCUntrusted, ClassUnauthenticated, "the forwarded client certificate header comes from an untrusted proxy"},
+	{ReasonCertificateMismatch, ClassUnauthenticated, "the forwarded client certificate differs from the TLS peer certificate"},
+	{ReasonChainTooLong, ClassUnauthenticated, "the client certificate chain is too long"},
+	{ReasonCertificateExpired, ClassUnauthenticated, "the client certificate has expired"},
+	{ReasonCertificateNotYetValid, ClassUnauthenticated, "the client certificate is not yet valid"},
+	{ReasonCertificateUntrusted, ClassUnauthenticated, "the client certificate is not issued by a trusted certificate authority"},
+	{ReasonCertificateUsage, ClassUnauthenticated, "the client certificate is not valid for TLS client authentication"},
+	{ReasonCertificateIsCA, ClassUnauthenticated, "a certificate authority certificate cannot authenticate a client"},
+	{ReasonCertificateInvalid, ClassUnauthenticated, "the client certificate chain is invalid"},
+	{ReasonCertificateRevoked, ClassUnauthenticated, "the client certificate has been revoked"},
+	{ReasonCRLExpired, ClassUnauthenticated, "revocation status of the client certificate is unavailable"},
+	{ReasonRevocationUnknown, ClassUnauthenticated, "revocation status of the client certificate is unavailable"},
+	{ReasonRequestMalformed, ClassBadRequest, "the request could not be read"},
+	{ReasonClientIDMissing, ClassBadRequest, "client_id is required"},
+	{ReasonClientIDConflict, ClassBadRequest, "the request carries conflicting client_id values"},
+	{ReasonClientAuthMultiple, ClassBadRequest, "the request uses more than one client authentication method"},
+	{ReasonUnknownClient, ClassUnauthenticated, "unknown client"},
+	{ReasonCertificateUnbound, ClassUnauthenticated, "the client certificate is not registered for this client"},
+	{ReasonClientKeysUnavailable, ClassUnauthenticated, "the registered client certificates are unavailable"},
+	{ReasonNoMatchingClient, ClassUnidentified, "the client certificate does not belong to a registered client"},
+	{ReasonAmbiguousClient, ClassUnidentified, "the client certificate matches more than one registered client"},
+	{ReasonClientNotAllowed, ClassForbidden, "this client is not allowed on this resource"},
+	{ReasonTokenMissing, ClassTokenMissing, "an access token is required"},
+	{ReasonTokenRequestInvalid, ClassBadRequest, "the Authorization header is malformed or repeated"},
+	{ReasonTokenMalformed, ClassUnauthenticated, "the access token is malformed"},
+	{ReasonTokenAlgorithm, ClassUnauthenticated, "the access token is signed with an algorithm that is not accepted"},
+	{ReasonTokenType, ClassUnauthenticated, "the access token has the wrong type"},
+	{ReasonTokenIssuer, ClassUnauthenticated, "the access token is from an untrusted issuer"},
+	{ReasonTokenUnknownKey, ClassUnauthenticated, "the access token is signed with an unknown key"},
+	{ReasonTokenSignature, ClassUnauthenticated, "the access token signature is invalid"},
+	{ReasonTokenExpired, ClassUnauthenticated, "the access token has expired"},
+	{ReasonTokenNotYetValid, ClassUnauthenticated, "the access token is not yet valid"},
+	{ReasonTokenAudience, ClassUnauthenticated, "the access token is not intended for this resource"},
+	{ReasonTokenInactive, ClassUnauthenticated, "the access token is not active"},
+	{ReasonTokenUnverifiable, ClassUnavailable, "the access token cannot be verified right now"},
+	{ReasonTokenUnbound, ClassUnauthenticated, "the access token is not bound to a client certificate"},
+	{ReasonTokenCNFMalformed, ClassUnauthenticated, "the access token's certificate confirmation is malformed"},
+	{ReasonTokenCNFUnsupported, ClassUnauthenticated, "the access token is bound by an unsupported confirmation method"},
+	{ReasonTokenCertMissing, ClassUnauthenticated, "the access token is certificate-bound but no client certificate was presented"},
+	{ReasonTokenBindingMismatch, ClassUnauthenticated, "the access token is bound to a different client certificate"},
+	{ReasonTokenClientMismatch, ClassUnauthenticated, "the access token was issued to a different client than the certificate's"},
+	{ReasonInsufficientScope, ClassInsufficientScope, "the access token lacks the scope this resource requires"},
+}
+
+// reasonIndex finds a reason's row in reasonTable.
+var reasonIndex = func() map[Reason]int {
+	m := make(map[Reason]int, len(reasonTable))
+	for i, ri := range reasonTable {
+		m[ri.reason] = i
+	}
+	return m
+}()
+
 // Reasons lists every reason, for exhaustive tables and tests.
 func Reasons() []Reason {
-	return []Reason{
-		ReasonOK, ReasonNoPolicy, ReasonUnknownMode,
-		ReasonNoCertificate, ReasonCertificateMalformed, ReasonXFCCMalformed, ReasonXFCCElements, ReasonXFCCUntrusted,
-		ReasonCertificateMismatch, ReasonChainTooLong,
-		ReasonCertificateExpired, ReasonCertificateNotYetValid, ReasonCertificateUntrusted,
-		ReasonCertificateUsage, ReasonCertificateIsCA, ReasonCertificateInvalid,
-		ReasonCertificateRevoked, ReasonCRLExpired, ReasonRevocationUnknown,
-		ReasonRequestMalformed, ReasonClientIDMissing, ReasonClientIDConflict, ReasonClientAuthMultiple, ReasonUnknownClient,
-		ReasonCertificateUnbound, ReasonClientKeysUnavailable,
-		ReasonNoMatchingClient, ReasonAmbiguousClient, ReasonClientNotAllowed,
-		ReasonTokenMissing, ReasonTokenRequestInvalid, ReasonTokenMalformed, ReasonTokenAlgorithm,
-		ReasonTokenType, ReasonTokenIssuer, ReasonTokenUnknownKey, ReasonTokenSignature,
-		ReasonTokenExpired, ReasonTokenNotYetValid, ReasonTokenAudience, ReasonTokenInactive,
-		ReasonTokenUnverifiable, ReasonTokenUnbound, ReasonTokenCNFMalformed, ReasonTokenCNFUnsupported,
-		ReasonTokenCertMissing, ReasonTokenBindingMismatch, ReasonTokenClientMismatch,
-		ReasonInsufficientScope,
+	out := make([]Reason, len(reasonTable))
+	for i, ri := range reasonTable {
+		out[i] = ri.reason
 	}
+	return out
+}
+
+// Class is the reason's class; an unknown reason is ClassForbidden (fail closed).
+func (r Reason) Class() Class {
+	if i, ok := reasonIndex[r]; ok {
+		return reasonTable[i].class
+	}
+	return ClassForbidden
 }
 
 // Description is the client-facing explanation of a reason: safe to show to anyone, it never
 // includes internal causes.
 func (r Reason) Description() string {
-	switch r {
-	case ReasonOK:
-		return "allowed"
-	case ReasonNoPolicy:
-		return "no authorization policy applies to this route"
-	case ReasonUnknownMode:
-		return "the route selects an unknown certbind mode"
-	case ReasonNoCertificate:
-		return "a client certificate is required"
-	case ReasonCertificateMalformed:
-		return "the client certificate could not be parsed"
-	case ReasonXFCCMalformed:
-		return "the forwarded client certificate header is malformed"
-	case ReasonXFCCUntrusted:
-		return "the forwarded client certificate header comes from an untrusted proxy"
-	case ReasonXFCCElements:
-		return "the forwarded client certificate header has an unexpected number of elements"
-	case ReasonCertificateMismatch:
-		return "the forwarded client certificate differs from the TLS peer certificate"
-	case ReasonChainTooLong:
-		return "the client certificate chain is too long"
-	case ReasonCertificateExpired:
-		return "the client certificate has expired"
-	case ReasonCertificateNotYetValid:
-		return "the client certificate is not yet valid"
-	case ReasonCertificateUntrusted:
-		return "the client certificate is not issued by a trusted certificate authority"
-	case ReasonCertificateUsage:
-		return "the client certificate is not valid for TLS client authentication"
-	case ReasonCertificateIsCA:
-		return "a certificate authority certificate cannot authenticate a client"
-	case ReasonCertificateInvalid:
-		return "the client certificate chain is invalid"
-	case ReasonCertificateRevoked:
-		return "the client certificate has been revoked"
-	case ReasonRevocationUnknown:
-		return "revocation status of the client certificate is unavailable"
-	case ReasonCRLExpired:
-		return "revocation status of the client certificate is unavailable"
-	case ReasonClientKeysUnavailable:
-		return "the registered client certificates are unavailable"
-	case ReasonRequestMalformed:
-		return "the request could not be read"
-	case ReasonClientIDMissing:
-		return "client_id is required"
-	case ReasonClientIDConflict:
-		return "the request carries conflicting client_id values"
-	case ReasonClientAuthMultiple:
-		return "the request uses more than one client authentication method"
-	case ReasonClientNotAllowed:
-		return "this client is not allowed on this resource"
-	case ReasonUnknownClient:
-		return "unknown client"
-	case ReasonCertificateUnbound:
-		return "the client certificate is not registered for this client"
-	case ReasonNoMatchingClient:
-		return "the client certificate does not belong to a registered client"
-	case ReasonAmbiguousClient:
-		return "the client certificate matches more than one registered client"
-	case ReasonTokenMissing:
-		return "an access token is required"
-	case ReasonTokenRequestInvalid:
-		return "the Authorization header is malformed or repeated"
-	case ReasonTokenMalformed:
-		return "the access token is malformed"
-	case ReasonTokenAlgorithm:
-		return "the access token is signed with an algorithm that is not accepted"
-	case ReasonTokenType:
-		return "the access token has the wrong type"
-	case ReasonTokenIssuer:
-		return "the access token is from an untrusted issuer"
-	case ReasonTokenUnknownKey:
-		return "the access token is signed with an unknown key"
-	case ReasonTokenSignature:
-		return "the access token signature is invalid"
-	case ReasonTokenExpired:
-		return "the access token has expired"
-	case ReasonTokenNotYetValid:
-		return "the access token is not yet valid"
-	case ReasonTokenAudience:
-		return "the access token is not intended for this resource"
-	case ReasonTokenInactive:
-		return "the access token is not active"
-	case ReasonTokenUnverifiable:
-		return "the access token cannot be verified right now"
-	case ReasonTokenUnbound:
-		return "the access token is not bound to a client certificate"
-	case ReasonTokenCNFMalformed:
-		return "the access token's certificate confirmation is malformed"
-	case ReasonTokenCNFUnsupported:
-		return "the access token is bound by an unsupported confirmation method"
-	case ReasonTokenCertMissing:
-		return "the access token is certificate-bound but no client certificate was presented"
-	case ReasonTokenBindingMismatch:
-		return "the access token is bound to a different client certificate"
-	case ReasonTokenClientMismatch:
-		return "the access token was issued to a different client than the certificate's"
-	case ReasonInsufficientScope:
-		return "the access token lacks the scope this resource requires"
+	if i, ok := reasonIndex[r]; ok {
+		return reasonTable[i].description
 	}
 	return string(r)
 }
