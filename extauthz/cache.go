@@ -14,10 +14,9 @@ import (
 
 // certResult is the outcome of reading a request's certificate material.
 type certResult struct {
-	p      *policy.Presented
-	reason policy.Reason
-	err    error
-	until  time.Time // cache.ttl after it was read
+	p     *policy.Presented
+	err   error     // a deny (policy.Deny), nil when the material was read
+	until time.Time // cache.ttl after it was read
 }
 
 // certCache remembers certResults by the SHA-256 of the exact bytes they were read from, so a
@@ -57,14 +56,12 @@ func (cc *certCaches) forConfig(cfg *policy.Config) *certCache {
 
 // fill sets in's certificate, or the reason it has none usable, from read, through the cache.
 // parts are the exact request material read uses, including whether each header was present.
-func (cc *certCaches) fill(in *policy.Input, cfg *policy.Config, read func() (*policy.Presented, policy.Reason, error), parts ...string) {
+func (cc *certCaches) fill(in *policy.Input, cfg *policy.Config, read func() (*policy.Presented, error), parts ...string) {
 	res := cc.lookup(cfg, func() certResult {
-		p, r, err := read()
-		return certResult{p: p, reason: r, err: err}
+		p, err := read()
+		return certResult{p: p, err: err}
 	}, parts...)
-	if res.reason != policy.ReasonOK {
-		in.CertificateErr = &policy.CertificateError{Reason: res.reason, Err: res.err}
-	}
+	in.CertificateErr = res.err
 	in.Certificate = res.p
 }
 

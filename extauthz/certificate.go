@@ -20,9 +20,10 @@ type certSources struct {
 }
 
 // certificate reconciles the request's certificate sources into the certificate to decide on.
-// A nil certificate with ReasonOK means the request carries none. With both sources present they
+// A nil certificate and a nil error mean the request carries none; an error is a deny
+// (policy.Deny) with its reason. With both sources present they
 // must name the same certificate: XFCC Hash and Cert are checked against the peer certificate.
-func certificate(src certSources, cfg *policy.Config) (*policy.Presented, policy.Reason, error) {
+func certificate(src certSources, cfg *policy.Config) (*policy.Presented, error) {
 	s := cfg.Sources
 	if s.Peer == policy.SourceIgnore {
 		src.peer = ""
@@ -31,10 +32,10 @@ func certificate(src certSources, cfg *policy.Config) (*policy.Presented, policy
 		src.xfcc, src.xfccPresent = "", false
 	}
 	if s.Peer == policy.SourceRequire && src.peer == "" {
-		return nil, policy.ReasonNoCertificate, errors.New("certificate_sources.peer is require and the proxy sent no peer certificate")
+		return nil, policy.Deny(policy.ReasonNoCertificate, errors.New("certificate_sources.peer is require and the proxy sent no peer certificate"))
 	}
 	if s.XFCC == policy.SourceRequire && !src.xfccPresent {
-		return nil, policy.ReasonNoCertificate, errors.New("certificate_sources.xfcc is require and the request has no x-forwarded-client-cert")
+		return nil, policy.Deny(policy.ReasonNoCertificate, errors.New("certificate_sources.xfcc is require and the request has no x-forwarded-client-cert"))
 	}
 
 	var peer []byte
@@ -42,19 +43,19 @@ func certificate(src certSources, cfg *policy.Config) (*policy.Presented, policy
 		// Envoy's include_peer_certificate: the leaf's PEM, URL-encoded like an XFCC Cert.
 		der, err := xfcc.DecodeCert(src.peer)
 		if err != nil {
-			return nil, policy.ReasonCertificateMalformed, fmt.Errorf("peer certificate: %w", err)
+			return nil, policy.Deny(policy.ReasonCertificateMalformed, fmt.Errorf("peer certificate: %w", err))
 		}
 		peer = der
 	}
 
 	var elem *xfcc.Element
 	if src.xfccPresent {
-		e, r, err := parseXFCC(src.xfcc, cfg.XFCC)
-		if r != policy.ReasonOK {
-			return nil, r, err
+		e, err := parseXFCC(src.xfcc, cfg.XFCC)
+		if err != nil {
+			return nil, err
 		}
 		if !trustedProxy(e, src.destination, cfg.XFCC.TrustedProxies) {
-			return nil, policy.ReasonXFCCUntrusted, fmt.Errorf("XFCC element by %.200q, destination %.200q: not in xfcc.trusted_proxies", e.By, src.destination)
+			return nil, policy.Deny(policy.ReasonXFCCUntrusted, fmt.Errorf("XFCC element by %.200q, destination %.200q: not in xfcc.trusted_proxies", e.By, src.destination))
 		}
 		elem = &e
 	}
@@ -65,10 +66,10 @@ func certificate(src certSources, cfg *policy.Config) (*policy.Presented, policy
 	case peer != nil && elem != nil:
 		sum := sha256.Sum256(peer)
 		if elem.Hash != nil && !bytes.Equal(elem.Hash, sum[:]) {
-			return nil, policy.ReasonCertificateMismatch, errors.New("XFCC Hash differs from the peer certificate")
+			return nil, policy.Deny(policy.ReasonCertificateMismatch, errors.New("XFCC Hash differs from the peer certificate"))
 		}
 		if l, err := elem.Leaf(); err == nil && !bytes.Equal(l, peer) {
-			return nil, policy.ReasonCertificateMismatch, errors.New("XFCC Cert differs from the peer certificate")
+			return nil, policy.Deny(policy.ReasonCertificateMismatch, errors.New("XFCC Cert differs from the peer certificate"))
 		}
 		leaf = peer
 		if len(elem.Chain) > 1 {
@@ -79,40 +80,40 @@ func certificate(src certSources, cfg *policy.Config) (*policy.Presented, policy
 	case elem != nil && xfcc.Policy(cfg.XFCC.Elements) == xfcc.PolicyLast:
 		// With "last", a client certificate whose URI or DNS SAN holds a ',' can make Envoy emit
 		// a forged last element (envoy#32945): only the peer certificate can confirm it.
-		return nil, policy.ReasonNoCertificate, errors.New("xfcc.elements is last: the peer certificate (Envoy include_peer_certificate) must confirm the XFCC element")
+		return nil, policy.Deny(policy.ReasonNoCertificate, errors.New("xfcc.elements is last: the peer certificate (Envoy include_peer_certificate) must confirm the XFCC element"))
 	case elem != nil:
 		l, err := elem.Leaf()
 		if err != nil {
-			return nil, policy.ReasonNoCertificate, errors.New("x-forwarded-client-cert carries no Cert or Chain (enable cert and chain in Envoy's set_current_client_cert_details)")
+			return nil, policy.Deny(policy.ReasonNoCertificate, errors.New("x-forwarded-client-cert carries no Cert or Chain (enable cert and chain in Envoy's set_current_client_cert_details)"))
 		}
 		leaf = l
 		if len(elem.Chain) > 1 {
 			intermediates = elem.Chain[1:]
 		}
 	default:
-		return nil, policy.ReasonOK, nil
+		return nil, nil
 	}
 	p, err := cfg.ParsePresented(leaf, intermediates)
 	if err != nil {
-		return nil, policy.ReasonCertificateMalformed, err
+		return nil, policy.Deny(policy.ReasonCertificateMalformed, err)
 	}
-	return p, policy.ReasonOK, nil
+	return p, nil
 }
 
-func parseXFCC(header string, set policy.XFCCSettings) (xfcc.Element, policy.Reason, error) {
+func parseXFCC(header string, set policy.XFCCSettings) (xfcc.Element, error) {
 	elems, err := xfcc.Parse(header, xfcc.Limits{
 		MaxHeaderBytes: set.MaxHeaderBytes,
 		MaxElements:    xfcc.DefaultLimits.MaxElements,
 		MaxChainCerts:  set.MaxChainLength,
 	})
 	if err != nil {
-		return xfcc.Element{}, xfccReason(err), err
+		return xfcc.Element{}, policy.Deny(xfccReason(err), err)
 	}
 	e, err := xfcc.Select(elems, xfcc.Policy(set.Elements))
 	if err != nil {
-		return xfcc.Element{}, xfccReason(err), err
+		return xfcc.Element{}, policy.Deny(xfccReason(err), err)
 	}
-	return e, policy.ReasonOK, nil
+	return e, nil
 }
 
 func xfccReason(err error) policy.Reason {

@@ -114,7 +114,7 @@ func readHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Co
 	}
 	cert, certOK := hdr[set.CertificateHeader]
 	chain, chainOK := hdr[set.ChainHeader]
-	certs.fill(&in, cfg, func() (*policy.Presented, policy.Reason, error) { return httpCertificate(hdr, set, cfg) },
+	certs.fill(&in, cfg, func() (*policy.Presented, error) { return httpCertificate(hdr, set, cfg) },
 		"http", string(set.CertificateFormat), presence(certOK), cert, presence(chainOK), chain)
 	return in
 }
@@ -123,20 +123,20 @@ func readHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Co
 // through the same reconciliation as the gRPC path's (certificate_sources, trusted_proxies, the
 // "last" element rule, Hash and Chain checks), with no peer certificate beside it. The other
 // formats carry the proxy's peer certificate, so certificate_sources.peer governs them.
-func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *policy.Config) (*policy.Presented, policy.Reason, error) {
+func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *policy.Config) (*policy.Presented, error) {
 	v, ok := hdr[set.CertificateHeader]
 	if set.CertificateFormat == policy.CertFormatXFCC {
 		return certificate(certSources{xfcc: v, xfccPresent: ok}, cfg)
 	}
 	src := cfg.Sources
 	if src.XFCC == policy.SourceRequire {
-		return nil, policy.ReasonNoCertificate, fmt.Errorf("certificate_sources.xfcc is require, but http_authz.certificate_format is %s", set.CertificateFormat)
+		return nil, policy.Deny(policy.ReasonNoCertificate, fmt.Errorf("certificate_sources.xfcc is require, but http_authz.certificate_format is %s", set.CertificateFormat))
 	}
 	if src.Peer == policy.SourceIgnore || !ok || v == "" {
 		if src.Peer == policy.SourceRequire {
-			return nil, policy.ReasonNoCertificate, fmt.Errorf("certificate_sources.peer is require and the request has no %s", set.CertificateHeader)
+			return nil, policy.Deny(policy.ReasonNoCertificate, fmt.Errorf("certificate_sources.peer is require and the request has no %s", set.CertificateHeader))
 		}
-		return nil, policy.ReasonOK, nil
+		return nil, nil
 	}
 	var leaf []byte
 	var inter [][]byte
@@ -144,35 +144,35 @@ func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *p
 	case policy.CertFormatRFC9440:
 		der, err := byteSequence(v)
 		if err != nil {
-			return nil, policy.ReasonCertificateMalformed, fmt.Errorf("%s: %w", set.CertificateHeader, err)
+			return nil, policy.Deny(policy.ReasonCertificateMalformed, fmt.Errorf("%s: %w", set.CertificateHeader, err))
 		}
 		leaf = der
 		if chain, ok := hdr[set.ChainHeader]; ok {
 			for i, item := range strings.Split(chain, ",") {
 				der, err := byteSequence(strings.TrimSpace(item))
 				if err != nil {
-					return nil, policy.ReasonCertificateMalformed, fmt.Errorf("%s[%d]: %w", set.ChainHeader, i, err)
+					return nil, policy.Deny(policy.ReasonCertificateMalformed, fmt.Errorf("%s[%d]: %w", set.ChainHeader, i, err))
 				}
 				inter = append(inter, der)
 			}
 			if len(inter)+1 > cfg.XFCC.MaxChainLength {
-				return nil, policy.ReasonChainTooLong, fmt.Errorf("%d certificates in the chain", len(inter)+1)
+				return nil, policy.Deny(policy.ReasonChainTooLong, fmt.Errorf("%d certificates in the chain", len(inter)+1))
 			}
 		}
 	case policy.CertFormatPEMURLEncoded:
 		der, err := xfcc.DecodeCert(v)
 		if err != nil {
-			return nil, policy.ReasonCertificateMalformed, fmt.Errorf("%s: %w", set.CertificateHeader, err)
+			return nil, policy.Deny(policy.ReasonCertificateMalformed, fmt.Errorf("%s: %w", set.CertificateHeader, err))
 		}
 		leaf = der
 	default:
-		return nil, policy.ReasonCertificateMalformed, fmt.Errorf("http_authz.certificate_format %q", set.CertificateFormat)
+		return nil, policy.Deny(policy.ReasonCertificateMalformed, fmt.Errorf("http_authz.certificate_format %q", set.CertificateFormat))
 	}
 	p, err := cfg.ParsePresented(leaf, inter)
 	if err != nil {
-		return nil, policy.ReasonCertificateMalformed, err
+		return nil, policy.Deny(policy.ReasonCertificateMalformed, err)
 	}
-	return p, policy.ReasonOK, nil
+	return p, nil
 }
 
 // byteSequence parses an RFC 8941 byte sequence, `:base64:` (RFC 9440 section 2.1).

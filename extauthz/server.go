@@ -90,7 +90,7 @@ func (s *Server) readInput(req *authv3.CheckRequest, cfg *policy.Config) policy.
 	xv, xok := in.Request.Headers["x-forwarded-client-cert"]
 	src := certSources{peer: attrs.GetSource().GetCertificate(), xfcc: xv, xfccPresent: xok,
 		destination: attrs.GetDestination().GetPrincipal()}
-	certs.fill(&in, cfg, func() (*policy.Presented, policy.Reason, error) { return certificate(src, cfg) },
+	certs.fill(&in, cfg, func() (*policy.Presented, error) { return certificate(src, cfg) },
 		"grpc", src.peer, presence(xok), src.xfcc, src.destination)
 	return in
 }

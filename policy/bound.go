@@ -21,9 +21,9 @@ func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input, rt *rout
 	if ts == nil || (ts.verifier.Len() == 0 && ts.introspector == nil) {
 		return deny(ReasonTokenUnverifiable, errors.New("bound_token mode without tokens.issuers or tokens.introspection"))
 	}
-	raw, r, err := bearerToken(in.Request.Headers)
-	if r != ReasonOK {
-		return deny(r, err)
+	raw, err := bearerToken(in.Request.Headers)
+	if err != nil {
+		return decisionOf(err)
 	}
 	now := e.now()
 	claims, pol, err := cfg.verifyToken(ctx, raw, now)
@@ -42,8 +42,8 @@ func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input, rt *rout
 		required = rt.scopes
 	}
 	d := Decision{ClientID: claims.ClientID, Subject: claims.Subject, Scopes: claims.Scopes, RequiredScopes: required}
-	if r, err := checkBinding(claims.Confirmation, in.Certificate, binding); r != ReasonOK {
-		d.Reason, d.Cause = r, err
+	if err := checkBinding(claims.Confirmation, in.Certificate, binding); err != nil {
+		d.fail(err)
 		return d
 	}
 	if requireClient || (rt != nil && rt.clients != nil) {
@@ -180,35 +180,35 @@ func tokenReason(err error) Reason {
 // certificate whose SHA-256 it names, compared as the canonical string in constant time. A cnf
 // that binds by another method is refused whatever the policy: certbind cannot check it, and
 // letting it pass would strip the binding.
-func checkBinding(cnf *token.Confirmation, cert *Presented, binding Binding) (Reason, error) {
+func checkBinding(cnf *token.Confirmation, cert *Presented, binding Binding) error {
 	if cnf == nil {
 		if binding == BindingOptional {
-			return ReasonOK, nil
+			return nil
 		}
-		return ReasonTokenUnbound, errors.New("token has no cnf claim and binding is required")
+		return Deny(ReasonTokenUnbound, errors.New("token has no cnf claim and binding is required"))
 	}
 	if cnf.X5tS256 == "" {
-		return ReasonTokenCNFUnsupported, fmt.Errorf("cnf members %.200q, no x5t#S256", cnf.Members)
+		return Deny(ReasonTokenCNFUnsupported, fmt.Errorf("cnf members %.200q, no x5t#S256", cnf.Members))
 	}
 	// A token bound by x5t#S256 and another method (jkt for DPoP, jwk, kid, ...) needs every
 	// proof: checking only the certificate would strip the other binding.
 	for _, m := range cnf.Members {
 		if m != "x5t#S256" {
-			return ReasonTokenCNFUnsupported, fmt.Errorf("cnf also binds by %.40q, which certbind cannot verify", m)
+			return Deny(ReasonTokenCNFUnsupported, fmt.Errorf("cnf also binds by %.40q, which certbind cannot verify", m))
 		}
 	}
 	if !canonicalX5tS256(cnf.X5tS256) {
-		return ReasonTokenCNFMalformed, errors.New("cnf x5t#S256 is not the base64url encoding, without padding, of 32 bytes")
+		return Deny(ReasonTokenCNFMalformed, errors.New("cnf x5t#S256 is not the base64url encoding, without padding, of 32 bytes"))
 	}
 	if cert == nil {
-		return ReasonTokenCertMissing, errors.New("certificate-bound token without a client certificate")
+		return Deny(ReasonTokenCertMissing, errors.New("certificate-bound token without a client certificate"))
 	}
 	// Both strings are canonical (checked above; X5tS256 is computed once per certificate), so
 	// comparing them in constant time is comparing the digests (RFC 8705 section 3.1).
 	if subtle.ConstantTimeCompare([]byte(cnf.X5tS256), []byte(cert.X5tS256)) != 1 {
-		return ReasonTokenBindingMismatch, fmt.Errorf("token bound to %s, certificate is %s", cnf.X5tS256, cert.X5tS256)
+		return Deny(ReasonTokenBindingMismatch, fmt.Errorf("token bound to %s, certificate is %s", cnf.X5tS256, cert.X5tS256))
 	}
-	return ReasonOK, nil
+	return nil
 }
 
 // canonicalX5tS256: exactly 43 characters of the URL-safe alphabet that decode strictly (the
@@ -226,28 +226,28 @@ func canonicalX5tS256(s string) bool {
 // joins repeated headers with ",") is an invalid request. No part of the value ever goes into
 // an error, which the decision log prints: a scheme is named only as certbind's own spelling
 // of a registered one.
-func bearerToken(h map[string]string) (string, Reason, error) {
+func bearerToken(h map[string]string) (string, error) {
 	v, ok := h["authorization"]
 	if !ok || v == "" {
-		return "", ReasonTokenMissing, nil
+		return "", Deny(ReasonTokenMissing, nil)
 	}
 	scheme, tok, found := strings.Cut(v, " ")
 	if !strings.EqualFold(scheme, "Bearer") {
 		if strings.Contains(strings.ToLower(v), "bearer ") {
-			return "", ReasonTokenRequestInvalid, errors.New("several Authorization values")
+			return "", Deny(ReasonTokenRequestInvalid, errors.New("several Authorization values"))
 		}
 		for _, known := range authSchemes {
 			if strings.EqualFold(scheme, known) {
-				return "", ReasonTokenMissing, fmt.Errorf("Authorization scheme %s is not Bearer", known)
+				return "", Deny(ReasonTokenMissing, fmt.Errorf("Authorization scheme %s is not Bearer", known))
 			}
 		}
-		return "", ReasonTokenMissing, errors.New("Authorization value has no Bearer scheme")
+		return "", Deny(ReasonTokenMissing, errors.New("Authorization value has no Bearer scheme"))
 	}
 	tok = strings.TrimLeft(tok, " ")
 	if !found || !b64token(tok) {
-		return "", ReasonTokenRequestInvalid, errors.New("Authorization: Bearer value is not a b64token (RFC 6750 section 2.1)")
+		return "", Deny(ReasonTokenRequestInvalid, errors.New("Authorization: Bearer value is not a b64token (RFC 6750 section 2.1)"))
 	}
-	return tok, ReasonOK, nil
+	return tok, nil
 }
 
 // authSchemes are the HTTP authentication schemes of the IANA registry (and DPoP, RFC 9449)

@@ -22,19 +22,10 @@ type Input struct {
 	// already reconciled its sources (peer certificate, XFCC).
 	Certificate *Presented
 	// CertificateErr is set when the request's certificate material could not be accepted
-	// (malformed, or two sources disagreeing); the request is then denied with its reason
-	// once a mode is chosen.
-	CertificateErr *CertificateError
+	// (malformed, or two sources disagreeing): an *Error (Deny) with its reason. The request
+	// is denied with it once a mode is chosen.
+	CertificateErr error
 }
-
-// CertificateError is certificate material an adapter could not accept, with its reason.
-type CertificateError struct {
-	Reason Reason
-	Err    error
-}
-
-func (e *CertificateError) Error() string { return string(e.Reason) + ": " + e.Err.Error() }
-func (e *CertificateError) Unwrap() error { return e.Err }
 
 // Decision is the outcome of one request. Allow is true exactly when Reason is ReasonOK.
 type Decision struct {
@@ -55,6 +46,21 @@ type Decision struct {
 }
 
 func deny(r Reason, cause error) Decision { return Decision{Reason: r, Cause: cause} }
+
+// decisionOf is the decision of a helper's result: nil allows, an error denies with the
+// reason it carries.
+func decisionOf(err error) Decision {
+	if e := reasonOf(err); e != nil {
+		return Decision{Reason: e.Reason, Cause: e.Err}
+	}
+	return Decision{Reason: ReasonOK}
+}
+
+// fail sets d's reason and cause from err (a deny).
+func (d *Decision) fail(err error) {
+	e := reasonOf(err)
+	d.Reason, d.Cause = e.Reason, e.Err
+}
 
 // EngineConfig is what an Engine needs.
 type EngineConfig struct {
@@ -118,8 +124,10 @@ func (e *Engine) decide(ctx context.Context, cfg *Config, in Input) Decision {
 	if !ok {
 		return d
 	}
-	if ce := in.CertificateErr; ce != nil {
-		return Decision{Reason: ce.Reason, Cause: ce.Err, Mode: mode}
+	if in.CertificateErr != nil {
+		d := decisionOf(in.CertificateErr)
+		d.Mode = mode
+		return d
 	}
 	var out Decision
 	switch mode {
@@ -216,16 +224,16 @@ func (e *Engine) authenticate(ctx context.Context, cfg *Config, id string, p *Pr
 	if p == nil {
 		return deny(ReasonNoCertificate, nil)
 	}
-	r, err := e.bound(ctx, cfg, cl, p, e.now(), nil)
+	err := e.bound(ctx, cfg, cl, p, e.now(), nil)
 	if errors.Is(err, errNotBound) {
-		err = unboundCause(cl, p)
+		err = Deny(ReasonCertificateUnbound, unboundCause(cl, p))
 	}
-	return deny(r, err)
+	return decisionOf(err)
 }
 
 // errNotBound stands for "this certificate is not the client's" in bound, which identity calls
 // once per registered client: the explanation is built only when a deny reports it.
-var errNotBound = errors.New("certificate not bound to the client")
+var errNotBound = Deny(ReasonCertificateUnbound, errors.New("certificate not bound to the client"))
 
 func unboundCause(cl *Client, p *Presented) error {
 	if cl.Method == MethodSelfSigned {
@@ -234,26 +242,27 @@ func unboundCause(cl *Client, p *Presented) error {
 	return fmt.Errorf("certificate subject %s does not carry %s", p.Subject, cl.match)
 }
 
-// bound checks one client against a certificate at now. In client_auth (global nil) the chain
-// is verified first, so a bad certificate is reported as such; identity checks names first and
-// passes global to verify the chain to the global anchors once for all its clients.
-func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presented, now time.Time, global *globalChain) (Reason, error) {
+// bound checks one client against a certificate at now: nil when the certificate is the
+// client's, else a deny (errNotBound when it is simply not). In client_auth (global nil) the
+// chain is verified first, so a bad certificate is reported as such; identity checks names
+// first and passes global to verify the chain to the global anchors once for all its clients.
+func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presented, now time.Time, global *globalChain) error {
 	switch cl.Method {
 	case MethodSelfSigned:
 		set, err := cl.pinned.Current(ctx)
 		if err != nil {
-			return ReasonClientKeysUnavailable, fmt.Errorf("client %q: %w", cl.ID, err)
+			return Deny(ReasonClientKeysUnavailable, fmt.Errorf("client %q: %w", cl.ID, err))
 		}
 		pinned, ok := set.Pinned(p.Thumbprint)
 		if !ok || !pinned.Equal(p.Leaf) {
-			return ReasonCertificateUnbound, errNotBound
+			return errNotBound
 		}
 		return leafValid(p, now)
 	case MethodPKI:
 		nameChecked := global != nil
 		if nameChecked && !cl.match.matches(p) {
 			// identity tries every client: verify the chain only for the ones whose name it carries
-			return ReasonCertificateUnbound, errNotBound
+			return errNotBound
 		}
 		var res chainResult
 		k := chainKey{fail: cl.revocationFailure}
@@ -269,15 +278,15 @@ func (e *Engine) bound(ctx context.Context, cfg *Config, cl *Client, p *Presente
 		default:
 			res = cfg.cachedChain(ctx, p, cfg.roots, k, now)
 		}
-		if res.reason != ReasonOK {
-			return res.reason, res.err
+		if res.err != nil {
+			return res.err
 		}
 		if !nameChecked && !cl.match.matches(p) {
-			return ReasonCertificateUnbound, errNotBound
+			return errNotBound
 		}
-		return ReasonOK, nil
+		return nil
 	}
-	return ReasonCertificateUnbound, fmt.Errorf("client %q: unknown method %q", cl.ID, cl.Method)
+	return Deny(ReasonCertificateUnbound, fmt.Errorf("client %q: unknown method %q", cl.ID, cl.Method))
 }
 
 // globalChain is identity's one verification of the chain to the global trust anchors, under
@@ -288,8 +297,7 @@ type globalChain struct {
 }
 
 type chainResult struct {
-	reason Reason
-	err    error
+	err    error // a deny; nil when the chain verified
 	chains [][]*x509.Certificate
 	// online revocation: the earliest nextUpdate of the answers, and whether an unknown
 	// status was let through by the soft policy
@@ -298,10 +306,10 @@ type chainResult struct {
 }
 
 func (c *Config) chain(ctx context.Context, p *Presented, roots *x509.CertPool, fail revocation.FailurePolicy, now time.Time) chainResult {
-	chains, r, err := c.verifyChain(p, roots, now)
-	res := chainResult{reason: r, err: err, chains: chains}
-	if r == ReasonOK && len(chains) > 0 {
-		res.reason, res.err, res.revokedCheckedUntil, res.softFail = c.onlineRevocation(ctx, chains[0], fail, now)
+	chains, err := c.verifyChain(p, roots, now)
+	res := chainResult{err: err, chains: chains}
+	if err == nil && len(chains) > 0 {
+		res.revokedCheckedUntil, res.softFail, res.err = c.onlineRevocation(ctx, chains[0], fail, now)
 	}
 	return res
 }
@@ -321,19 +329,21 @@ func (e *Engine) identity(ctx context.Context, cfg *Config, in Input) Decision {
 	var firstFailure Reason = ReasonNoMatchingClient
 	var firstErr, unchecked error
 	for _, cl := range cfg.clients {
-		r, err := e.bound(ctx, cfg, cl, p, now, &global)
-		switch r {
-		case ReasonOK:
+		err := e.bound(ctx, cfg, cl, p, now, &global)
+		if err == nil {
 			matched = append(matched, cl.ID)
+			continue
+		}
+		switch d := reasonOf(err); d.Reason {
 		case ReasonCertificateUnbound:
 		case ReasonClientKeysUnavailable:
 			if unchecked == nil {
-				unchecked = err
+				unchecked = d.Err
 			}
 			fallthrough
 		default:
 			if firstErr == nil {
-				firstFailure, firstErr = r, err
+				firstFailure, firstErr = d.Reason, d.Err
 			}
 		}
 	}

@@ -334,7 +334,7 @@ func TestThumbprint(t *testing.T) {
 func TestCertificateErrorAfterMode(t *testing.T) {
 	w := newWorld(t)
 	e := w.engine(t, exampleConfig)
-	bad := &policy.CertificateError{Reason: policy.ReasonCertificateMismatch, Err: fmt.Errorf("differs")}
+	bad := policy.Deny(policy.ReasonCertificateMismatch, fmt.Errorf("differs"))
 	d := decide(e, policy.Input{Request: tokenRequest("billing"), CertificateErr: bad})
 	if d.Reason != policy.ReasonCertificateMismatch || d.Mode != policy.ModeClientAuth || d.Allow {
 		t.Errorf("%s mode %q allow %v, want certificate_mismatch in client_auth", d.Reason, d.Mode, d.Allow)

@@ -1,5 +1,10 @@
 package policy
 
+import (
+	"errors"
+	"fmt"
+)
+
 // Reason says why a request was allowed or denied. Every deny carries exactly one; its class
 // (the reasons table below) is what the adapter maps to a gRPC code, an HTTP status and an
 // OAuth error, and the reason itself is what it logs.
@@ -182,4 +187,37 @@ func (r Reason) Description() string {
 		return reasonTable[i].description
 	}
 	return string(r)
+}
+
+// Error is a deny: its reason and the internal cause, as crypto/x509's CertificateInvalidError
+// carries a Reason and a Detail. Helpers return it as a plain error; reasonOf, the one place
+// that unwraps it, turns it into a decision.
+type Error struct {
+	Reason Reason
+	Err    error // the internal cause, for logs only; may be nil
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return string(e.Reason)
+	}
+	return string(e.Reason) + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Deny is an *Error for reason r with its cause (nil for none).
+func Deny(r Reason, cause error) error { return &Error{Reason: r, Err: cause} }
+
+// reasonOf is the deny an error carries, nil for nil. An error without a reason is a bug; it
+// still denies (no_policy, class forbidden) rather than allow.
+func reasonOf(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Reason: ReasonNoPolicy, Err: fmt.Errorf("internal: an error without a reason: %w", err)}
 }

@@ -102,11 +102,11 @@ func (c *Config) cachedChain(ctx context.Context, p *Presented, roots *x509.Cert
 	k.chain = p.key
 	if until, ok := c.chainCache.Get(k); ok && now.Before(until) && !now.Before(p.Leaf.NotBefore) {
 		c.cacheEvent("chains", true)
-		return chainResult{reason: ReasonOK}
+		return chainResult{}
 	}
 	c.cacheEvent("chains", false)
 	res := c.chain(ctx, p, roots, k.fail, now)
-	if res.reason == ReasonOK && len(res.chains) > 0 && !res.softFail {
+	if res.err == nil && len(res.chains) > 0 && !res.softFail {
 		until := now.Add(c.Cache.TTL)
 		if !res.revokedCheckedUntil.IsZero() && res.revokedCheckedUntil.Before(until) {
 			until = res.revokedCheckedUntil
@@ -131,16 +131,16 @@ func (c *Config) cachedChain(ctx context.Context, p *Presented, roots *x509.Cert
 }
 
 // verifyChain validates the presented chain to roots at now for client authentication and
-// returns the verified chains, or the reason it fails.
-func (c *Config) verifyChain(p *Presented, roots *x509.CertPool, now time.Time) ([][]*x509.Certificate, Reason, error) {
+// returns the verified chains, or a deny saying why it fails.
+func (c *Config) verifyChain(p *Presented, roots *x509.CertPool, now time.Time) ([][]*x509.Certificate, error) {
 	// (Online revocation, when configured, runs in chain after this.)
 	leaf := p.Leaf
 	// Name the leaf's own problems precisely before path building lumps them together.
-	if r, err := leafValid(p, now); r != ReasonOK {
-		return nil, r, err
+	if err := leafValid(p, now); err != nil {
+		return nil, err
 	}
 	if leaf.IsCA {
-		return nil, ReasonCertificateIsCA, errors.New("leaf has basicConstraints cA=true")
+		return nil, Deny(ReasonCertificateIsCA, errors.New("leaf has basicConstraints cA=true"))
 	}
 	inter := c.intermediates
 	if len(p.Intermediates) > 0 {
@@ -158,12 +158,12 @@ func (c *Config) verifyChain(p *Presented, roots *x509.CertPool, now time.Time) 
 	if err == nil {
 		// crypto/x509 does not check directoryName constraints: keep the chains that hold them.
 		if chains, err = directoryNameChains(chains); err != nil {
-			return nil, ReasonCertificateInvalid, err
+			return nil, Deny(ReasonCertificateInvalid, err)
 		}
-		if r, err := c.checkRevocation(chains, now); r != ReasonOK {
-			return nil, r, err
+		if err := c.checkRevocation(chains, now); err != nil {
+			return nil, err
 		}
-		return chains, ReasonOK, nil
+		return chains, nil
 	}
 	// Anything else, an issuer out of its validity window included (the leaf's was checked
 	// above), is certificate_invalid.
@@ -171,11 +171,11 @@ func (c *Config) verifyChain(p *Presented, roots *x509.CertPool, now time.Time) 
 	var invalid x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &unknown):
-		return nil, ReasonCertificateUntrusted, err
+		return nil, Deny(ReasonCertificateUntrusted, err)
 	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
-		return nil, ReasonCertificateUsage, err
+		return nil, Deny(ReasonCertificateUsage, err)
 	}
-	return nil, ReasonCertificateInvalid, err
+	return nil, Deny(ReasonCertificateInvalid, err)
 }
 
 // crl is a parsed CRL. Its signature is checked against the issuer found in each verified chain
@@ -236,9 +236,9 @@ func (l *crl) isRevoked(serial *big.Int) bool {
 // checkRevocation applies the configured CRLs to every certificate of a verified chain whose
 // issuer has one. A CRL applies to a certificate when its issuer name equals the certificate's
 // issuer and its signature verifies with the chain's issuer certificate.
-func (c *Config) checkRevocation(chains [][]*x509.Certificate, now time.Time) (Reason, error) {
+func (c *Config) checkRevocation(chains [][]*x509.Certificate, now time.Time) error {
 	if len(c.crls) == 0 {
-		return ReasonOK, nil
+		return nil
 	}
 	for _, chain := range chains {
 		for i := 0; i+1 < len(chain); i++ {
@@ -251,36 +251,36 @@ func (c *Config) checkRevocation(chains [][]*x509.Certificate, now time.Time) (R
 					continue // a CRL of another CA with the same name
 				}
 				if l.isRevoked(cert.SerialNumber) {
-					return ReasonCertificateRevoked, fmt.Errorf("serial %s revoked by CRL of %s", cert.SerialNumber, cert.Issuer)
+					return Deny(ReasonCertificateRevoked, fmt.Errorf("serial %s revoked by CRL of %s", cert.SerialNumber, cert.Issuer))
 				}
 				if now.After(l.list.NextUpdate) && c.crlExpired == CRLExpiredDeny {
-					return ReasonCRLExpired, fmt.Errorf("CRL of %s expired at %s", cert.Issuer, l.list.NextUpdate.UTC().Format(time.RFC3339))
+					return Deny(ReasonCRLExpired, fmt.Errorf("CRL of %s expired at %s", cert.Issuer, l.list.NextUpdate.UTC().Format(time.RFC3339)))
 				}
 			}
 		}
 	}
-	return ReasonOK, nil
+	return nil
 }
 
 // leafValid checks the leaf's validity window: all that remains to check of a pinned
 // certificate, and the first check of a chain, named precisely.
-func leafValid(p *Presented, now time.Time) (Reason, error) {
+func leafValid(p *Presented, now time.Time) error {
 	if now.Before(p.Leaf.NotBefore) {
-		return ReasonCertificateNotYetValid, fmt.Errorf("not valid before %s", p.Leaf.NotBefore.UTC().Format(time.RFC3339))
+		return Deny(ReasonCertificateNotYetValid, fmt.Errorf("not valid before %s", p.Leaf.NotBefore.UTC().Format(time.RFC3339)))
 	}
 	if now.After(p.Leaf.NotAfter) {
-		return ReasonCertificateExpired, fmt.Errorf("expired at %s", p.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		return Deny(ReasonCertificateExpired, fmt.Errorf("expired at %s", p.Leaf.NotAfter.UTC().Format(time.RFC3339)))
 	}
-	return ReasonOK, nil
+	return nil
 }
 
 // onlineRevocation asks OCSP responders and CRL distribution points (revocation.mode) about the
 // certificates of the verified chain below its anchor, and applies the failure policy. A leaf
 // without any revocation URL has an unknown status; an intermediate without one is skipped.
 // softFail reports that an unknown status was let through, so the result must not be cached.
-func (c *Config) onlineRevocation(ctx context.Context, chain []*x509.Certificate, fail revocation.FailurePolicy, now time.Time) (r Reason, err error, until time.Time, softFail bool) {
+func (c *Config) onlineRevocation(ctx context.Context, chain []*x509.Certificate, fail revocation.FailurePolicy, now time.Time) (until time.Time, softFail bool, err error) {
 	if c.revocation == nil {
-		return ReasonOK, nil, time.Time{}, false
+		return time.Time{}, false, nil
 	}
 	for i := 0; i+1 < len(chain); i++ {
 		res := c.revocation.Check(ctx, chain[i], chain[i+1], c.revocationMode, now)
@@ -291,9 +291,9 @@ func (c *Config) onlineRevocation(ctx context.Context, chain []*x509.Certificate
 		}
 		if err := revocation.Decide(res, fail); err != nil {
 			if errors.Is(err, revocation.ErrRevoked) {
-				return ReasonCertificateRevoked, err, time.Time{}, false
+				return time.Time{}, false, Deny(ReasonCertificateRevoked, err)
 			}
-			return ReasonRevocationUnknown, err, time.Time{}, false
+			return time.Time{}, false, Deny(ReasonRevocationUnknown, err)
 		}
 		if res.Status != revocation.Good {
 			softFail = true
@@ -303,5 +303,5 @@ func (c *Config) onlineRevocation(ctx context.Context, chain []*x509.Certificate
 			until = res.NextUpdate
 		}
 	}
-	return ReasonOK, nil, until, softFail
+	return until, softFail, nil
 }
