@@ -268,6 +268,7 @@ func TestNginxAuthRequest(t *testing.T) {
 		{"forged client certificate header is overwritten", testbed.Reports, "POST", "/oauth2/token?client_id=billing", "",
 			map[string]string{"X-SSL-Client-Cert": "garbage", "X-Certbind-Mode": "identity"}, 401, `"error":"invalid_client"`, "certificate_not_bound"},
 		{"identity route", testbed.Inventory, "GET", "/internal/stock", "", map[string]string{"X-Certbind-Client-Id": "admin"}, 200, `"x-certbind-client-id":"inventory"`, ""},
+		{"client-sent partial-body mark is dropped", testbed.Billing, "POST", "/oauth2/token?client_id=billing", "", map[string]string{"X-Envoy-Auth-Partial-Body": "true"}, 200, `"access_token"`, ""},
 		{"self-signed certificate refused at TLS", testbed.Partner, "GET", "/internal/stock", "", nil, 400, "", ""},
 		{"expired certificate refused at TLS", testbed.Expired, "GET", "/internal/stock", "", nil, 400, "", ""},
 	} {
