@@ -167,7 +167,7 @@ func (b *builder) trust(f *fileConfig, c *Config) {
 	for i, name := range f.CRLFiles {
 		path := fmt.Sprintf("crl_files[%d]", i)
 		if data, ok := b.readFile(path, name); ok {
-			l, err := parseCRL(data)
+			l, err := revocation.ParseCRL(data)
 			if err != nil {
 				b.errf(path, "%s: %v", name, err)
 				continue

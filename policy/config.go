@@ -36,7 +36,7 @@ type Config struct {
 	roots         *x509.CertPool
 	anchors       []*x509.Certificate
 	intermediates *x509.CertPool
-	crls          []*crl
+	crls          []*revocation.CRL
 	crlExpired    CRLExpiredAction
 	clients       []*Client
 	byID          map[string]*Client
@@ -82,7 +82,7 @@ func (c *Config) Client(id string) (*Client, bool) {
 func (c *Config) CRLs() []*x509.RevocationList {
 	out := make([]*x509.RevocationList, len(c.crls))
 	for i, l := range c.crls {
-		out[i] = l.list
+		out[i] = l.List()
 	}
 	return out
 }

@@ -1,16 +1,12 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -119,7 +115,7 @@ func (c *Config) cachedChain(ctx context.Context, p *Presented, roots *x509.Cert
 		for _, l := range c.crls {
 			// A CRL already past nextUpdate was ignored (crl_expired: ignore) or would have
 			// denied: it does not bound the entry, or every lookup would miss.
-			if n := l.list.NextUpdate; n.After(now) && n.Before(until) {
+			if n := l.List().NextUpdate; n.After(now) && n.Before(until) {
 				until = n
 			}
 		}
@@ -178,61 +174,6 @@ func (c *Config) verifyChain(p *Presented, roots *x509.CertPool, now time.Time) 
 	return nil, Deny(ReasonCertificateInvalid, err)
 }
 
-// crl is a parsed CRL. Its signature is checked against the issuer found in each verified chain
-// (the issuer may be an intermediate the client sends), once per issuer certificate.
-type crl struct {
-	list     *x509.RevocationList
-	revoked  map[string]struct{} // serial numbers, as big.Int text
-	verified sync.Map            // Thumbprint of issuer -> error (nil when the signature holds)
-}
-
-func parseCRL(data []byte) (*crl, error) {
-	der := data
-	if block, rest := pem.Decode(data); block != nil {
-		if block.Type != "X509 CRL" {
-			return nil, fmt.Errorf("PEM block is %q, want X509 CRL", block.Type)
-		}
-		if len(bytes.TrimSpace(rest)) > 0 {
-			return nil, errors.New("one CRL per file")
-		}
-		der = block.Bytes
-	}
-	l, err := x509.ParseRevocationList(der)
-	if err != nil {
-		return nil, err
-	}
-	if l.NextUpdate.IsZero() {
-		return nil, errors.New("CRL has no nextUpdate: certbind cannot tell when it goes stale")
-	}
-	out := &crl{list: l, revoked: map[string]struct{}{}}
-	for _, e := range l.RevokedCertificateEntries {
-		out.revoked[e.SerialNumber.String()] = struct{}{}
-	}
-	return out, nil
-}
-
-func (l *crl) signedBy(issuer *x509.Certificate) error {
-	key := ThumbprintOf(issuer.Raw)
-	if v, ok := l.verified.Load(key); ok {
-		if v == nil {
-			return nil
-		}
-		return v.(error)
-	}
-	err := l.list.CheckSignatureFrom(issuer)
-	if err != nil {
-		l.verified.Store(key, err)
-	} else {
-		l.verified.Store(key, nil)
-	}
-	return err
-}
-
-func (l *crl) isRevoked(serial *big.Int) bool {
-	_, ok := l.revoked[serial.String()]
-	return ok
-}
-
 // checkRevocation applies the configured CRLs to every certificate of a verified chain whose
 // issuer has one. A CRL applies to a certificate when its issuer name equals the certificate's
 // issuer and its signature verifies with the chain's issuer certificate.
@@ -244,17 +185,14 @@ func (c *Config) checkRevocation(chains [][]*x509.Certificate, now time.Time) er
 		for i := 0; i+1 < len(chain); i++ {
 			cert, issuer := chain[i], chain[i+1]
 			for _, l := range c.crls {
-				if !bytes.Equal(l.list.RawIssuer, cert.RawIssuer) {
+				if !l.Issues(cert, issuer) {
 					continue
 				}
-				if err := l.signedBy(issuer); err != nil {
-					continue // a CRL of another CA with the same name
-				}
-				if l.isRevoked(cert.SerialNumber) {
+				if l.Revoked(cert) {
 					return Deny(ReasonCertificateRevoked, fmt.Errorf("serial %s revoked by CRL of %s", cert.SerialNumber, cert.Issuer))
 				}
-				if now.After(l.list.NextUpdate) && c.crlExpired == CRLExpiredDeny {
-					return Deny(ReasonCRLExpired, fmt.Errorf("CRL of %s expired at %s", cert.Issuer, l.list.NextUpdate.UTC().Format(time.RFC3339)))
+				if next := l.List().NextUpdate; now.After(next) && c.crlExpired == CRLExpiredDeny {
+					return Deny(ReasonCRLExpired, fmt.Errorf("CRL of %s expired at %s", cert.Issuer, next.UTC().Format(time.RFC3339)))
 				}
 			}
 		}

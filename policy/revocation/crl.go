@@ -329,3 +329,40 @@ func readImplicitBool(s *cryptobyte.String, tag cbasn1.Tag, out *bool) bool {
 	*out = v[0] == 0xff
 	return true
 }
+
+// CRL is a CRL certbind was given as a file (crl_files) rather than fetched: parsed, its
+// serials indexed and its signature checks cached by the same code as a fetched one.
+type CRL struct{ e *crlEntry }
+
+// ParseCRL parses a DER or PEM CRL file. It must be usable as a complete CRL for its issuer:
+// a delta CRL, an indirect CRL or an unknown critical extension is an error, and so is a CRL
+// without nextUpdate (certbind could not tell when it goes stale).
+func ParseCRL(data []byte) (*CRL, error) {
+	e, err := parseCRL(data)
+	if err != nil {
+		return nil, err
+	}
+	if e.unsupported != nil {
+		return nil, e.unsupported
+	}
+	if e.list.NextUpdate.IsZero() {
+		return nil, errors.New("CRL has no nextUpdate: certbind cannot tell when it goes stale")
+	}
+	return &CRL{e: e}, nil
+}
+
+// List is the parsed CRL (its entries are dropped once indexed).
+func (c *CRL) List() *x509.RevocationList { return c.e.list }
+
+// Issues reports whether the CRL speaks for cert, issued by issuer: it is issued under cert's
+// issuer name and its signature holds under issuer's key (a CRL of another CA with the same
+// name does not).
+func (c *CRL) Issues(cert, issuer *x509.Certificate) bool {
+	return bytes.Equal(c.e.list.RawIssuer, cert.RawIssuer) && c.e.signedBy(issuer) == nil
+}
+
+// Revoked reports whether cert's serial number is listed.
+func (c *CRL) Revoked(cert *x509.Certificate) bool {
+	_, ok := c.e.revoked[cert.SerialNumber.String()]
+	return ok
+}

@@ -162,3 +162,43 @@ func mustMarshal(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestParseCRLFile: a CRL given as a file (crl_files) goes through the fetched CRL's parser and
+// must be a complete CRL: what certbind cannot use as one is refused at load, never applied
+// as if it were.
+func TestParseCRLFile(t *testing.T) {
+	e := newEnv(t)
+	leaf := e.leaf()
+	other := e.inter.Leaf("other")
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		crl  []byte
+		err  string // "" when it parses
+	}{
+		{"complete CRL, DER", mkCRL(t, e.inter, now.Add(-time.Hour), now.Add(time.Hour), []*pki.Cert{leaf}), ""},
+		{"complete CRL, PEM", pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: mkCRL(t, e.inter, now.Add(-time.Hour), now.Add(time.Hour), []*pki.Cert{leaf})}), ""},
+		{"delta CRL", mkCRL(t, e.inter, now.Add(-time.Hour), now.Add(time.Hour), nil, pkix.Extension{Id: oidDeltaCRLIndicator, Critical: true, Value: mustMarshal(t, 1)}), "delta CRL"},
+		{"unknown critical extension", mkCRL(t, e.inter, now.Add(-time.Hour), now.Add(time.Hour), nil, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Critical: true, Value: []byte{5, 0}}), "unknown critical extension"},
+		{"PEM of a certificate", e.inter.PEM(), `PEM block is "CERTIFICATE", want X509 CRL`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseCRL(tc.crl)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.Issues(leaf.Cert, e.inter.Cert) || c.Issues(leaf.Cert, e.root.Cert) {
+				t.Error("Issues: the CRL applies to its issuer's certificates only")
+			}
+			if !c.Revoked(leaf.Cert) || c.Revoked(other.Cert) {
+				t.Error("Revoked: the listed serial only")
+			}
+		})
+	}
+}
