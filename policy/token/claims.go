@@ -286,30 +286,8 @@ func claimsFrom(m map[string]json.RawMessage) (*Claims, error) {
 			*d.dst = t
 		}
 	}
-	if raw, ok := m["scope"]; ok {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return nil, errors.New("claim scope: not a string")
-		}
-		if c.Scopes, err = ParseScope(s); err != nil {
-			return nil, fmt.Errorf("claim scope: %w", err)
-		}
-	} else if raw, ok := m["scp"]; ok {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			// Azure AD writes scp as one space-separated string.
-			if c.Scopes, err = ParseScope(s); err != nil {
-				return nil, fmt.Errorf("claim scp: %w", err)
-			}
-		} else if json.Unmarshal(raw, &c.Scopes) != nil {
-			return nil, errors.New("claim scp: not a string or an array of strings")
-		} else {
-			for i, sc := range c.Scopes {
-				if !ValidScope(sc) {
-					return nil, fmt.Errorf("claim scp[%d]: %.100q is not an RFC 6749 scope-token", i, sc)
-				}
-			}
-		}
+	if c.Scopes, err = scopes(m); err != nil {
+		return nil, err
 	}
 	if raw, ok := m["cnf"]; ok {
 		cnf, e := confirmation(raw)
@@ -319,6 +297,45 @@ func claimsFrom(m map[string]json.RawMessage) (*Claims, error) {
 		c.Confirmation = cnf
 	}
 	return c, nil
+}
+
+// scopes reads scope (RFC 8693 section 4.2, RFC 9068), else scp: a space-separated string, or
+// for scp also an array of scope tokens.
+func scopes(m map[string]json.RawMessage) ([]string, error) {
+	if raw, ok := m["scope"]; ok {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return nil, errors.New("claim scope: not a string")
+		}
+		out, err := ParseScope(s)
+		if err != nil {
+			return nil, fmt.Errorf("claim scope: %w", err)
+		}
+		return out, nil
+	}
+	raw, ok := m["scp"]
+	if !ok {
+		return nil, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		// Azure AD writes scp as one space-separated string.
+		out, err := ParseScope(s)
+		if err != nil {
+			return nil, fmt.Errorf("claim scp: %w", err)
+		}
+		return out, nil
+	}
+	var out []string
+	if json.Unmarshal(raw, &out) != nil {
+		return nil, errors.New("claim scp: not a string or an array of strings")
+	}
+	for i, sc := range out {
+		if !ValidScope(sc) {
+			return nil, fmt.Errorf("claim scp[%d]: %.100q is not an RFC 6749 scope-token", i, sc)
+		}
+	}
+	return out, nil
 }
 
 // ErrConfirmation marks a cnf claim that is present but unusable.
