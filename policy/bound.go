@@ -101,11 +101,11 @@ func (c *Config) verifyToken(ctx context.Context, raw string, now time.Time) (*t
 		return nil, issuerPolicy{}, &token.Error{Kind: token.KindMalformed, Err: fmt.Errorf("token larger than %d bytes", ts.verifier.MaxBytes())}
 	}
 	jwt := token.LooksLikeJWT(raw)
-	cacheable := c.tokenCache != nil && jwt
+	cacheable := c.rt.tokenCache != nil && jwt
 	var key [32]byte
 	if cacheable {
 		key = sha256.Sum256([]byte(raw))
-		if e, ok := c.tokenCache.Get(key); ok && now.Before(e.until) && (e.claims.NotBefore.IsZero() || !now.Before(e.claims.NotBefore)) {
+		if e, ok := c.rt.tokenCache.Get(key); ok && now.Before(e.until) && (e.claims.NotBefore.IsZero() || !now.Before(e.claims.NotBefore)) {
 			c.cacheEvent("tokens", true)
 			return e.claims, e.pol, nil
 		}
@@ -118,7 +118,7 @@ func (c *Config) verifyToken(ctx context.Context, raw string, now time.Time) (*t
 			until = claims.Expiry
 		}
 		if now.Before(until) {
-			c.tokenCache.Add(key, cachedToken{claims: claims, pol: pol, until: until})
+			c.rt.tokenCache.Add(key, cachedToken{claims: claims, pol: pol, until: until})
 		}
 	}
 	return claims, pol, err

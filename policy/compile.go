@@ -246,22 +246,22 @@ func (b *builder) revocation(f *fileConfig, c *Config) {
 		b.errf("revocation", "durations must be positive")
 	}
 	if valid && c.revocationMode != revocation.ModeOff {
-		c.revocation = revocation.NewChecker(revocation.Options{Timeout: r.Timeout, MaxCacheTTL: r.MaxCacheTTL, OnFetch: b.opt.OnRevocationFetch})
+		c.rt.revocation = revocation.NewChecker(revocation.Options{Timeout: r.Timeout, MaxCacheTTL: r.MaxCacheTTL, OnFetch: b.opt.OnRevocationFetch})
 	}
 }
 
 // caches: sizes and TTL; the caches are built only from valid settings.
 func (b *builder) caches(f *fileConfig, c *Config) {
 	c.Cache = CacheSettings(f.Cache)
-	c.onCache = b.opt.OnCache
+	c.rt.onCache = b.opt.OnCache
 	if f.Cache.Certificates < 0 || f.Cache.Chains <= 0 || f.Cache.Tokens <= 0 || f.Cache.TTL <= 0 {
 		b.errf("cache", "sizes and ttl must be positive")
 		return
 	}
 	c.generation = generations.Add(1)
-	c.chainCache, _ = lru.NewWithEvict(f.Cache.Chains, onEvict[chainKey, time.Time](b, "chains"))
-	c.tokenCache, _ = lru.NewWithEvict(f.Cache.Tokens, onEvict[[32]byte, cachedToken](b, "tokens"))
-	c.interned, _ = lru.New[[32]byte, *x509.Certificate](internedIntermediates)
+	c.rt.chainCache, _ = lru.NewWithEvict(f.Cache.Chains, onEvict[chainKey, time.Time](b, "chains"))
+	c.rt.tokenCache, _ = lru.NewWithEvict(f.Cache.Tokens, onEvict[[32]byte, cachedToken](b, "tokens"))
+	c.rt.interned, _ = lru.New[[32]byte, *x509.Certificate](internedIntermediates)
 }
 
 // fetch: jwks_fetch, the settings of every remote key set (read by clients and tokens).

@@ -19,38 +19,46 @@ import (
 // Config is a loaded, validated, compiled configuration. It is read-only and safe for
 // concurrent use; a reload builds a new one.
 type Config struct {
+	// Settings, as compiled from the file.
 	Sources   Sources
 	XFCC      XFCCSettings
 	Fetch     FetchSettings
 	HTTPAuthz HTTPAuthzSettings
 	Cache     CacheSettings
 
+	roots             *x509.CertPool
+	anchors           []*x509.Certificate
+	intermediates     *x509.CertPool
+	crls              []*revocation.CRL
+	crlExpired        CRLExpiredAction
+	clients           []*Client
+	byID              map[string]*Client
+	routes            []route
+	tokens            *tokenSettings
+	maxFormBytes      int
+	revocationMode    revocation.Mode
+	revocationFailure revocation.FailurePolicy
+
+	// Where it came from.
 	generation uint64
+	warnings   []string
+	files      []string // every file read, for reload watching
+	digest     [32]byte // of those files' contents as read (see Digest)
+
+	rt runtimeState
+}
+
+// runtimeState is what a configuration's requests share while it is in force: caches and
+// hooks, new with every load, so a reload never serves what an older configuration decided.
+type runtimeState struct {
 	// Plain LRUs: every entry carries its own expiry (never later than now + cache.ttl) and is
 	// checked on use. (An expiring LRU with time buckets keeps bucket maps as large as the
 	// insertions of a time slice, which under a stream of new certificates far exceeds its size.)
 	chainCache *lru.Cache[chainKey, time.Time]
 	tokenCache *lru.Cache[[32]byte, cachedToken]
 	interned   *lru.Cache[[32]byte, *x509.Certificate] // parsed intermediates, by SHA-256 of their DER
-
-	roots         *x509.CertPool
-	anchors       []*x509.Certificate
-	intermediates *x509.CertPool
-	crls          []*revocation.CRL
-	crlExpired    CRLExpiredAction
-	clients       []*Client
-	byID          map[string]*Client
-	routes        []route
-	tokens        *tokenSettings
-	maxFormBytes  int
-	warnings      []string
-	onCache       func(cache, event string)
-
-	revocation        *revocation.Checker // nil when revocation.mode is off
-	revocationMode    revocation.Mode
-	revocationFailure revocation.FailurePolicy
-	files             []string // every file read, for reload watching
-	digest            [32]byte // of those files' contents as read (see Digest)
+	revocation *revocation.Checker                     // online revocation and its answers; nil when revocation.mode is off
+	onCache    func(cache, event string)
 }
 
 // Generation identifies this compiled configuration: caches outside the policy key on it.
@@ -127,13 +135,13 @@ type LoadOptions struct {
 var generations atomic.Uint64
 
 func (c *Config) cacheEvent(cache string, hit bool) {
-	if c.onCache == nil {
+	if c.rt.onCache == nil {
 		return
 	}
 	if hit {
-		c.onCache(cache, "hit")
+		c.rt.onCache(cache, "hit")
 	} else {
-		c.onCache(cache, "miss")
+		c.rt.onCache(cache, "miss")
 	}
 }
 

@@ -43,7 +43,7 @@ func ParsePresented(leafDER []byte, intermediatesDER [][]byte) (*Presented, erro
 // ParsePresented is the package function with the configuration's intermediate certificates
 // interned: the few intermediates every client sends are parsed, and held in memory, once.
 func (c *Config) ParsePresented(leafDER []byte, intermediatesDER [][]byte) (*Presented, error) {
-	return parsePresented(leafDER, intermediatesDER, c.interned)
+	return parsePresented(leafDER, intermediatesDER, c.rt.interned)
 }
 
 func parsePresented(leafDER []byte, intermediatesDER [][]byte, interned *lru.Cache[[32]byte, *x509.Certificate]) (*Presented, error) {
@@ -92,11 +92,11 @@ type chainKey struct {
 // the earliest notAfter in the verified chain, the earliest CRL nextUpdate, and the cache TTL;
 // failures are not kept.
 func (c *Config) cachedChain(ctx context.Context, p *Presented, roots *x509.CertPool, k chainKey, now time.Time) chainResult {
-	if c.chainCache == nil {
+	if c.rt.chainCache == nil {
 		return c.chain(ctx, p, roots, k.fail, now)
 	}
 	k.chain = p.key
-	if until, ok := c.chainCache.Get(k); ok && now.Before(until) && !now.Before(p.Leaf.NotBefore) {
+	if until, ok := c.rt.chainCache.Get(k); ok && now.Before(until) && !now.Before(p.Leaf.NotBefore) {
 		c.cacheEvent("chains", true)
 		return chainResult{}
 	}
@@ -120,7 +120,7 @@ func (c *Config) cachedChain(ctx context.Context, p *Presented, roots *x509.Cert
 			}
 		}
 		if now.Before(until) {
-			c.chainCache.Add(k, until)
+			c.rt.chainCache.Add(k, until)
 		}
 	}
 	return res
@@ -217,11 +217,11 @@ func leafValid(p *Presented, now time.Time) error {
 // without any revocation URL has an unknown status; an intermediate without one is skipped.
 // softFail reports that an unknown status was let through, so the result must not be cached.
 func (c *Config) onlineRevocation(ctx context.Context, chain []*x509.Certificate, fail revocation.FailurePolicy, now time.Time) (until time.Time, softFail bool, err error) {
-	if c.revocation == nil {
+	if c.rt.revocation == nil {
 		return time.Time{}, false, nil
 	}
 	for i := 0; i+1 < len(chain); i++ {
-		res := c.revocation.Check(ctx, chain[i], chain[i+1], c.revocationMode, now)
+		res := c.rt.revocation.Check(ctx, chain[i], chain[i+1], c.revocationMode, now)
 		if i > 0 && res.Status == revocation.Unknown && errors.Is(res.Err, revocation.ErrNoURL) {
 			// An intermediate that names no OCSP responder or CRL cannot be checked online
 			// (common in private PKIs); crl_files still cover it. The leaf has no such pass.
