@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/certbind/certbind/extauthz"
-	"github.com/certbind/certbind/extauthz/xfcc"
 	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 )
 
 // FuzzCheck sends random CheckRequests through the whole adapter and policy. Invariants: no
@@ -39,9 +39,9 @@ func FuzzCheck(f *testing.F) {
 
 	tok := s.token(f, fx.billing, "read")
 	f.Add("client_auth", "/oauth2/token", "client_id=billing", "", envoyXFCC(fx.billing), "")
-	f.Add("", "/oauth2/token", "client_id=billing", xfcc.EncodePEM(fx.billing.PEM()), envoyXFCC(fx.billing), "")
+	f.Add("", "/oauth2/token", "client_id=billing", envoyxfcc.EncodePEM(fx.billing.PEM()), envoyXFCC(fx.billing), "")
 	f.Add("bound_token", "/api/x", "", "", envoyXFCC(fx.billing), "Bearer "+tok)
-	f.Add("identity", "/internal/x", "", xfcc.EncodePEM(fx.svc.PEM()), "", "")
+	f.Add("identity", "/internal/x", "", envoyxfcc.EncodePEM(fx.svc.PEM()), "", "")
 	f.Add("", "/api/x", "", "", envoyXFCC(fx.other)+","+envoyXFCC(fx.billing), "Bearer "+tok)
 	f.Add("client_auth", "/oauth2/token?client_id=reports", "client_id=billing", "", `Hash=`+strings.Repeat("0", 64)+`;Cert="`, "Basic YmlsbGluZzo=")
 	f.Fuzz(func(t *testing.T, mode, path, body, peer, xfccHeader, authz string) {

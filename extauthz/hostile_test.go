@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbind/certbind/extauthz/xfcc"
 	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 	"github.com/certbind/certbind/testenv/pki"
 )
 
@@ -43,14 +43,14 @@ func TestHostileInputs(t *testing.T) {
 	cfg := strings.Replace(baseConfig, "routes:\n", "routes:\n  - {path_prefix: /api/, mode: bound_token}\n", 1) + tokensConfig + "crl_files: [inter.crl]\n"
 	client, hook := f.start(t, cfg)
 
-	pemOf := func(c *pki.Cert) string { return xfcc.EncodePEM(c.PEM()) }
+	pemOf := func(c *pki.Cert) string { return envoyxfcc.EncodePEM(c.PEM()) }
 	hash := func(c *pki.Cert) string { return policy.ThumbprintOf(c.DER()).Hex() }
 	withCert := func(leaf *pki.Cert, chain ...*pki.Cert) string {
 		all := string(leaf.PEM())
 		for _, c := range chain {
 			all += string(c.PEM())
 		}
-		return "Hash=" + hash(leaf) + `;Cert="` + pemOf(leaf) + `";Chain="` + xfcc.EncodePEM([]byte(all)) + `"`
+		return "Hash=" + hash(leaf) + `;Cert="` + pemOf(leaf) + `";Chain="` + envoyxfcc.EncodePEM([]byte(all)) + `"`
 	}
 	token := func(claims string) string {
 		h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","typ":"at+jwt","kid":"k1"}`))
@@ -58,7 +58,7 @@ func TestHostileInputs(t *testing.T) {
 	}
 	good := s.token(t, f.billing, "read")
 	twoBlocks := `Hash=` + hash(f.billing) + `;Cert="` + pemOf(f.billing) + pemOf(f.other) + `"`
-	keyBlock := `Cert="` + xfcc.EncodePEM(f.billing.KeyPEM()) + `"`
+	keyBlock := `Cert="` + envoyxfcc.EncodePEM(f.billing.KeyPEM()) + `"`
 	rawPlus := strings.ReplaceAll(envoyXFCC(f.billing), "%2B", "+")
 
 	tests := []struct {

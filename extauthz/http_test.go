@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/certbind/certbind/extauthz"
-	"github.com/certbind/certbind/extauthz/xfcc"
 	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 )
 
 func (f *fixture) httpServer(t *testing.T, yaml string) *httptest.Server {
@@ -60,7 +60,7 @@ http_authz:
 	nginx := func(uri string, cert string) map[string]string {
 		return map[string]string{"X-Original-URI": uri, "X-Original-Method": "POST", "X-SSL-Client-Cert": cert, "X-Request-Id": "r1"}
 	}
-	resp := send(t, "GET", srv.URL+"/auth", nginx("/oauth2/token?client_id=billing", xfcc.EncodePEM(f.billing.PEM())), "")
+	resp := send(t, "GET", srv.URL+"/auth", nginx("/oauth2/token?client_id=billing", envoyxfcc.EncodePEM(f.billing.PEM())), "")
 	if resp.StatusCode != 200 || resp.Header.Get(extauthz.HeaderClientID) != "billing" ||
 		resp.Header.Get(extauthz.HeaderClientCert) != ":"+base64.StdEncoding.EncodeToString(f.billing.DER())+":" {
 		t.Fatalf("allow: %d %v", resp.StatusCode, resp.Header)
@@ -73,11 +73,11 @@ http_authz:
 		status          int
 		reason          policy.Reason
 	}{
-		{"another client's certificate", "/oauth2/token?client_id=billing", xfcc.EncodePEM(f.other.PEM()), 401, policy.ReasonCertificateUnbound},
+		{"another client's certificate", "/oauth2/token?client_id=billing", envoyxfcc.EncodePEM(f.other.PEM()), 401, policy.ReasonCertificateUnbound},
 		{"no certificate", "/oauth2/token?client_id=billing", "", 401, policy.ReasonNoCertificate},
 		{"garbage certificate", "/oauth2/token?client_id=billing", "abc", 401, policy.ReasonCertificateMalformed},
-		{"identity route", "/internal/x", xfcc.EncodePEM(f.other.PEM()), 200, policy.ReasonOK},
-		{"no route", "/else", xfcc.EncodePEM(f.billing.PEM()), 403, policy.ReasonNoPolicy},
+		{"identity route", "/internal/x", envoyxfcc.EncodePEM(f.other.PEM()), 200, policy.ReasonOK},
+		{"no route", "/else", envoyxfcc.EncodePEM(f.billing.PEM()), 403, policy.ReasonNoPolicy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := send(t, "GET", srv.URL+"/auth", nginx(tc.uri, tc.cert), "")

@@ -22,8 +22,8 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/certbind/certbind/extauthz"
-	"github.com/certbind/certbind/extauthz/xfcc"
 	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 	"github.com/certbind/certbind/testenv/pki"
 )
 
@@ -131,7 +131,7 @@ func (r req) build() *authv3.CheckRequest {
 		cr.Attributes.ContextExtensions = map[string]string{extauthz.ModeKey: r.mode}
 	}
 	if r.peer != nil {
-		cr.Attributes.Source.Certificate = xfcc.EncodePEM(r.peer.PEM())
+		cr.Attributes.Source.Certificate = envoyxfcc.EncodePEM(r.peer.PEM())
 	}
 	if r.destination != "" {
 		cr.Attributes.Destination = &authv3.AttributeContext_Peer{Principal: r.destination}
@@ -141,7 +141,7 @@ func (r req) build() *authv3.CheckRequest {
 
 // envoyXFCC is what Envoy's SANITIZE_SET with cert and chain writes for c.
 func envoyXFCC(c *pki.Cert) string {
-	return "Hash=" + hexThumb(c) + ";Cert=\"" + xfcc.EncodePEM(c.PEM()) + "\";Chain=\"" + xfcc.EncodePEM(c.ChainPEM()) + "\""
+	return "Hash=" + hexThumb(c) + ";Cert=\"" + envoyxfcc.EncodePEM(c.PEM()) + "\";Chain=\"" + envoyxfcc.EncodePEM(c.ChainPEM()) + "\""
 }
 
 func hexThumb(c *pki.Cert) string {

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/certbind/certbind/extauthz/xfcc"
 	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 	"github.com/certbind/certbind/testenv/pki"
 )
 
@@ -143,7 +143,7 @@ func TestServeAnswersAndStops(t *testing.T) {
 	defer conn.Close()
 	client := authv3.NewAuthorizationClient(conn)
 	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Source: &authv3.AttributeContext_Peer{Certificate: xfcc.EncodePEM(c.billing.PEM())},
+		Source: &authv3.AttributeContext_Peer{Certificate: envoyxfcc.EncodePEM(c.billing.PEM())},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
 			Path: "/oauth2/token", Headers: map[string]string{"content-type": "application/x-www-form-urlencoded"}, Body: "client_id=billing",
 		}},

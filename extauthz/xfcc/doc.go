@@ -1,5 +1,5 @@
-// Package xfcc parses and builds Envoy's x-forwarded-client-cert (XFCC) header, the way
-// the HTTP connection manager writes it (docs: configuration/http/http_conn_man/headers,
+// Package xfcc parses Envoy's x-forwarded-client-cert (XFCC) header, as the HTTP connection
+// manager writes it (docs: configuration/http/http_conn_man/headers,
 // "x-forwarded-client-cert"; source: source/common/http/conn_manager_utility.cc,
 // mutateXfccRequestHeader).
 //
@@ -20,9 +20,8 @@
 // and that Cert is Chain[0]. It is linear in the header length and enforces Limits before
 // doing work proportional to the input.
 //
-// Build, Mutate, EncodePEM and FormatSubject produce what Envoy sends, byte for byte, for
-// tests and for our Envoy stand-in; they are checked against the headers of Envoy's
-// integration tests.
+// Its tests read the headers of Envoy's own tests (testdata) and what testenv/envoyxfcc, the
+// test-only emulation of Envoy's XFCC builder, writes for hostile certificates.
 //
 // # Trust
 //

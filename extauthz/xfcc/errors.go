@@ -37,7 +37,4 @@ var (
 	ErrNoCertificate = errors.New("no certificate")
 	// ErrUnknownPolicy: Select got a policy other than "single" or "last".
 	ErrUnknownPolicy = errors.New("unknown element policy")
-	// ErrBadSubject: FormatSubject got a name that is not DER, or one BoringSSL (or, for
-	// formatSubjectOpenSSL, OpenSSL) would not load.
-	ErrBadSubject = errors.New("malformed subject name")
 )

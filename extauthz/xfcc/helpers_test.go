@@ -17,10 +17,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 )
 
 // testNow is the fixed clock of the test PKI: no certificate here expires while tests run.
 var testNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 
 // certOpts describes a test certificate.
 type certOpts struct {
@@ -101,6 +105,19 @@ func sanExtension(tb testing.TB, uris, dns []string) []byte {
 	return v
 }
 
+// integrationCases reads Envoy's integration tests (vectors B).
+func integrationCases(tb testing.TB) []envoyxfcc.IntegrationCase {
+	tb.Helper()
+	cases, err := envoyxfcc.ParseIntegrationCases(readFile(tb, "envoy-integration.txt"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(cases) != 22 {
+		tb.Fatalf("read %d cases, want 22", len(cases))
+	}
+	return cases
+}
+
 func readFile(tb testing.TB, name string) string {
 	tb.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
@@ -125,7 +142,7 @@ func loadCert(tb testing.TB, name string) *x509.Certificate {
 }
 
 // certValue is a certificate as Envoy writes it in Cert (without the quotes).
-func certValue(c *x509.Certificate) string { return EncodePEM(pemCert(c)) }
+func certValue(c *x509.Certificate) string { return envoyxfcc.EncodePEM([]byte(pemOf(c.Raw))) }
 
 // pemOf is the plain PEM text of DER, for building hostile values.
 func pemOf(der []byte) string {

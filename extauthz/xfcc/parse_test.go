@@ -12,6 +12,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 )
 
 // summary renders the fields of e that are set, for compact table expectations.
@@ -210,11 +212,11 @@ func TestParseEnvoyIntegration(t *testing.T) {
 			name    string
 			value   string
 			present bool
-		}{{"in", c.in, c.inPresent}, {"out", c.out, c.outPresent}} {
+		}{{"in", c.In, c.InPresent}, {"out", c.Out, c.OutPresent}} {
 			if !h.present {
 				continue
 			}
-			t.Run(c.name+"/"+h.name, func(t *testing.T) {
+			t.Run(c.Name+"/"+h.name, func(t *testing.T) {
 				got, err := Parse(h.value, Limits{})
 				if strings.Contains(h.value, "Hash=123456") {
 					if !errors.Is(err, ErrBadHash) {
@@ -233,13 +235,13 @@ func TestParseEnvoyIntegration(t *testing.T) {
 					By:   []string{"spiffe://lyft.com/backend-team", "http://backend.lyft.com"},
 					Hash: mustHex(t, lyftHash),
 				}
-				if c.details.Subject {
+				if c.Details.Subject {
 					want.Subject, want.HasSubject = "emailAddress=frontend-team@lyft.com,CN=Test Frontend Team,OU=Lyft Engineering,O=Lyft,L=San Francisco,ST=California,C=US", true
 				}
-				if c.details.URI {
+				if c.Details.URI {
 					want.URI = []string{"spiffe://lyft.com/frontend-team", "http://frontend.lyft.com"}
 				}
-				if c.details.DNS {
+				if c.Details.DNS {
 					want.DNS = []string{"lyft.com", "www.lyft.com"}
 				}
 				if !reflect.DeepEqual(e, want) {
@@ -457,20 +459,20 @@ func TestParseHostile(t *testing.T) {
 		{"Keycloak foobar", `Cert="foobar"`, Limits{}, ErrBadPEM},
 		{"Keycloak chain foobar", `Hash=1234;Chain="foobar"`, Limits{}, ErrBadHash},
 		{"whitespace only", `Cert="%20%0A"`, Limits{}, ErrBadPEM},
-		{"trailing garbage", `Cert="` + EncodePEM([]byte(certPEM+"garbage")) + `"`, Limits{}, ErrBadPEM},
-		{"garbage right after END", `Cert="` + EncodePEM([]byte(strings.TrimSuffix(certPEM, "\n")+"x\n")) + `"`, Limits{}, ErrBadPEM},
-		{"leading garbage", `Cert="` + EncodePEM([]byte("garbage\n"+certPEM)) + `"`, Limits{}, ErrBadPEM},
-		{"private key block", `Cert="` + EncodePEM([]byte("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIE9zzQeXtuVL3MZ8Zf1S6tMNxWyDOpsBs6qhS2GzDe7L\n-----END PRIVATE KEY-----\n")) + `"`, Limits{}, ErrBadPEM},
-		{"private key after the certificate", `Chain="` + EncodePEM([]byte(certPEM+"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n")) + `"`, Limits{}, ErrBadPEM},
-		{"PEM headers", `Cert="` + EncodePEM([]byte(strings.Replace(certPEM, "-----\n", "-----\nProc-Type: 4,ENCRYPTED\n\n", 1))) + `"`, Limits{}, ErrBadPEM},
-		{"invalid base64", `Cert="` + EncodePEM([]byte(strings.Replace(certPEM, "MIIE", "MI!E", 1))) + `"`, Limits{}, ErrBadPEM},
-		{"truncated base64", `Cert="` + EncodePEM([]byte(strings.Replace(certPEM, "cww==", "cww", 1))) + `"`, Limits{}, ErrBadPEM},
-		{"missing END", `Cert="` + EncodePEM([]byte(strings.Replace(certPEM, "-----END CERTIFICATE-----", "", 1))) + `"`, Limits{}, ErrBadPEM},
-		{"empty block", `Cert="` + EncodePEM([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")) + `"`, Limits{}, ErrBadPEM},
+		{"trailing garbage", `Cert="` + envoyxfcc.EncodePEM([]byte(certPEM+"garbage")) + `"`, Limits{}, ErrBadPEM},
+		{"garbage right after END", `Cert="` + envoyxfcc.EncodePEM([]byte(strings.TrimSuffix(certPEM, "\n")+"x\n")) + `"`, Limits{}, ErrBadPEM},
+		{"leading garbage", `Cert="` + envoyxfcc.EncodePEM([]byte("garbage\n"+certPEM)) + `"`, Limits{}, ErrBadPEM},
+		{"private key block", `Cert="` + envoyxfcc.EncodePEM([]byte("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIE9zzQeXtuVL3MZ8Zf1S6tMNxWyDOpsBs6qhS2GzDe7L\n-----END PRIVATE KEY-----\n")) + `"`, Limits{}, ErrBadPEM},
+		{"private key after the certificate", `Chain="` + envoyxfcc.EncodePEM([]byte(certPEM+"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n")) + `"`, Limits{}, ErrBadPEM},
+		{"PEM headers", `Cert="` + envoyxfcc.EncodePEM([]byte(strings.Replace(certPEM, "-----\n", "-----\nProc-Type: 4,ENCRYPTED\n\n", 1))) + `"`, Limits{}, ErrBadPEM},
+		{"invalid base64", `Cert="` + envoyxfcc.EncodePEM([]byte(strings.Replace(certPEM, "MIIE", "MI!E", 1))) + `"`, Limits{}, ErrBadPEM},
+		{"truncated base64", `Cert="` + envoyxfcc.EncodePEM([]byte(strings.Replace(certPEM, "cww==", "cww", 1))) + `"`, Limits{}, ErrBadPEM},
+		{"missing END", `Cert="` + envoyxfcc.EncodePEM([]byte(strings.Replace(certPEM, "-----END CERTIFICATE-----", "", 1))) + `"`, Limits{}, ErrBadPEM},
+		{"empty block", `Cert="` + envoyxfcc.EncodePEM([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")) + `"`, Limits{}, ErrBadPEM},
 		{"bad percent-encoding", `Cert="%zz` + certValue(client) + `"`, Limits{}, ErrBadPEM},
 		{"truncated percent-encoding", `Cert="` + certValue(client) + `%0"`, Limits{}, ErrBadPEM},
 		{"form encoding (Java URLEncoder)", `Cert="` + strings.ReplaceAll(certValue(client), "%20", "+") + `"`, Limits{}, ErrBadPEM},
-		{"X509 CERTIFICATE label", `Cert="` + EncodePEM([]byte(strings.ReplaceAll(certPEM, "CERTIFICATE", "X509 CERTIFICATE"))) + `"`, Limits{}, ErrBadPEM},
+		{"X509 CERTIFICATE label", `Cert="` + envoyxfcc.EncodePEM([]byte(strings.ReplaceAll(certPEM, "CERTIFICATE", "X509 CERTIFICATE"))) + `"`, Limits{}, ErrBadPEM},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

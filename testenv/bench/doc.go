@@ -24,7 +24,7 @@
 // re-signing one certificate's TBSCertificate with new serial numbers.
 //
 // Requests carry what Envoy sends: x-forwarded-client-cert as SANITIZE_SET with subject,
-// cert and chain writes it (xfcc.Build, By from the proxy's certificate), the leaf as
+// cert and chain writes it (envoyxfcc.Build, By from the proxy's certificate), the leaf as
 // attributes.source.certificate (include_peer_certificate), the route's certbind_mode, and for
 // client_auth the form body (with_request_body).
 //

@@ -21,7 +21,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/certbind/certbind/extauthz/xfcc"
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 	"github.com/certbind/certbind/testenv/pki"
 )
 
@@ -135,10 +135,10 @@ type Credential struct {
 func (f *Fixture) Credential(leaf *x509.Certificate, token bool, seq uint64) (*Credential, error) {
 	chain := []*x509.Certificate{leaf, f.Intermediate.Cert}
 	c := &Credential{
-		XFCC:            xfcc.Build(f.Proxy.Cert, chain, xfcc.Details{Subject: true, Cert: true, Chain: true}),
-		PeerCertificate: xfcc.EncodePEM(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})),
+		XFCC:            envoyxfcc.Build(f.Proxy.Cert, chain, envoyxfcc.Details{Subject: true, Cert: true, Chain: true}),
+		PeerCertificate: envoyxfcc.EncodePEM(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})),
 	}
-	c.Principal, _ = xfcc.FormatSubject(leaf.RawSubject)
+	c.Principal, _ = envoyxfcc.FormatSubject(leaf.RawSubject)
 	if token {
 		var err error
 		if c.Token, err = f.token(sha256.Sum256(leaf.Raw), seq); err != nil {

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/certbind/certbind/envoy"
-	"github.com/certbind/certbind/extauthz/xfcc"
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 )
 
 // partialBodyHeader tells the authorization server whether the body it got was cut at
@@ -90,7 +90,7 @@ func (p *Proxy) checkRequest(st *stream, rt envoy.Route, rb requestBody) *authv3
 			attrs.Source.Principal = sanitizeUTF8(principal(leaf))
 		}
 		if p.s.IncludePeerCertificate && leaf != nil {
-			attrs.Source.Certificate = xfcc.EncodePEM(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}))
+			attrs.Source.Certificate = envoyxfcc.EncodePEM(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}))
 		}
 	}
 	if len(rt.ContextExtensions) > 0 {
@@ -159,14 +159,14 @@ func socketAddress(a netip.AddrPort) *corev3.Address {
 
 // principal is the peer principal rule of setAttrContextPeer for one certificate.
 func principal(c *x509.Certificate) string {
-	uris, dns := xfcc.SANs(c)
+	uris, dns := envoyxfcc.SANs(c)
 	if len(uris) > 0 {
 		return uris[0]
 	}
 	if len(dns) > 0 {
 		return dns[0]
 	}
-	s, _ := xfcc.FormatSubject(c.RawSubject) // Utility::getSubjectFromCertificate
+	s, _ := envoyxfcc.FormatSubject(c.RawSubject) // Utility::getSubjectFromCertificate
 	return s
 }
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certbind/certbind/extauthz/xfcc"
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 	"github.com/certbind/certbind/testenv/pki"
 )
 
@@ -21,7 +21,7 @@ func TestCheckRequest(t *testing.T) {
 	up := newUpstream(t)
 	_, addr := start(t, w.config(s, serveAuthz(t, fake), up))
 
-	subject, err := xfcc.FormatSubject(w.billing.Cert.RawSubject)
+	subject, err := envoyxfcc.FormatSubject(w.billing.Cert.RawSubject)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestCheckRequest(t *testing.T) {
 			if src.GetPrincipal() != tc.principal {
 				t.Errorf("source principal %q, want %q", src.GetPrincipal(), tc.principal)
 			}
-			if src.GetCertificate() != xfcc.EncodePEM(tc.cert.PEM()) {
+			if src.GetCertificate() != envoyxfcc.EncodePEM(tc.cert.PEM()) {
 				t.Errorf("source certificate %.60q..., want the URL-encoded PEM of the leaf", src.GetCertificate())
 			}
 			if strings.ContainsAny(src.GetCertificate(), "\n +/=") {

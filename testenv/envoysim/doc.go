@@ -23,8 +23,8 @@
 //     to x-forwarded-for, x-forwarded-proto is overwritten, :scheme set from it, the x-envoy-*
 //     headers of cleanInternalHeaders are removed (other client-sent x-envoy-* headers pass,
 //     as in Envoy), x-envoy-external-address set, x-request-id replaced by a fresh UUID.
-//     XFCC: xfcc.Build with the listener's leaf and the chain as the client sent it, combined
-//     with the client's header by xfcc.Mutate per forward_client_cert_details.
+//     XFCC: envoyxfcc.Build with the listener's leaf and the chain as the client sent it, combined
+//     with the client's header by envoyxfcc.Mutate per forward_client_cert_details.
 //   - Routing: the first route whose exact path (query ignored) or prefix matches,
 //     case-sensitively, on the rewritten path. No match: 404 and no check (ext_authz skips a
 //     request without a route). direct_response answers with its status after the check.

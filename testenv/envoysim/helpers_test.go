@@ -29,9 +29,9 @@ import (
 
 	"github.com/certbind/certbind/envoy"
 	"github.com/certbind/certbind/extauthz"
-	"github.com/certbind/certbind/extauthz/xfcc"
 	"github.com/certbind/certbind/policy"
 	"github.com/certbind/certbind/testenv/envoysim"
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 	"github.com/certbind/certbind/testenv/pki"
 )
 
@@ -75,7 +75,7 @@ func (w *world) envoyElement(s envoy.Summary, c *pki.Cert) string {
 		chain = append(chain, x.Cert)
 	}
 	d := s.Details
-	return xfcc.Build(w.server.Cert, chain, xfcc.Details{Subject: d.Subject, Cert: d.Cert, Chain: d.Chain, URI: d.URI, DNS: d.DNS})
+	return envoyxfcc.Build(w.server.Cert, chain, envoyxfcc.Details{Subject: d.Subject, Cert: d.Cert, Chain: d.Chain, URI: d.URI, DNS: d.DNS})
 }
 
 func shippedSummary(t *testing.T) envoy.Summary {

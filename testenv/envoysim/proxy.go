@@ -18,7 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/certbind/certbind/envoy"
-	"github.com/certbind/certbind/extauthz/xfcc"
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 )
 
 // Config is what a Proxy needs. Everything Envoy reads from its bootstrap comes from Summary
@@ -55,8 +55,8 @@ type Proxy struct {
 	clientCAs    *x509.CertPool
 	authz        authv3.AuthorizationClient
 	upstreams    map[string]*url.URL
-	mode         xfcc.ForwardMode
-	details      xfcc.Details
+	mode         envoyxfcc.ForwardMode
+	details      envoyxfcc.Details
 	log          logrus.FieldLogger
 	reverseProxy *httputil.ReverseProxy
 
@@ -108,14 +108,14 @@ func New(c Config) (*Proxy, error) {
 	if p.s.StatusOnError < 100 || p.s.StatusOnError > 599 {
 		return nil, fmt.Errorf("envoysim: Summary.StatusOnError %d is not an HTTP status", p.s.StatusOnError)
 	}
-	switch m := xfcc.ForwardMode(p.s.ForwardMode); m {
-	case xfcc.Sanitize, xfcc.ForwardOnly, xfcc.AppendForward, xfcc.SanitizeSet, xfcc.AlwaysForwardOnly:
+	switch m := envoyxfcc.ForwardMode(p.s.ForwardMode); m {
+	case envoyxfcc.Sanitize, envoyxfcc.ForwardOnly, envoyxfcc.AppendForward, envoyxfcc.SanitizeSet, envoyxfcc.AlwaysForwardOnly:
 		p.mode = m
 	default:
 		return nil, fmt.Errorf("envoysim: unknown forward_client_cert_details %q", p.s.ForwardMode)
 	}
 	d := p.s.Details
-	p.details = xfcc.Details{Subject: d.Subject, Cert: d.Cert, Chain: d.Chain, URI: d.URI, DNS: d.DNS}
+	p.details = envoyxfcc.Details{Subject: d.Subject, Cert: d.Cert, Chain: d.Chain, URI: d.URI, DNS: d.DNS}
 
 	p.upstreams = map[string]*url.URL{}
 	for name, raw := range c.Upstreams {

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/certbind/certbind/extauthz/xfcc"
+	"github.com/certbind/certbind/testenv/envoyxfcc"
 )
 
 // stream is one request as Envoy's header map holds it: pseudo-headers apart, regular headers in
@@ -167,19 +167,19 @@ var edgeStrippedHeaders = []string{
 	"X-Envoy-Hedge-On-Per-Try-Timeout",
 }
 
-// mutateXFCC is mutateXfccRequestHeader: Envoy's element for this connection (xfcc.Build with
+// mutateXFCC is mutateXfccRequestHeader: Envoy's element for this connection (envoyxfcc.Build with
 // the listener's leaf and the chain as the client sent it) combined with the client-sent header
-// per forward_client_cert_details (xfcc.Mutate).
+// per forward_client_cert_details (envoyxfcc.Mutate).
 func (p *Proxy) mutateXFCC(st *stream) {
 	const key = "X-Forwarded-Client-Cert"
 	vals := st.header.Values(key)
 	mtls := st.tls != nil && len(st.tls.PeerCertificates) > 0
 	element := ""
 	if mtls {
-		element = xfcc.Build(p.leaf, st.tls.PeerCertificates, p.details)
+		element = envoyxfcc.Build(p.leaf, st.tls.PeerCertificates, p.details)
 	}
 	// Envoy coalesces repeated XFCC headers with ',' when it parses the request.
-	v, ok := xfcc.Mutate(strings.Join(vals, ","), len(vals) > 0, mtls, p.mode, element)
+	v, ok := envoyxfcc.Mutate(strings.Join(vals, ","), len(vals) > 0, mtls, p.mode, element)
 	if ok {
 		st.header.Set(key, v)
 	} else {

@@ -1,4 +1,4 @@
-package xfcc
+package envoyxfcc
 
 import (
 	"encoding/asn1"
@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"unicode/utf8"
 )
+
+// ErrBadSubject: FormatSubject got a name that is not DER, or one BoringSSL (or, for
+// formatSubjectOpenSSL, OpenSSL) would not load.
+var ErrBadSubject = errors.New("malformed subject name")
 
 // FormatSubject renders a certificate's RawSubject the way Envoy fills XFCC `Subject` (and
 // %DOWNSTREAM_PEER_SUBJECT%): BoringSSL's X509_NAME_print_ex(..., XN_FLAG_RFC2253), called by
@@ -125,9 +129,9 @@ func parseName(raw []byte, d dialect) ([]nameEntry, error) {
 
 func nameErr(detail error) error {
 	if detail == nil {
-		return fmt.Errorf("xfcc: %w", ErrBadSubject)
+		return fmt.Errorf("envoyxfcc: %w", ErrBadSubject)
 	}
-	return fmt.Errorf("xfcc: %w: %w", ErrBadSubject, detail)
+	return fmt.Errorf("envoyxfcc: %w: %w", ErrBadSubject, detail)
 }
 
 // attributeName is OBJ_nid2sn of the attribute type, or OBJ_obj2txt into the 80-byte buffer

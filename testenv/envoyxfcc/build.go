@@ -1,4 +1,4 @@
-package xfcc
+package envoyxfcc
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package xfcc
+package envoyxfcc
 
 import (
 	"encoding/asn1"
@@ -32,7 +32,7 @@ func TestFormatSubjectRFC8705(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			c := loadCert(t, filepath.Join("rfc8705", tt.file))
+			c := testdataCert(t, filepath.Join("rfc8705", tt.file))
 			got, err := formatSubjectOpenSSL(c.RawSubject)
 			if err != nil || got != tt.openSSL {
 				t.Errorf("formatSubjectOpenSSL = %q, %v\nwant                   %q", got, err, tt.openSSL)
@@ -56,7 +56,7 @@ func TestFormatSubjectEnvoyCerts(t *testing.T) {
 		"servercert.pem": "emailAddress=backend-team@lyft.com,CN=Test Backend Team,OU=Lyft Engineering,O=Lyft,L=San Francisco,ST=California,C=US",
 		"cacert.pem":     "CN=Test CA,OU=Lyft Engineering,O=Lyft,L=San Francisco,ST=California,C=US",
 	} {
-		got, err := FormatSubject(loadCert(t, file).RawSubject)
+		got, err := FormatSubject(vectorCert(t, file).RawSubject)
 		if err != nil || got != want {
 			t.Errorf("%s: FormatSubject = %q, %v; want %q", file, got, err, want)
 		}
