@@ -1,7 +1,9 @@
 // Package stack runs the whole certbind test bed in one process, on 127.0.0.1, with no Docker
-// and no Envoy: the test PKI, certbind (gRPC over mutual TLS, only Envoy's certificate may
-// call), the demo authorization server and API, and two Envoy stand-ins driven by the shipped
-// envoy.yaml and envoy-self-signed.yaml. The demo, the end-to-end tests and the soak use it.
+// and no Envoy: the test PKI, certbind as certbind serve runs it (package server: gRPC and the
+// HTTP endpoint over mutual TLS where only Envoy's certificate may call, reload, health, the
+// admin listener with metrics, drain), the demo authorization server and API, and two Envoy
+// stand-ins driven by the shipped envoy.yaml and envoy-self-signed.yaml. The demo, the
+// end-to-end tests and the soak use it.
 //
 //	s, err := stack.Start(stack.Options{})
 //	defer s.Close()
@@ -16,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -25,9 +26,6 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/certbind/certbind/envoy"
-	"github.com/certbind/certbind/extauthz"
-	"github.com/certbind/certbind/extauthz/listener"
-	"github.com/certbind/certbind/policy"
 	"github.com/certbind/certbind/testenv/demoapp"
 	"github.com/certbind/certbind/testenv/envoysim"
 	"github.com/certbind/certbind/testenv/testbed"
@@ -36,7 +34,7 @@ import (
 // Options tune a Stack. The zero value is the demo.
 type Options struct {
 	Dir    string             // working directory for the PKI and config; a temporary one when empty
-	Logger logrus.FieldLogger // certbind's decision log; discarded when nil
+	Logger logrus.FieldLogger // certbind's log, decisions included; discarded when nil
 	Config []byte             // certbind.yaml; testbed.Config when nil
 }
 
@@ -46,10 +44,13 @@ type Stack struct {
 	PKI      string // the PKI directory
 	FrontURL string // the Envoy stand-in for PKI clients (envoy.yaml)
 	SelfURL  string // the stand-in for self-signed clients (envoy-self-signed.yaml)
-	Engine   *policy.Engine
+	// certbind's listeners; the addresses stay the same across RestartCertbind.
+	GRPCAddr string // ext_authz over mutual TLS: only Envoy's client certificate may call
+	HTTPAddr string // the HTTP authorization endpoint, with the same TLS
+	AdminURL string // plain HTTP: /healthz, /readyz, /metrics
 
 	roots    *x509.CertPool
-	certbind *certbindServer
+	certbind *certbind
 	closers  []func()
 	tmp      bool
 }
@@ -80,11 +81,6 @@ func Start(o Options) (_ *Stack, err error) {
 	if err := os.WriteFile(cfgPath, cfgData, 0o644); err != nil {
 		return nil, err
 	}
-	cfg, err := policy.LoadConfig(cfgPath, policy.LoadOptions{})
-	if err != nil {
-		return nil, err
-	}
-	s.Engine = policy.NewEngine(policy.EngineConfig{Config: cfg})
 	s.roots = x509.NewCertPool()
 	caPEM, err := os.ReadFile(s.file(testbed.FileCA))
 	if err != nil {
@@ -92,16 +88,11 @@ func Start(o Options) (_ *Stack, err error) {
 	}
 	s.roots.AppendCertsFromPEM(caPEM)
 
-	log := o.Logger
-	if log == nil {
-		l := logrus.New()
-		l.Out = discard{}
-		log = l
-	}
-	if s.certbind, err = startCertbind(s, log); err != nil {
+	if s.certbind, err = startCertbind(s, cfgPath, o.Logger); err != nil {
 		return nil, fmt.Errorf("certbind: %w", err)
 	}
 	s.closers = append(s.closers, s.certbind.stop)
+	s.GRPCAddr, s.HTTPAddr, s.AdminURL = s.certbind.grpc, s.certbind.http, "http://"+s.certbind.admin
 	authz, err := s.authzClient()
 	if err != nil {
 		return nil, err
@@ -129,10 +120,6 @@ func Start(o Options) (_ *Stack, err error) {
 	return s, nil
 }
 
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
 func (s *Stack) file(name string) string { return filepath.Join(s.PKI, name) }
 
 // Close stops everything and removes a temporary directory.
@@ -146,10 +133,11 @@ func (s *Stack) Close() {
 	}
 }
 
-// RestartCertbind stops certbind's gRPC server and starts a new one on the same address, as a
-// process restart would (the proxies reconnect).
+// RestartCertbind stops certbind (draining, as on SIGTERM) if it runs and starts a new one on
+// the same addresses, as a process restart would: the configuration is loaded afresh, and the
+// proxies reconnect.
 func (s *Stack) RestartCertbind() error {
-	return s.certbind.restart()
+	return s.certbind.start()
 }
 
 // StopCertbind stops certbind until RestartCertbind: the proxies then fail closed.
@@ -217,66 +205,10 @@ func (s *Stack) authzClient() (authv3.AuthorizationClient, error) {
 		return nil, err
 	}
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: s.roots, ServerName: "certbind", MinVersion: tls.VersionTLS12}
-	conn, err := grpc.NewClient(s.certbind.addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { conn.Close() })
 	return authv3.NewAuthorizationClient(conn), nil
-}
-
-// certbindServer is certbind's gRPC listener, restartable on the same address.
-type certbindServer struct {
-	mu   sync.Mutex
-	addr string
-	tc   *tls.Config
-	srv  *extauthz.Server
-	gs   *grpc.Server
-}
-
-func startCertbind(s *Stack, log logrus.FieldLogger) (*certbindServer, error) {
-	// The listener code certbind serve runs: mutual TLS, and only Envoy's certificate may ask.
-	tc, err := listener.ServerTLS(listener.Config{Cert: s.file(testbed.FileCertbindCert), Key: s.file(testbed.FileCertbindKey),
-		ClientCA: s.file(testbed.FileCA), AllowedCallers: testbed.EnvoySPIFFEID, Log: log})
-	if err != nil {
-		return nil, err
-	}
-	c := &certbindServer{addr: "127.0.0.1:0", tc: tc, srv: extauthz.New(extauthz.Config{Engine: s.Engine, Logger: log})}
-	if err := c.restart(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-func (c *certbindServer) restart() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gs != nil {
-		c.gs.Stop()
-	}
-	var l net.Listener
-	var err error
-	for i := 0; i < 50; i++ { // the old socket may linger for a moment
-		if l, err = net.Listen("tcp", c.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		return err
-	}
-	c.addr = l.Addr().String()
-	c.gs = grpc.NewServer(grpc.Creds(credentials.NewTLS(c.tc)))
-	authv3.RegisterAuthorizationServer(c.gs, c.srv)
-	go c.gs.Serve(l)
-	return nil
-}
-
-func (c *certbindServer) stop() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gs != nil {
-		c.gs.Stop()
-		c.gs = nil
-	}
 }
