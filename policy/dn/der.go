@@ -149,36 +149,41 @@ func encodingError(format string, args ...any) *valueError {
 	return &valueError{kind: ErrEncoding, msg: fmt.Sprintf(format, args...)}
 }
 
-// decodeString decodes the contents of a character string of the given
-// universal tag.
-func decodeString(tag byte, v string) (string, *valueError) {
+// DecodeString decodes the contents of an ASN.1 character string with the
+// given universal tag number into UTF-8, the way crypto/x509 and BoringSSL
+// read the string types of a Name: UTF8String must be valid UTF-8;
+// BMPString (UCS-2) and UniversalString (UCS-4) are big-endian, every
+// character a Unicode scalar value (no surrogate, nothing above U+10FFFF);
+// T61String, PrintableString, IA5String, NumericString and VisibleString
+// are one byte per character, read as Latin-1. It checks no repertoire and
+// accepts NUL: that is for a renderer. FromDER, which decides matches,
+// applies stricter rules on top. Any other tag, or contents invalid for the
+// type, is ErrEncoding.
+func DecodeString(tag int, contents []byte) (string, error) {
+	if tag < 0 || tag >= 0x1f {
+		return "", fmt.Errorf("%w: tag %d is not a character string", ErrEncoding, tag)
+	}
+	v, err := decodeText(byte(tag), string(contents))
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", ErrEncoding, err.msg)
+	}
+	return v, nil
+}
+
+// decodeText is DecodeString on a universal primitive tag octet. With an
+// invalid character it also returns the text before it.
+func decodeText(tag byte, v string) (string, *valueError) {
 	switch tag {
 	case asn1.TagUTF8String:
-		if strings.IndexByte(v, 0) >= 0 {
-			return "", errNULValue
-		}
 		if !utf8.ValidString(v) {
 			return "", encodingError("invalid UTF-8 in UTF8String")
 		}
 		return v, nil
-	case asn1.TagPrintableString, asn1.TagIA5String, asn1.TagNumericString, tagVisibleString:
-		for i := 0; i < len(v); i++ {
-			if v[i] == 0 {
-				return "", errNULValue
-			}
-			if !allowed(tag, v[i]) {
-				return "", encodingError("byte 0x%02x not allowed in %s", v[i], tagName(tag))
-			}
-		}
-		return v, nil
-	case asn1.TagT61String:
-		// Latin-1, as crypto/x509 and BoringSSL read it.
+	case asn1.TagT61String, asn1.TagPrintableString, asn1.TagIA5String, asn1.TagNumericString, tagVisibleString:
+		// Latin-1, as crypto/x509 and BoringSSL read T61String.
 		ascii := true
-		for i := 0; i < len(v); i++ {
-			if v[i] == 0 {
-				return "", errNULValue
-			}
-			ascii = ascii && v[i] < utf8.RuneSelf
+		for i := 0; i < len(v) && ascii; i++ {
+			ascii = v[i] < utf8.RuneSelf
 		}
 		if ascii {
 			return v, nil
@@ -195,12 +200,8 @@ func decodeString(tag byte, v string) (string, *valueError) {
 		b := make([]byte, 0, len(v))
 		for i := 0; i < len(v); i += 2 {
 			r := rune(v[i])<<8 | rune(v[i+1])
-			if r == 0 {
-				return "", errNULValue
-			}
-			// UCS-2: no surrogates; noncharacters rejected as crypto/x509 does.
-			if r >= 0xd800 && r <= 0xdfff || r >= 0xfdd0 && r <= 0xfdef || r >= 0xfffe {
-				return "", encodingError("U+%04X not allowed in BMPString", r)
+			if !utf8.ValidRune(r) { // a surrogate
+				return string(b), encodingError("U+%04X not allowed in BMPString", r)
 			}
 			b = utf8.AppendRune(b, r)
 		}
@@ -212,17 +213,53 @@ func decodeString(tag byte, v string) (string, *valueError) {
 		b := make([]byte, 0, len(v))
 		for i := 0; i < len(v); i += 4 {
 			r := rune(v[i])<<24 | rune(v[i+1])<<16 | rune(v[i+2])<<8 | rune(v[i+3])
-			if r == 0 {
-				return "", errNULValue
-			}
 			if !utf8.ValidRune(r) {
-				return "", encodingError("invalid code point in UniversalString")
+				return string(b), encodingError("invalid code point in UniversalString")
 			}
 			b = utf8.AppendRune(b, r)
 		}
 		return string(b), nil
 	}
 	return "", encodingError("value has tag 0x%02x (%s), not a character string", tag, tagName(tag))
+}
+
+// decodeString decodes the contents of a character string of the given
+// universal tag for matching: decodeText, and no NUL (ErrNUL), only the
+// repertoire of PrintableString, IA5String, NumericString and
+// VisibleString, and no noncharacter in a BMPString (as crypto/x509).
+func decodeString(tag byte, v string) (string, *valueError) {
+	switch tag {
+	case asn1.TagPrintableString, asn1.TagIA5String, asn1.TagNumericString, tagVisibleString:
+		for i := 0; i < len(v); i++ {
+			if v[i] == 0 {
+				return "", errNULValue
+			}
+			if !allowed(tag, v[i]) {
+				return "", encodingError("byte 0x%02x not allowed in %s", v[i], tagName(tag))
+			}
+		}
+		return v, nil // ASCII: decodeText would return it as is
+	case asn1.TagUTF8String, asn1.TagT61String:
+		if strings.IndexByte(v, 0) >= 0 {
+			return "", errNULValue
+		}
+	}
+	s, err := decodeText(tag, v)
+	if tag == asn1.TagBMPString || tag == tagUniversalString {
+		// The first bad character decides, whichever rule it breaks.
+		for _, r := range s {
+			if r == 0 {
+				return "", errNULValue
+			}
+			if tag == asn1.TagBMPString && (r >= 0xfdd0 && r <= 0xfdef || r >= 0xfffe) {
+				return "", encodingError("U+%04X not allowed in BMPString", r)
+			}
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	return s, nil
 }
 
 func allowed(tag, c byte) bool {

@@ -86,4 +86,9 @@
 // Name.String renders RFC 4514 for logs and error messages, escaping
 // control and other non-printable characters, so a hostile subject stays
 // one printable line.
+//
+// DecodeString is the one decoder of ASN.1 character strings (T61String as
+// Latin-1, BMPString, UniversalString, ...) in certbind: FromDER and Parse's
+// #hex values use it under their stricter rules, and renderers of names
+// (testenv/envoyxfcc prints subjects as BoringSSL does) use it as is.
 package dn

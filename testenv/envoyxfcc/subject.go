@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/certbind/certbind/policy/dn"
 )
 
 // ErrBadSubject: FormatSubject got a name that is not DER, or one BoringSSL (or, for
@@ -51,11 +53,11 @@ const (
 )
 
 type nameEntry struct {
-	oid   asn1.ObjectIdentifier
-	value asn1.RawValue
-	chars []rune // the value's characters when it is a string type this renders as text
-	text  bool   // chars is set (false: dump the DER)
-	set   int    // index of the RDN
+	oid    asn1.ObjectIdentifier
+	value  asn1.RawValue
+	text   string // the value as UTF-8 when it is a string type this renders as text
+	isText bool   // text is set (false: dump the DER)
+	set    int    // index of the RDN
 }
 
 func formatName(raw []byte, d dialect) (string, error) {
@@ -77,8 +79,8 @@ func formatName(raw []byte, d dialect) (string, error) {
 		name, known := attributeName(e.oid, d)
 		out = append(out, name...)
 		out = append(out, '=')
-		if known && e.text {
-			out = appendEscaped(out, e.chars, d)
+		if known && e.isText {
+			out = appendEscaped(out, e.text, d)
 		} else {
 			// XN_FLAG_DUMP_UNKNOWN_FIELDS (an unknown type) or ASN1_STRFLGS_DUMP_UNKNOWN
 			// (not a string): '#' and the whole DER of the value.
@@ -118,7 +120,7 @@ func parseName(raw []byte, d dialect) ([]nameEntry, error) {
 			if inner, err = asn1.Unmarshal(inner, &e.value); err != nil || len(inner) != 0 {
 				return nil, nameErr(nil)
 			}
-			if e.chars, e.text, err = decodeString(e.value); err != nil {
+			if e.text, e.isText, err = textOf(e.value); err != nil {
 				return nil, nameErr(fmt.Errorf("attribute %s: %w", e.oid, err))
 			}
 			entries = append(entries, e)
@@ -160,7 +162,7 @@ func appendDump(out, der []byte) []byte {
 	return out
 }
 
-// Universal tags of the string types (X.680).
+// Universal tags of the types ASN1_STRING_print_ex prints as text (X.680).
 const (
 	tagUTF8String      = 12
 	tagNumericString   = 18
@@ -174,70 +176,50 @@ const (
 	tagBMPString       = 30
 )
 
-// decodeString returns the characters of a value ASN1_STRING_print_ex prints as text
-// (BoringSSL's string_type_to_encoding), text=false for any other value, and an error for
-// contents that are invalid for their type.
-func decodeString(v asn1.RawValue) (chars []rune, text bool, err error) {
+// textOf returns the text of a value ASN1_STRING_print_ex prints as text (BoringSSL's
+// string_type_to_encoding), isText=false for any other value, and an error for contents that
+// are invalid for their type. The string types decode as dn.DecodeString reads them, NUL and
+// any byte of a PrintableString included; UTCTime and GeneralizedTime are one byte per
+// character, like T61String.
+func textOf(v asn1.RawValue) (text string, isText bool, err error) {
 	if v.Class != asn1.ClassUniversal || v.IsCompound {
-		return nil, false, nil
+		return "", false, nil
 	}
-	switch v.Tag {
-	case tagUTF8String:
-		if !utf8.Valid(v.Bytes) {
-			return nil, false, errors.New("invalid UTF8String")
-		}
-		return []rune(string(v.Bytes)), true, nil
-	case tagNumericString, tagPrintableString, tagT61String, tagIA5String, tagUTCTime,
-		tagGeneralizedTime, tagVisibleString:
-		// Latin-1, one byte per character (MBSTRING_ASC).
-		chars = make([]rune, len(v.Bytes))
-		for i, c := range v.Bytes {
-			chars[i] = rune(c)
-		}
-		return chars, true, nil
-	case tagBMPString, tagUniversalString:
-		width := 2
-		if v.Tag == tagUniversalString {
-			width = 4
-		}
-		if len(v.Bytes)%width != 0 {
-			return nil, false, fmt.Errorf("%d-byte string of odd length", width)
-		}
-		for i := 0; i < len(v.Bytes); i += width {
-			var c rune
-			for _, b := range v.Bytes[i : i+width] {
-				c = c<<8 | rune(b)
-			}
-			if !utf8.ValidRune(c) {
-				return nil, false, fmt.Errorf("invalid character U+%04X", c)
-			}
-			chars = append(chars, c)
-		}
-		return chars, true, nil
+	tag := v.Tag
+	switch tag {
+	case tagUTCTime, tagGeneralizedTime:
+		tag = tagT61String
+	case tagUTF8String, tagNumericString, tagPrintableString, tagT61String, tagIA5String,
+		tagVisibleString, tagUniversalString, tagBMPString:
+	default:
+		// VideotexString, GraphicString, GeneralString and non-string types are dumped.
+		return "", false, nil
 	}
-	// VideotexString, GraphicString, GeneralString and non-string types are dumped.
-	return nil, false, nil
+	if text, err = dn.DecodeString(tag, v.Bytes); err != nil {
+		return "", false, err
+	}
+	return text, true, nil
 }
 
-// appendEscaped converts chars to UTF-8 (ASN1_STRFLGS_UTF8_CONVERT) and escapes each byte
-// (do_esc_char). BoringSSL flags the first byte of the first character and the last byte of
+// appendEscaped escapes each byte of the UTF-8 text (ASN1_STRFLGS_UTF8_CONVERT, then
+// do_esc_char). BoringSSL flags the first byte of the first character and the last byte of
 // the last one; OpenSSL flags characters, and a character that is both first and last only as
 // last, so a lone '#' stays unescaped there.
-func appendEscaped(out []byte, chars []rune, d dialect) []byte {
-	var buf [utf8.UTFMax]byte
-	n := len(chars)
-	for i, c := range chars {
-		enc := utf8.AppendRune(buf[:0], c)
-		for j, b := range enc {
+func appendEscaped(out []byte, text string, d dialect) []byte {
+	for i := 0; i < len(text); {
+		_, size := utf8.DecodeRuneInString(text[i:])
+		end := i + size
+		for j := i; j < end; j++ {
 			var first, last bool
 			if d == boringSSL {
-				first, last = i == 0 && j == 0, i == n-1 && j == len(enc)-1
+				first, last = j == 0, j == len(text)-1
 			} else {
-				last = i == n-1
+				last = end == len(text)
 				first = i == 0 && !last
 			}
-			out = appendEscapedByte(out, b, first, last)
+			out = appendEscapedByte(out, text[j], first, last)
 		}
+		i = end
 	}
 	return out
 }
