@@ -228,8 +228,12 @@ func TestServeDrainsInFlightChecks(t *testing.T) {
 	}))
 	defer slow.Close()
 	data, _ := os.ReadFile(f.path("certbind.yaml"))
-	f.write(t, "slow.yaml", append(data, []byte("tokens:\n  introspection: {endpoint: "+slow.URL+", client_id: c, client_secret: s, timeout: 2s}\n  issuers: []\n")...))
-	r := start(t, f.config("slow.yaml"))
+	f.write(t, "slow.yaml", append(data, []byte("tokens:\n  introspection: {endpoint: "+slow.URL+", client_id: c, client_secret: s, timeout: 5s}\n  issuers: []\n")...))
+	// Timeouts far above the endpoint's 400 ms: a loaded machine (-race, parallel packages)
+	// must not turn a slow answer into token_unverifiable or a drain cut short.
+	c := f.config("slow.yaml")
+	c.DrainTimeout = 10 * time.Second
+	r := start(t, c)
 	client := authv3.NewAuthorizationClient(dial(t, r.addrs.GRPC.String()))
 	// Connected and serving before the load starts.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
