@@ -410,26 +410,12 @@ func pathUnescape(s string) ([]byte, bool) {
 		if i+2 >= len(s) {
 			return nil, false
 		}
-		hi, ok1 := unhex(s[i+1])
-		lo, ok2 := unhex(s[i+2])
-		if !ok1 || !ok2 {
+		var err error
+		if out, err = hex.AppendDecode(append(out, s[:i]...), []byte(s[i+1:i+3])); err != nil {
 			return nil, false
 		}
-		out = append(append(out, s[:i]...), hi<<4|lo)
 		s = s[i+3:]
 	}
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // decodeBlock decodes the CERTIFICATE block at the start of s and returns its DER and length.
