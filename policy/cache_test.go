@@ -15,10 +15,19 @@ type clock struct{ now time.Time }
 
 func (c *clock) Now() time.Time { return c.now }
 
+// cacheEvents records cache events as "cache:event".
+type cacheEvents struct{ events *[]string }
+
+func (o cacheEvents) ObserveFetch(string, string, error)  {}
+func (o cacheEvents) ObserveSkippedKeys(string, []string) {}
+func (o cacheEvents) ObserveCache(cache, event string) {
+	*o.events = append(*o.events, cache+":"+event)
+}
+
 func engineAt(t testing.TB, w *world, yaml string, c *clock, events *[]string) *policy.Engine {
 	t.Helper()
 	p := w.write(t, "certbind.yaml", []byte(yaml))
-	cfg, err := policy.LoadConfig(p, policy.LoadOptions{OnCache: func(cache, event string) { *events = append(*events, cache+":"+event) }})
+	cfg, err := policy.LoadConfig(p, policy.LoadOptions{Observer: cacheEvents{events}})
 	if err != nil {
 		t.Fatal(err)
 	}

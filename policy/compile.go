@@ -19,17 +19,14 @@ import (
 	"github.com/certbind/certbind/policy/revocation"
 )
 
-// onEvict reports evictions from the named cache to LoadOptions.OnCache.
+// onEvict reports evictions from the named cache to the observer.
 func onEvict[K comparable, V any](b *builder, name string) func(K, V) {
-	if b.opt.OnCache == nil {
-		return nil
-	}
-	return func(K, V) { b.opt.OnCache(name, "eviction") }
+	return func(K, V) { b.obs.ObserveCache(name, "eviction") }
 }
 
 type builder struct {
 	base   string
-	opt    LoadOptions
+	obs    Observer // LoadOptions.Observer, never nil
 	errs   []error
 	files  []string
 	digest hash.Hash // of every file as read (hashFile), in files order
@@ -246,14 +243,14 @@ func (b *builder) revocation(f *fileConfig, c *Config) {
 		b.errf("revocation", "durations must be positive")
 	}
 	if valid && c.revocationMode != revocation.ModeOff {
-		c.rt.revocation = revocation.NewChecker(revocation.Options{Timeout: r.Timeout, MaxCacheTTL: r.MaxCacheTTL, OnFetch: b.opt.OnRevocationFetch})
+		c.rt.revocation = revocation.NewChecker(revocation.Options{Timeout: r.Timeout, MaxCacheTTL: r.MaxCacheTTL, OnFetch: b.obs.ObserveFetch})
 	}
 }
 
 // caches: sizes and TTL; the caches are built only from valid settings.
 func (b *builder) caches(f *fileConfig, c *Config) {
 	c.Cache = CacheSettings(f.Cache)
-	c.rt.onCache = b.opt.OnCache
+	c.rt.obs = b.obs
 	if f.Cache.Certificates < 0 || f.Cache.Chains <= 0 || f.Cache.Tokens <= 0 || f.Cache.TTL <= 0 {
 		b.errf("cache", "sizes and ttl must be positive")
 		return

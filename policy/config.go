@@ -58,7 +58,7 @@ type runtimeState struct {
 	tokenCache *lru.Cache[[32]byte, cachedToken]
 	interned   *lru.Cache[[32]byte, *x509.Certificate] // parsed intermediates, by SHA-256 of their DER
 	revocation *revocation.Checker                     // online revocation and its answers; nil when revocation.mode is off
-	onCache    func(cache, event string)
+	obs        Observer
 }
 
 // Generation identifies this compiled configuration: caches outside the policy key on it.
@@ -119,29 +119,18 @@ func hashFile(h hash.Hash, name string, data []byte) {
 
 // LoadOptions carries what loading needs besides the file.
 type LoadOptions struct {
-	// OnJWKSFetch observes jwks_uri fetches (nil error on success).
-	OnJWKSFetch func(uri string, err error)
-	// OnJWKSSkip observes a fetched jwks_uri set that skipped keys of a type certbind does not
-	// support (jwks.Set.Skipped), so an operator learns why a kid is never found.
-	OnJWKSSkip func(uri string, skipped []string)
-	// OnCache observes cache events: cache "chains" or "tokens", event "hit", "miss" or "eviction".
-	OnCache func(cache, event string)
-	// OnRevocationFetch observes OCSP and CRL fetches (kind "ocsp" or "crl").
-	OnRevocationFetch func(kind, url string, err error)
-	// OnIntrospection observes calls to the introspection endpoint (nil error on an answer).
-	OnIntrospection func(err error)
+	// Observer is told about the configuration's fetches and cache events; nil observes
+	// nothing.
+	Observer Observer
 }
 
 var generations atomic.Uint64
 
 func (c *Config) cacheEvent(cache string, hit bool) {
-	if c.rt.onCache == nil {
-		return
-	}
 	if hit {
-		c.rt.onCache(cache, "hit")
+		c.rt.obs.ObserveCache(cache, "hit")
 	} else {
-		c.rt.onCache(cache, "miss")
+		c.rt.obs.ObserveCache(cache, "miss")
 	}
 }
 
@@ -158,7 +147,10 @@ func parseConfig(data []byte, baseDir string, opt LoadOptions, h hash.Hash) (*Co
 	}
 	f.applyDefaults()
 	f.Tokens.applyDefaults()
-	b := &builder{base: baseDir, opt: opt, digest: h}
+	b := &builder{base: baseDir, obs: opt.Observer, digest: h}
+	if b.obs == nil {
+		b.obs = nopObserver{}
+	}
 	cfg := b.compile(&f)
 	if len(b.errs) > 0 {
 		return nil, &ConfigError{errs: b.errs}

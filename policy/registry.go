@@ -224,11 +224,7 @@ func newMatcher(field, value string) (matcher, error) {
 // label (the jwks_uri, or the issuer for discovery).
 func (b *builder) remoteOptions(c *Config, label string) jwks.RemoteOptions {
 	o := jwks.RemoteOptions{Timeout: c.Fetch.Timeout, RefreshInterval: c.Fetch.RefreshInterval, MinInterval: c.Fetch.MinInterval}
-	if b.opt.OnJWKSFetch != nil {
-		o.OnFetch = func(err error) { b.opt.OnJWKSFetch(label, err) }
-	}
-	if b.opt.OnJWKSSkip != nil {
-		o.OnSkip = func(skipped []string) { b.opt.OnJWKSSkip(label, skipped) }
-	}
+	o.OnFetch = func(err error) { b.obs.ObserveFetch("jwks", label, err) }
+	o.OnSkip = func(skipped []string) { b.obs.ObserveSkippedKeys(label, skipped) }
 	return o
 }

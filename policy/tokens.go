@@ -208,7 +208,7 @@ func (b *builder) introspector(path string, in *fileIntrospection) *token.Intros
 	// With mutual TLS alone (RFC 8705 section 2 as the client), client_id still goes in the form.
 	return token.NewIntrospector(token.IntrospectorConfig{
 		Endpoint: in.Endpoint, Client: client, ClientID: in.ClientID, ClientSecret: secret,
-		Timeout: in.Timeout, CacheTTL: in.CacheTTL, CacheSize: in.CacheSize, Leeway: in.Leeway, OnCall: b.opt.OnIntrospection,
+		Timeout: in.Timeout, CacheTTL: in.CacheTTL, CacheSize: in.CacheSize, Leeway: in.Leeway, OnCall: func(err error) { b.obs.ObserveFetch("introspection", in.Endpoint, err) },
 		Issuer: in.Issuer, Audiences: in.Audiences,
 	})
 }

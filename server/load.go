@@ -9,36 +9,32 @@ import (
 	"github.com/certbind/certbind/policy"
 )
 
-// loadOptions reports what loading and the configuration's remote fetches do to the log and
-// the metrics.
-func loadOptions(log logrus.FieldLogger, m *metrics.Metrics) policy.LoadOptions {
-	return policy.LoadOptions{
-		OnCache: m.ObserveCache,
-		OnRevocationFetch: func(kind, url string, err error) {
-			m.ObserveFetch(kind, err)
-			if err != nil {
-				log.WithFields(logrus.Fields{"kind": kind, "url": url}).WithError(err).Warn("revocation fetch failed")
-			}
-		},
-		OnIntrospection: func(err error) {
-			m.ObserveFetch("introspection", err)
-			if err != nil {
-				log.WithError(err).Warn("introspection failed; the token is refused (fail closed)")
-			}
-		},
-		OnJWKSFetch: func(uri string, err error) {
-			m.ObserveFetch("jwks", err)
-			if err != nil {
-				log.WithField("jwks_uri", uri).WithError(err).Warn("jwks fetch failed; keeping the last good key set")
-			} else {
-				log.WithField("jwks_uri", uri).Debug("jwks fetched")
-			}
-		},
-		OnJWKSSkip: func(uri string, skipped []string) {
-			log.WithField("jwks_uri", uri).WithField("skipped", skipped).Warn("jwks keys of an unsupported type skipped; tokens signed with them are refused")
-		},
+// observer reports what a configuration's fetches and caches do to the log and the metrics.
+type observer struct {
+	log logrus.FieldLogger
+	m   *metrics.Metrics
+}
+
+func (o observer) ObserveFetch(kind, target string, err error) {
+	o.m.ObserveFetch(kind, err)
+	switch {
+	case err == nil && kind == "jwks":
+		o.log.WithField("jwks_uri", target).Debug("jwks fetched")
+	case err == nil:
+	case kind == "jwks":
+		o.log.WithField("jwks_uri", target).WithError(err).Warn("jwks fetch failed; keeping the last good key set")
+	case kind == "introspection":
+		o.log.WithError(err).Warn("introspection failed; the token is refused (fail closed)")
+	default:
+		o.log.WithFields(logrus.Fields{"kind": kind, "url": target}).WithError(err).Warn("revocation fetch failed")
 	}
 }
+
+func (o observer) ObserveSkippedKeys(uri string, skipped []string) {
+	o.log.WithField("jwks_uri", uri).WithField("skipped", skipped).Warn("jwks keys of an unsupported type skipped; tokens signed with them are refused")
+}
+
+func (o observer) ObserveCache(cache, event string) { o.m.ObserveCache(cache, event) }
 
 // onLoad logs every load attempt, records it in the metrics, and marks the Server serving once
 // a configuration is in force.

@@ -83,7 +83,7 @@ func build(c Config) (*Server, error) {
 	}
 	s := &Server{c: c, log: log, engine: policy.NewEngine(policy.EngineConfig{}), metrics: metrics.New(), health: health.NewServer()}
 	s.setServing(false)
-	s.reload = reload.New(reload.Config{Path: c.ConfigPath, Engine: s.engine, Load: loadOptions(log, s.metrics), OnLoad: s.onLoad})
+	s.reload = reload.New(reload.Config{Path: c.ConfigPath, Engine: s.engine, Load: policy.LoadOptions{Observer: observer{log, s.metrics}}, OnLoad: s.onLoad})
 	if err := s.reload.Load(); err != nil && !c.WaitForConfig {
 		return nil, invalidf("%s: %w", c.ConfigPath, err)
 	}
