@@ -20,11 +20,25 @@ func (t Thumbprint) String() string { return base64.RawURLEncoding.EncodeToStrin
 // Hex is the lower-case hex form Envoy writes in XFCC `Hash`.
 func (t Thumbprint) Hex() string { return hex.EncodeToString(t[:]) }
 
-// MatchesX5tS256 reports whether claim is exactly this thumbprint's canonical x5t#S256 string.
-// The comparison is on the canonical string in constant time: a padded, standard-alphabet, hex
-// or otherwise non-canonical claim never matches, even if it decodes to the same bytes (RFC 8705
-// section 3.1 fixes the encoding; lenient decoding makes four strings match one digest).
+// ParseX5tS256 reads an x5t#S256 value (RFC 8705 section 3.1) that is in canonical form: exactly
+// 43 characters of the base64url alphabet, without padding, the unused bits of the last one
+// zero. ok is false for anything else, even what a lenient decoder would read as the same 32
+// bytes (padded, standard alphabet, hex, line breaks, non-zero unused bits): with lenient
+// decoding several strings name one digest. A canonical claim is t.String() of its Thumbprint.
+func ParseX5tS256(claim string) (t Thumbprint, ok bool) {
+	if len(claim) != 43 {
+		return Thumbprint{}, false
+	}
+	n, err := base64.RawURLEncoding.Strict().Decode(t[:], []byte(claim))
+	if err != nil || n != len(t) {
+		return Thumbprint{}, false
+	}
+	return t, true
+}
+
+// MatchesX5tS256 reports whether claim is exactly this thumbprint's canonical x5t#S256 string
+// (ParseX5tS256), comparing the digests in constant time.
 func (t Thumbprint) MatchesX5tS256(claim string) bool {
-	want := t.String()
-	return len(claim) == len(want) && subtle.ConstantTimeCompare([]byte(claim), []byte(want)) == 1
+	c, ok := ParseX5tS256(claim)
+	return ok && subtle.ConstantTimeCompare(c[:], t[:]) == 1
 }
