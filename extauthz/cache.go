@@ -19,45 +19,52 @@ type certResult struct {
 	until time.Time // cache.ttl after it was read
 }
 
-// certCache remembers certResults by the SHA-256 of the exact bytes they were read from, so a
-// client that comes back (as real clients do, with the same certificate) costs a hash and a
-// lookup instead of percent-decoding, PEM and X.509 parsing. It belongs to one configuration
-// generation: settings such as xfcc.trusted_proxies change what the same bytes mean.
-type certCache struct {
-	gen uint64
-	lru *lru.Cache[[32]byte, certResult]
+// adapterConfig is the adapter's state for one configuration generation: its compiled
+// settings, and the certificate cache, which remembers certResults by the SHA-256 of the exact
+// bytes they were read from, so a client that comes back (as real clients do, with the same
+// certificate) costs a hash and a lookup instead of percent-decoding, PEM and X.509 parsing.
+// Both belong to one generation: settings such as xfcc.trusted_proxies change what the same
+// bytes mean.
+type adapterConfig struct {
+	gen   uint64
+	set   *settings
+	certs *lru.Cache[[32]byte, certResult] // nil when cache.certificates is 0
+	ttl   time.Duration
 }
 
-// certCaches hands out the cache of the configuration in force, replacing it on reload.
-type certCaches struct {
+// adapterConfigs hands out the adapterConfig of the configuration in force, replacing it on
+// reload.
+type adapterConfigs struct {
 	mu      sync.Mutex // serializes replacing cur
-	cur     atomic.Pointer[certCache]
+	cur     atomic.Pointer[adapterConfig]
 	onEvent func(cache, event string)
 }
 
-func (cc *certCaches) forConfig(cfg *policy.Config) *certCache {
-	if c := cc.cur.Load(); c != nil && c.gen == cfg.Generation() {
+func (ac *adapterConfigs) forConfig(cfg *policy.Config) *adapterConfig {
+	if c := ac.cur.Load(); c != nil && c.gen == cfg.Generation() {
 		return c
 	}
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	if c := cc.cur.Load(); c != nil && c.gen == cfg.Generation() {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if c := ac.cur.Load(); c != nil && c.gen == cfg.Generation() {
 		return c
 	}
-	var onEvict func([32]byte, certResult)
-	if cc.onEvent != nil {
-		onEvict = func([32]byte, certResult) { cc.onEvent("certificates", "eviction") }
+	c := &adapterConfig{gen: cfg.Generation(), set: compileSettings(cfg), ttl: cfg.Cache.TTL}
+	if cfg.Cache.Certificates > 0 {
+		var onEvict func([32]byte, certResult)
+		if ac.onEvent != nil {
+			onEvict = func([32]byte, certResult) { ac.onEvent("certificates", "eviction") }
+		}
+		c.certs, _ = lru.NewWithEvict(cfg.Cache.Certificates, onEvict)
 	}
-	l, _ := lru.NewWithEvict(cfg.Cache.Certificates, onEvict) // size > 0: checked by lookup
-	c := &certCache{gen: cfg.Generation(), lru: l}
-	cc.cur.Store(c)
+	ac.cur.Store(c)
 	return c
 }
 
 // fill sets in's certificate, or the reason it has none usable, from read, through the cache.
 // parts are the exact request material read uses, including whether each header was present.
-func (cc *certCaches) fill(in *policy.Input, cfg *policy.Config, read func() (*policy.Presented, error), parts ...string) {
-	res := cc.lookup(cfg, func() certResult {
+func (ac *adapterConfigs) fill(in *policy.Input, c *adapterConfig, read func() (*policy.Presented, error), parts ...string) {
+	res := ac.lookup(c, func() certResult {
 		p, err := read()
 		return certResult{p: p, err: err}
 	}, parts...)
@@ -67,11 +74,10 @@ func (cc *certCaches) fill(in *policy.Input, cfg *policy.Config, read func() (*p
 
 // lookup returns the cached result for the given material or computes and stores it. parts are
 // hashed with their lengths, so no two different inputs share a key.
-func (cc *certCaches) lookup(cfg *policy.Config, compute func() certResult, parts ...string) certResult {
-	if cfg.Cache.Certificates <= 0 {
+func (ac *adapterConfigs) lookup(c *adapterConfig, compute func() certResult, parts ...string) certResult {
+	if c.certs == nil {
 		return compute()
 	}
-	c := cc.forConfig(cfg)
 	bp := keyBufs.Get().(*[]byte)
 	buf := (*bp)[:0]
 	for _, p := range parts {
@@ -82,14 +88,14 @@ func (cc *certCaches) lookup(cfg *policy.Config, compute func() certResult, part
 	*bp = buf
 	keyBufs.Put(bp)
 	now := time.Now()
-	if r, ok := c.lru.Get(key); ok && now.Before(r.until) {
-		cc.event("hit")
+	if r, ok := c.certs.Get(key); ok && now.Before(r.until) {
+		ac.event("hit")
 		return r
 	}
-	cc.event("miss")
+	ac.event("miss")
 	r := compute()
-	r.until = now.Add(cfg.Cache.TTL)
-	c.lru.Add(key, r)
+	r.until = now.Add(c.ttl)
+	c.certs.Add(key, r)
 	return r
 }
 
@@ -107,8 +113,8 @@ func presence(ok bool) string {
 // PEM per request, worth not allocating each time.
 var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
-func (cc *certCaches) event(e string) {
-	if cc.onEvent != nil {
-		cc.onEvent("certificates", e)
+func (ac *adapterConfigs) event(e string) {
+	if ac.onEvent != nil {
+		ac.onEvent("certificates", e)
 	}
 }

@@ -23,8 +23,8 @@ type certSources struct {
 // A nil certificate and a nil error mean the request carries none; an error is a deny
 // (policy.Deny) with its reason. With both sources present they
 // must name the same certificate: XFCC Hash and Cert are checked against the peer certificate.
-func certificate(src certSources, cfg *policy.Config) (*policy.Presented, error) {
-	s := cfg.Sources
+func certificate(src certSources, set *settings) (*policy.Presented, error) {
+	s := set.sources
 	if s.Peer == policy.SourceIgnore {
 		src.peer = ""
 	}
@@ -50,11 +50,11 @@ func certificate(src certSources, cfg *policy.Config) (*policy.Presented, error)
 
 	var elem *xfcc.Element
 	if src.xfccPresent {
-		e, err := parseXFCC(src.xfcc, cfg.XFCC)
+		e, err := parseXFCC(src.xfcc, set)
 		if err != nil {
 			return nil, err
 		}
-		if !trustedProxy(e, src.destination, cfg.XFCC.TrustedProxies) {
+		if !trustedProxy(e, src.destination, set.trusted) {
 			return nil, policy.Deny(policy.ReasonXFCCUntrusted, fmt.Errorf("XFCC element by %.200q, destination %.200q: not in xfcc.trusted_proxies", e.By, src.destination))
 		}
 		elem = &e
@@ -77,7 +77,7 @@ func certificate(src certSources, cfg *policy.Config) (*policy.Presented, error)
 		}
 	case peer != nil:
 		leaf = peer
-	case elem != nil && xfcc.Policy(cfg.XFCC.Elements) == xfcc.PolicyLast:
+	case elem != nil && set.elements == xfcc.PolicyLast:
 		// With "last", a client certificate whose URI or DNS SAN holds a ',' can make Envoy emit
 		// a forged last element (envoy#32945): only the peer certificate can confirm it.
 		return nil, policy.Deny(policy.ReasonNoCertificate, errors.New("xfcc.elements is last: the peer certificate (Envoy include_peer_certificate) must confirm the XFCC element"))
@@ -93,23 +93,19 @@ func certificate(src certSources, cfg *policy.Config) (*policy.Presented, error)
 	default:
 		return nil, nil
 	}
-	p, err := cfg.ParsePresented(leaf, intermediates)
+	p, err := set.parse(leaf, intermediates)
 	if err != nil {
 		return nil, policy.Deny(policy.ReasonCertificateMalformed, err)
 	}
 	return p, nil
 }
 
-func parseXFCC(header string, set policy.XFCCSettings) (xfcc.Element, error) {
-	elems, err := xfcc.Parse(header, xfcc.Limits{
-		MaxHeaderBytes: set.MaxHeaderBytes,
-		MaxElements:    xfcc.DefaultLimits.MaxElements,
-		MaxChainCerts:  set.MaxChainLength,
-	})
+func parseXFCC(header string, set *settings) (xfcc.Element, error) {
+	elems, err := xfcc.Parse(header, set.limits)
 	if err != nil {
 		return xfcc.Element{}, policy.Deny(xfccReason(err), err)
 	}
-	e, err := xfcc.Select(elems, xfcc.Policy(set.Elements))
+	e, err := xfcc.Select(elems, set.elements)
 	if err != nil {
 		return xfcc.Element{}, policy.Deny(xfccReason(err), err)
 	}

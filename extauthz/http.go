@@ -36,10 +36,11 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "certbind: no configuration loaded", http.StatusServiceUnavailable)
 		return
 	}
-	in := readHTTPInput(r, cfg.HTTPAuthz, cfg, &h.s.certs)
+	ac := h.s.configs.forConfig(cfg)
+	in := readHTTPInput(r, ac, &h.s.configs)
 	d := h.s.engine.DecideWith(r.Context(), cfg, in)
 	h.s.record(d, in.Request.Headers["x-request-id"], start)
-	rs := cfg.Response()
+	rs := ac.set.response
 	if d.Allow {
 		set, remove := Allowed(d, rs)
 		for _, h := range set {
@@ -66,7 +67,7 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("x-certbind-error-description", den.Description)
 	}
 	status := den.Status
-	if cfg.HTTPAuthz.AuthRequestStatuses && status != http.StatusUnauthorized && status != http.StatusForbidden {
+	if ac.set.http.AuthRequestStatuses && status != http.StatusUnauthorized && status != http.StatusForbidden {
 		w.Header().Set("x-certbind-status", strconv.Itoa(status))
 		status = http.StatusForbidden
 	}
@@ -75,7 +76,8 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // readHTTPInput turns an authorization request into the policy's input.
-func readHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Config, certs *certCaches) policy.Input {
+func readHTTPInput(r *http.Request, ac *adapterConfig, configs *adapterConfigs) policy.Input {
+	set := ac.set.http
 	hdr := make(map[string]string, len(r.Header))
 	for k, vs := range r.Header {
 		hdr[strings.ToLower(k)] = strings.Join(vs, ",")
@@ -114,7 +116,7 @@ func readHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Co
 	}
 	cert, certOK := hdr[set.CertificateHeader]
 	chain, chainOK := hdr[set.ChainHeader]
-	certs.fill(&in, cfg, func() (*policy.Presented, error) { return httpCertificate(hdr, set, cfg) },
+	configs.fill(&in, ac, func() (*policy.Presented, error) { return httpCertificate(hdr, ac.set) },
 		"http", string(set.CertificateFormat), presence(certOK), cert, presence(chainOK), chain)
 	return in
 }
@@ -123,12 +125,13 @@ func readHTTPInput(r *http.Request, set policy.HTTPAuthzSettings, cfg *policy.Co
 // through the same reconciliation as the gRPC path's (certificate_sources, trusted_proxies, the
 // "last" element rule, Hash and Chain checks), with no peer certificate beside it. The other
 // formats carry the proxy's peer certificate, so certificate_sources.peer governs them.
-func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *policy.Config) (*policy.Presented, error) {
+func httpCertificate(hdr map[string]string, s *settings) (*policy.Presented, error) {
+	set := s.http
 	v, ok := hdr[set.CertificateHeader]
 	if set.CertificateFormat == policy.CertFormatXFCC {
-		return certificate(certSources{xfcc: v, xfccPresent: ok}, cfg)
+		return certificate(certSources{xfcc: v, xfccPresent: ok}, s)
 	}
-	src := cfg.Sources
+	src := s.sources
 	if src.XFCC == policy.SourceRequire {
 		return nil, policy.Deny(policy.ReasonNoCertificate, fmt.Errorf("certificate_sources.xfcc is require, but http_authz.certificate_format is %s", set.CertificateFormat))
 	}
@@ -155,7 +158,7 @@ func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *p
 				}
 				inter = append(inter, der)
 			}
-			if len(inter)+1 > cfg.XFCC.MaxChainLength {
+			if len(inter)+1 > s.limits.MaxChainCerts {
 				return nil, policy.Deny(policy.ReasonChainTooLong, fmt.Errorf("%d certificates in the chain", len(inter)+1))
 			}
 		}
@@ -168,7 +171,7 @@ func httpCertificate(hdr map[string]string, set policy.HTTPAuthzSettings, cfg *p
 	default:
 		return nil, policy.Deny(policy.ReasonCertificateMalformed, fmt.Errorf("http_authz.certificate_format %q", set.CertificateFormat))
 	}
-	p, err := cfg.ParsePresented(leaf, inter)
+	p, err := s.parse(leaf, inter)
 	if err != nil {
 		return nil, policy.Deny(policy.ReasonCertificateMalformed, err)
 	}

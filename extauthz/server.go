@@ -38,14 +38,15 @@ type Server struct {
 	log    logrus.FieldLogger
 	now    func() time.Time
 	obs    Observer
-	certs  certCaches
+	// configs holds, per configuration, the adapter's compiled settings and certificate cache.
+	configs adapterConfigs
 }
 
 // New makes a Server.
 func New(c Config) *Server {
 	s := &Server{engine: c.Engine, log: c.Logger, now: c.Now, obs: c.Observer}
 	if c.Observer != nil {
-		s.certs.onEvent = c.Observer.ObserveCache
+		s.configs.onEvent = c.Observer.ObserveCache
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -62,15 +63,15 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if cfg == nil {
 		return nil, status.Error(codes.Unavailable, "certbind: no configuration loaded")
 	}
-	in := s.readInput(req, cfg)
+	ac := s.configs.forConfig(cfg)
+	in := s.readInput(req, ac)
 	d := s.engine.DecideWith(ctx, cfg, in)
 	s.record(d, in.Request.Headers["x-request-id"], start)
-	return Render(d, cfg.Response()), nil
+	return Render(d, ac.set.response), nil
 }
 
 // readInput turns a CheckRequest into the policy's input.
-func (s *Server) readInput(req *authv3.CheckRequest, cfg *policy.Config) policy.Input {
-	certs := &s.certs
+func (s *Server) readInput(req *authv3.CheckRequest, ac *adapterConfig) policy.Input {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	in := policy.Input{
@@ -90,7 +91,7 @@ func (s *Server) readInput(req *authv3.CheckRequest, cfg *policy.Config) policy.
 	xv, xok := in.Request.Headers["x-forwarded-client-cert"]
 	src := certSources{peer: attrs.GetSource().GetCertificate(), xfcc: xv, xfccPresent: xok,
 		destination: attrs.GetDestination().GetPrincipal()}
-	certs.fill(&in, cfg, func() (*policy.Presented, error) { return certificate(src, cfg) },
+	s.configs.fill(&in, ac, func() (*policy.Presented, error) { return certificate(src, ac.set) },
 		"grpc", src.peer, presence(xok), src.xfcc, src.destination)
 	return in
 }

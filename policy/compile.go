@@ -191,10 +191,11 @@ func (b *builder) xfcc(f *fileConfig, c *Config) {
 			b.errf(fmt.Sprintf("xfcc.trusted_proxies[%d]", i), "%q is not a proxy identity (a URI SAN such as spiffe://example.org/envoy)", p)
 		}
 	}
-	if x.Elements != "single" && x.Elements != "last" {
+	elements := XFCCElements(x.Elements)
+	if elements != ElementsSingle && elements != ElementsLast {
 		b.errf("xfcc.elements", "%q: want single (Envoy SANITIZE_SET) or last (APPEND_FORWARD)", x.Elements)
 	}
-	if x.Elements == "last" && c.Sources.Peer == SourceIgnore {
+	if elements == ElementsLast && c.Sources.Peer == SourceIgnore {
 		b.errf("xfcc.elements", "last needs certificate_sources.peer (accept or require): the peer certificate is what confirms the last element")
 	}
 	if x.MaxHeaderBytes < 0 {
@@ -203,7 +204,7 @@ func (b *builder) xfcc(f *fileConfig, c *Config) {
 	if x.MaxChainLength < 0 {
 		b.errf("xfcc.max_chain_length", "must be positive")
 	}
-	c.XFCC = XFCCSettings{TrustedProxies: x.TrustedProxies, Elements: x.Elements, MaxHeaderBytes: x.MaxHeaderBytes, MaxChainLength: x.MaxChainLength}
+	c.XFCC = XFCCSettings{TrustedProxies: x.TrustedProxies, Elements: elements, MaxHeaderBytes: x.MaxHeaderBytes, MaxChainLength: x.MaxChainLength}
 }
 
 // httpAuthz: the HTTP authorization endpoint's settings; header names lower-cased.

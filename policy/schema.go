@@ -125,7 +125,7 @@ func (f *fileConfig) applyDefaults() {
 		f.CertificateSources.XFCC = string(SourceAccept)
 	}
 	if f.XFCC.Elements == "" {
-		f.XFCC.Elements = "single"
+		f.XFCC.Elements = string(ElementsSingle)
 	}
 	if f.XFCC.MaxHeaderBytes == 0 {
 		f.XFCC.MaxHeaderBytes = DefaultXFCCMaxHeaderBytes

@@ -33,10 +33,19 @@ type XFCCSettings struct {
 	// certificate, as Envoy writes them in By, or the CheckRequest's destination principal)
 	// whose XFCC certbind honours.
 	TrustedProxies []string
-	Elements       string // "single" (Envoy SANITIZE_SET) or "last" (APPEND_FORWARD)
+	Elements       XFCCElements
 	MaxHeaderBytes int
 	MaxChainLength int // intermediates plus leaf
 }
+
+// XFCCElements says which element of x-forwarded-client-cert is the client's.
+type XFCCElements string
+
+// XFCC element policies.
+const (
+	ElementsSingle XFCCElements = "single" // exactly one element (Envoy SANITIZE_SET)
+	ElementsLast   XFCCElements = "last"   // the last one, confirmed by the peer certificate (APPEND_FORWARD)
+)
 
 // CertFormat says how the HTTP authorization endpoint finds the client certificate in a header.
 type CertFormat string

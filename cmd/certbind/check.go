@@ -189,7 +189,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		elements = cfg.XFCC.Elements
+		elements = string(cfg.XFCC.Elements)
 		for _, w := range cfg.Warnings() {
 			fmt.Fprintf(stdout, "%s: warning: %s\n", *config, w)
 		}
