@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,11 +26,13 @@ func onEvict[K comparable, V any](b *builder, name string) func(K, V) {
 }
 
 type builder struct {
-	base   string
-	obs    Observer // LoadOptions.Observer, never nil
-	errs   []error
-	files  []string
-	digest hash.Hash // of every file as read (hashFile), in files order
+	base       string
+	obs        Observer         // LoadOptions.Observer, never nil
+	httpClient *http.Client     // LoadOptions.HTTPClient, nil for the packages' own
+	now        func() time.Time // LoadOptions.Now, nil for time.Now
+	errs       []error
+	files      []string
+	digest     hash.Hash // of every file as read (hashFile), in files order
 }
 
 func (b *builder) errf(path, format string, args ...any) {
@@ -244,7 +247,7 @@ func (b *builder) revocation(f *fileConfig, c *Config) {
 		b.errf("revocation", "durations must be positive")
 	}
 	if valid && c.revocationMode != revocation.ModeOff {
-		c.rt.revocation = revocation.NewChecker(revocation.Options{Timeout: r.Timeout, MaxCacheTTL: r.MaxCacheTTL, OnFetch: b.obs.ObserveFetch})
+		c.rt.revocation = revocation.NewChecker(revocation.Options{Timeout: r.Timeout, MaxCacheTTL: r.MaxCacheTTL, OnFetch: b.obs.ObserveFetch, Client: b.httpClient})
 	}
 }
 

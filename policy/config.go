@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"hash"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,6 +123,13 @@ type LoadOptions struct {
 	// Observer is told about the configuration's fetches and cache events; nil observes
 	// nothing.
 	Observer Observer
+	// HTTPClient, when set, makes the configuration's key set, discovery, OCSP and CRL fetches
+	// (each still bounded by its configured timeout); nil gives each its own client. The
+	// introspection endpoint keeps a client of its own: it carries that endpoint's TLS settings.
+	HTTPClient *http.Client
+	// Now is the clock of key sets' refresh schedules; nil is time.Now. (Decisions take the
+	// Engine's clock.)
+	Now func() time.Time
 }
 
 var generations atomic.Uint64
@@ -147,7 +155,7 @@ func parseConfig(data []byte, baseDir string, opt LoadOptions, h hash.Hash) (*Co
 	}
 	f.applyDefaults()
 	f.Tokens.applyDefaults()
-	b := &builder{base: baseDir, obs: opt.Observer, digest: h}
+	b := &builder{base: baseDir, obs: opt.Observer, httpClient: opt.HTTPClient, now: opt.Now, digest: h}
 	if b.obs == nil {
 		b.obs = nopObserver{}
 	}

@@ -1,10 +1,14 @@
 package policy_test
 
 import (
+	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/certbind/certbind/policy"
 )
@@ -113,5 +117,35 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := policy.LoadConfig(filepath.Join(w.dir, "absent.yaml"), policy.LoadOptions{}); !os.IsNotExist(err) {
 		t.Errorf("missing config file: %v", err)
+	}
+}
+
+// roundTripFunc is an http.RoundTripper in a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestLoadOptionsHTTPClient: the configuration's fetches go through the injected client (here
+// the only way to reach a jwks_uri on a host that does not exist).
+func TestLoadOptionsHTTPClient(t *testing.T) {
+	w := newWorld(t)
+	keys := jwksFor(t, w.partner)
+	var fetched []string
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		fetched = append(fetched, r.URL.String())
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(bytes.NewReader(keys)), Request: r}, nil
+	})}
+	p := w.write(t, "certbind.yaml", []byte("clients:\n  - {client_id: partner, token_endpoint_auth_method: self_signed_tls_client_auth, jwks_uri: \"https://keys.invalid/partner.jwks\"}\n"))
+	cfg, err := policy.LoadConfig(p, policy.LoadOptions{HTTPClient: client, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := policy.NewEngine(policy.EngineConfig{Config: cfg, Now: func() time.Time { return t0 }})
+	if d := decide(e, policy.Input{ModeHint: "client_auth", Request: tokenRequest("partner"), Certificate: presented(t, w.partner)}); d.Reason != policy.ReasonOK {
+		t.Fatalf("%s (%v)", d.Reason, d.Cause)
+	}
+	if len(fetched) != 1 || fetched[0] != "https://keys.invalid/partner.jwks" {
+		t.Errorf("fetches through the injected client: %q", fetched)
 	}
 }

@@ -224,6 +224,7 @@ func newMatcher(field, value string) (matcher, error) {
 // label (the jwks_uri, or the issuer for discovery).
 func (b *builder) remoteOptions(c *Config, label string) jwks.RemoteOptions {
 	o := jwks.RemoteOptions{Timeout: c.Fetch.Timeout, RefreshInterval: c.Fetch.RefreshInterval, MinInterval: c.Fetch.MinInterval}
+	o.Client, o.Now = b.httpClient, b.now
 	o.OnFetch = func(err error) { b.obs.ObserveFetch("jwks", label, err) }
 	o.OnSkip = func(skipped []string) { b.obs.ObserveSkippedKeys(label, skipped) }
 	return o
