@@ -2,6 +2,10 @@
 // certbind's HTTP authorization endpoint to the policy core: a CheckRequest (or HTTP request) is
 // read into a policy.Input, decided, and rendered into a CheckResponse (or HTTP response). It
 // holds no decision logic of its own beyond reconciling where the client certificate comes from.
+// Its settings (certificate sources, the XFCC parser's limits and element policy, the HTTP
+// endpoint's headers) are compiled once per configuration generation, kept with that
+// generation's certificate cache; the HTTP status, gRPC code and OAuth error of a deny come
+// from the reason's class (policy.Class) and the mode.
 //
 // Certificate sources: attributes.source.certificate (Envoy include_peer_certificate: the leaf,
 // which a client cannot forge) and x-forwarded-client-cert (the leaf and the chain the client

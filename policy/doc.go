@@ -14,10 +14,16 @@
 // Trust assumptions: the certificate handed in an Input came from the TLS connection (Envoy's
 // peer certificate, or XFCC written by a proxy that overwrites client-sent values); the proxy
 // verified possession of its private key. Everything else — the chain, names, tokens — is
-// verified here. Every failure is a deny with a typed Reason; nothing fails open.
+// verified here. Every failure is a deny with a typed Reason; nothing fails open. Helpers return
+// a deny as an error (Deny: an *Error carrying the Reason and the internal cause); each reason's
+// class and client-facing description are in one table (reason.go), from which the adapter
+// derives statuses.
 //
-// Configuration is decoded strictly, validated with errors that name the key path, and compiled
-// once into a read-only *Config that an Engine swaps atomically:
+// Configuration (schema.go: the file's keys and every default) is decoded strictly, validated
+// section by section with errors that name the key path (compile.go, registry.go, route.go,
+// tokens.go), and compiled once into a read-only *Config that an Engine swaps atomically. Its
+// fetches and cache events are reported to a LoadOptions.Observer; the HTTP client of its
+// fetches and the clock of key set refreshes can be injected:
 //
 //	cfg, err := policy.LoadConfig("certbind.yaml", policy.LoadOptions{})
 //	if err != nil { ... }
