@@ -9,6 +9,8 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
 
@@ -63,55 +65,91 @@ type Summary struct {
 // Anything else fails with ErrUnsupported rather than be simplified away.
 func Summarize(b *bootstrapv3.Bootstrap) (Summary, error) {
 	var s Summary
+	var err error
+	if s.ListenerAddress, err = listenerAddress(b); err != nil {
+		return s, err
+	}
+	site, f, err := authzSite(b)
+	if err != nil {
+		return s, err
+	}
+	if s.AcceptUntrusted, err = acceptUntrusted(site); err != nil {
+		return s, err
+	}
+	s.ForwardMode, s.Details = clientCertDetails(site.hcm)
+	if err := s.summarizeAuthz(f); err != nil {
+		return s, err
+	}
+	s.Routes, err = summarizeRoutes(site, f)
+	return s, err
+}
+
+// listenerAddress is the host:port of the one static listener.
+func listenerAddress(b *bootstrapv3.Bootstrap) (string, error) {
 	ls := b.GetStaticResources().GetListeners()
 	if len(ls) != 1 {
-		return s, unsupported("static_resources.listeners", "%d listeners, want 1", len(ls))
+		return "", unsupported("static_resources.listeners", "%d listeners, want 1", len(ls))
 	}
 	sa := ls[0].GetAddress().GetSocketAddress()
 	if sa == nil {
-		return s, unsupported("static_resources.listeners[0].address", "not a socket address")
+		return "", unsupported("static_resources.listeners[0].address", "not a socket address")
 	}
-	s.ListenerAddress = net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))
+	return net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10)), nil
+}
 
+// authzSite is the one HTTP connection manager and its one ext_authz filter, enabled by default.
+func authzSite(b *bootstrapv3.Bootstrap) (site, authzFilter, error) {
 	ss, bad := sites(b)
 	if len(bad) > 0 {
-		return s, fmt.Errorf("envoy: %s: %s", bad[0].Path, bad[0].Message)
+		return site{}, authzFilter{}, fmt.Errorf("envoy: %s: %s", bad[0].Path, bad[0].Message)
 	}
 	if len(ss) != 1 {
-		return s, unsupported("static_resources.listeners[0]", "%d HTTP connection managers, want 1", len(ss))
+		return site{}, authzFilter{}, unsupported("static_resources.listeners[0]", "%d HTTP connection managers, want 1", len(ss))
 	}
-	site := ss[0]
-	if len(site.authz) != 1 {
-		return s, unsupported(site.path+".http_filters", "%d ext_authz filters, want 1", len(site.authz))
+	st := ss[0]
+	if len(st.authz) != 1 {
+		return st, authzFilter{}, unsupported(st.path+".http_filters", "%d ext_authz filters, want 1", len(st.authz))
 	}
-	f := site.authz[0]
+	f := st.authz[0]
 	if f.disabled {
-		return s, unsupported(fmt.Sprintf("%s.http_filters[%d].disabled", site.path, f.index), "ext_authz disabled by default")
+		return st, f, unsupported(fmt.Sprintf("%s.http_filters[%d].disabled", st.path, f.index), "ext_authz disabled by default")
 	}
-	// The stand-in always terminates mutual TLS: a listener that does not require a client
-	// certificate against a trusted_ca would be simulated stricter than Envoy runs it.
-	if site.tls == nil {
-		return s, unsupported(site.chainPath, "no DownstreamTlsContext")
+	return st, f, nil
+}
+
+// acceptUntrusted checks that the site terminates mutual TLS against a trusted_ca and reports
+// whether its trust_chain_verification is ACCEPT_UNTRUSTED. The stand-in always terminates
+// mutual TLS: a listener that does not require a client certificate against a trusted_ca would
+// be simulated stricter than Envoy runs it.
+func acceptUntrusted(st site) (bool, error) {
+	if st.tls == nil {
+		return false, unsupported(st.chainPath, "no DownstreamTlsContext")
 	}
-	if !site.tls.GetRequireClientCertificate().GetValue() {
-		return s, unsupported(site.tlsPath+".require_client_certificate", "not true")
+	if !st.tls.GetRequireClientCertificate().GetValue() {
+		return false, unsupported(st.tlsPath+".require_client_certificate", "not true")
 	}
-	vc := validationContext(site.tls.GetCommonTlsContext())
+	vc := validationContext(st.tls.GetCommonTlsContext())
 	if vc.GetTrustedCa() == nil {
-		return s, unsupported(site.tlsPath+".common_tls_context.validation_context.trusted_ca", "missing")
+		return false, unsupported(st.tlsPath+".common_tls_context.validation_context.trusted_ca", "missing")
 	}
-	s.AcceptUntrusted = vc.GetTrustChainVerification() == tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
+	return vc.GetTrustChainVerification() == tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED, nil
+}
 
-	hcm := site.hcm
-	s.ForwardMode = hcm.GetForwardClientCertDetails().String()
+// clientCertDetails is the connection manager's forward_client_cert_details (its enum name) and
+// set_current_client_cert_details.
+func clientCertDetails(hcm *hcmv3.HttpConnectionManager) (string, Details) {
 	d := hcm.GetSetCurrentClientCertDetails()
-	s.Details = Details{Subject: d.GetSubject().GetValue(), Cert: d.GetCert(), Chain: d.GetChain(), URI: d.GetUri(), DNS: d.GetDns()}
+	return hcm.GetForwardClientCertDetails().String(),
+		Details{Subject: d.GetSubject().GetValue(), Cert: d.GetCert(), Chain: d.GetChain(), URI: d.GetUri(), DNS: d.GetDns()}
+}
 
+// summarizeAuthz fills in the ext_authz filter's settings, with Envoy's defaults for those unset.
+func (s *Summary) summarizeAuthz(f authzFilter) error {
 	c := f.cfg
 	s.IncludePeerCertificate = c.GetIncludePeerCertificate()
 	eg := c.GetGrpcService().GetEnvoyGrpc()
 	if eg == nil {
-		return s, unsupported(f.path, "ext_authz without grpc_service.envoy_grpc")
+		return unsupported(f.path, "ext_authz without grpc_service.envoy_grpc")
 	}
 	s.AuthzCluster = eg.GetClusterName()
 	s.AuthzTimeout = defaultAuthzTimeout
@@ -122,34 +160,46 @@ func Summarize(b *bootstrapv3.Bootstrap) (Summary, error) {
 	if code := c.GetStatusOnError().GetCode(); code != 0 {
 		s.StatusOnError = uint32(code)
 	}
+	return nil
+}
 
-	rc := hcm.GetRouteConfig()
-	rcPath := site.path + ".route_config"
+// summarizeRoutes lists the routes of the one inline virtual host, in match order, each with
+// filter f's per-route settings merged.
+func summarizeRoutes(st site, f authzFilter) ([]Route, error) {
+	rc := st.hcm.GetRouteConfig()
+	rcPath := st.path + ".route_config"
 	if rc == nil {
-		return s, unsupported(site.path, "routes not inline (rds or scoped_routes)")
+		return nil, unsupported(st.path, "routes not inline (rds or scoped_routes)")
 	}
 	if n := len(rc.GetVirtualHosts()); n != 1 {
-		return s, unsupported(rcPath+".virtual_hosts", "%d virtual hosts, want 1", n)
+		return nil, unsupported(rcPath+".virtual_hosts", "%d virtual hosts, want 1", n)
 	}
+	var routes []Route
 	for ri, r := range rc.GetVirtualHosts()[0].GetRoutes() {
 		rp := fmt.Sprintf("%s.virtual_hosts[0].routes[%d]", rcPath, ri)
 		sr, err := summarizeRoute(r, rp)
 		if err != nil {
-			return s, err
+			return routes, err
 		}
-		pr := mergePerRoute(f.name, routeLevels(rcPath, rc, 0, ri)...)
-		sr.AuthzDisabled = pr.disabled
-		if !pr.disabled {
-			sr.ContextExtensions = pr.ext
-			if body := pr.requestBody(c); body != nil {
-				sr.WithRequestBody = true
-				sr.MaxRequestBytes = body.GetMaxRequestBytes()
-				sr.AllowPartialMessage = body.GetAllowPartialMessage()
-			}
-		}
-		s.Routes = append(s.Routes, sr)
+		sr.applyPerRoute(mergePerRoute(f.name, routeLevels(rcPath, rc, 0, ri)...), f.cfg)
+		routes = append(routes, sr)
 	}
-	return s, nil
+	return routes, nil
+}
+
+// applyPerRoute sets the route's ext_authz settings from its merged per-route config pr over
+// the filter's own config c.
+func (sr *Route) applyPerRoute(pr perRoute, c *extauthzv3.ExtAuthz) {
+	sr.AuthzDisabled = pr.disabled
+	if pr.disabled {
+		return
+	}
+	sr.ContextExtensions = pr.ext
+	if body := pr.requestBody(c); body != nil {
+		sr.WithRequestBody = true
+		sr.MaxRequestBytes = body.GetMaxRequestBytes()
+		sr.AllowPartialMessage = body.GetAllowPartialMessage()
+	}
 }
 
 func summarizeRoute(r *routev3.Route, path string) (Route, error) {
