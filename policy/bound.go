@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -197,28 +196,18 @@ func checkBinding(cnf *token.Confirmation, cert *Presented, binding Binding) err
 			return Deny(ReasonTokenCNFUnsupported, fmt.Errorf("cnf also binds by %.40q, which certbind cannot verify", m))
 		}
 	}
-	if !canonicalX5tS256(cnf.X5tS256) {
+	bound, ok := ParseX5tS256(cnf.X5tS256)
+	if !ok {
 		return Deny(ReasonTokenCNFMalformed, errors.New("cnf x5t#S256 is not the base64url encoding, without padding, of 32 bytes"))
 	}
 	if cert == nil {
 		return Deny(ReasonTokenCertMissing, errors.New("certificate-bound token without a client certificate"))
 	}
-	// Both strings are canonical (checked above; X5tS256 is computed once per certificate), so
-	// comparing them in constant time is comparing the digests (RFC 8705 section 3.1).
-	if subtle.ConstantTimeCompare([]byte(cnf.X5tS256), []byte(cert.X5tS256)) != 1 {
+	// RFC 8705 section 3.1: the digests compared in constant time.
+	if subtle.ConstantTimeCompare(bound[:], cert.Thumbprint[:]) != 1 {
 		return Deny(ReasonTokenBindingMismatch, fmt.Errorf("token bound to %s, certificate is %s", cnf.X5tS256, cert.X5tS256))
 	}
 	return nil
-}
-
-// canonicalX5tS256: exactly 43 characters of the URL-safe alphabet that decode strictly (the
-// unused bits of the last character zero) to 32 bytes.
-func canonicalX5tS256(s string) bool {
-	if len(s) != 43 {
-		return false
-	}
-	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	return err == nil && len(b) == 32
 }
 
 // bearerToken reads the access token from the Authorization header only (RFC 6750 section

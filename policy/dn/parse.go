@@ -235,7 +235,9 @@ func (p *parser) stringValue() (string, error) {
 				if p.i+2 == len(p.s) || !isHex(p.s[p.i+2]) {
 					return "", parseError(ErrSyntax, p.i, "bad hex escape (want \\XX)")
 				}
-				x := unhex(d)<<4 | unhex(p.s[p.i+2])
+				var xb [1]byte
+				hex.Decode(xb[:], []byte(p.s[p.i+1:p.i+3])) // both digits checked above
+				x := xb[0]
 				if x == 0 {
 					return "", parseError(ErrNUL, p.i, "escaped NUL (\\00)")
 				}
@@ -320,13 +322,3 @@ func typeLabel(oid string) string {
 func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 func isHex(c byte) bool   { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
-}
