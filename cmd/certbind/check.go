@@ -7,90 +7,67 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/certbind/certbind/cmd/internal/exit"
 	"io"
 	"net/url"
 	"os"
 	"strings"
 
+	"github.com/certbind/certbind/cmd/internal/exit"
 	"github.com/certbind/certbind/envoy"
 	"github.com/certbind/certbind/policy"
 )
 
-// check makes the same decision `serve` would, offline, and explains it.
-func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// checkFlags are the flags of certbind check.
+type checkFlags struct {
+	config    string
+	certFile  string
+	chainFile string
+	clientID  string
+	token     string
+	tokenFile string
+	path      string
+	mode      string
+}
+
+func parseCheckFlags(args []string, stderr io.Writer) (checkFlags, error) {
+	var f checkFlags
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	config := fs.String("config", "", "configuration file (required)")
-	certFile := fs.String("cert", "", "client certificate (PEM); further certificates in the file are its chain")
-	chainFile := fs.String("chain", "", "intermediate certificates (PEM) sent with the client certificate")
-	clientID := fs.String("client-id", "", "client_id the request claims (client_auth)")
-	tok := fs.String("token", "", "access token to check in bound_token mode (prefer --token-file: argv is visible to other users)")
-	tokFile := fs.String("token-file", "", "file holding the access token")
-	path := fs.String("path", "/", "request path, for route-based options such as required scopes")
-	mode := fs.String("mode", "", "client_auth, bound_token or identity (default: bound_token with a token, client_auth with --client-id, else identity)")
+	fs.StringVar(&f.config, "config", "", "configuration file (required)")
+	fs.StringVar(&f.certFile, "cert", "", "client certificate (PEM); further certificates in the file are its chain")
+	fs.StringVar(&f.chainFile, "chain", "", "intermediate certificates (PEM) sent with the client certificate")
+	fs.StringVar(&f.clientID, "client-id", "", "client_id the request claims (client_auth)")
+	fs.StringVar(&f.token, "token", "", "access token to check in bound_token mode (prefer --token-file: argv is visible to other users)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the access token")
+	fs.StringVar(&f.path, "path", "/", "request path, for route-based options such as required scopes")
+	fs.StringVar(&f.mode, "mode", "", "client_auth, bound_token or identity (default: bound_token with a token, client_auth with --client-id, else identity)")
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return f, err
 	}
-	if *config == "" {
-		return exit.Usage("check: --config is required")
+	if f.config == "" {
+		return f, exit.Usage("check: --config is required")
 	}
-	cfg, err := loadConfig(*config, nil)
+	return f, nil
+}
+
+// check makes the same decision `serve` would, offline, and explains it.
+func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseCheckFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	var presented *policy.Presented
-	if *certFile != "" {
-		certs, err := readPEMCerts(*certFile)
-		if err != nil {
-			return exit.Usage("check: --cert: %v", err)
-		}
-		if *chainFile != "" {
-			more, err := readPEMCerts(*chainFile)
-			if err != nil {
-				return exit.Usage("check: --chain: %v", err)
-			}
-			certs = append(certs, more...)
-		}
-		var inter [][]byte
-		for _, c := range certs[1:] {
-			inter = append(inter, c.Raw)
-		}
-		presented, err = policy.ParsePresented(certs[0].Raw, inter)
-		if err != nil {
-			return exit.Usage("check: --cert: %v", err)
-		}
+	cfg, err := loadConfig(f.config, nil)
+	if err != nil {
+		return err
 	}
-	if *tokFile != "" {
-		if *tok != "" {
-			return exit.Usage("check: --token and --token-file are exclusive")
-		}
-		b, err := os.ReadFile(*tokFile)
-		if err != nil {
-			return exit.Usage("check: --token-file: %v", err)
-		}
-		*tok = strings.TrimSpace(string(b))
+	presented, err := readPresented(f.certFile, f.chainFile)
+	if err != nil {
+		return err
 	}
-	m := *mode
-	switch {
-	case m != "":
-	case *tok != "":
-		m = string(policy.ModeBoundToken)
-	case *clientID != "":
-		m = string(policy.ModeClientAuth)
-	default:
-		m = string(policy.ModeIdentity)
+	if err := f.readTokenFile(); err != nil {
+		return err
 	}
-	in := policy.Input{ModeHint: m, Certificate: presented, Request: policy.Request{
-		Method: "POST", Path: *path, Headers: map[string]string{"content-type": "application/x-www-form-urlencoded"},
-	}}
-	if *tok != "" {
-		in.Request.Headers["authorization"] = "Bearer " + *tok
-	}
-	if *clientID != "" {
-		in.Request.Body = []byte("client_id=" + url.QueryEscape(*clientID))
-	}
-	d := policy.NewEngine(policy.EngineConfig{Config: cfg}).Decide(ctx, in)
+	d := policy.NewEngine(policy.EngineConfig{Config: cfg}).Decide(ctx, f.input(presented))
 	printDecision(stdout, d)
 	if cl, ok := cfg.Client(d.ClientID); ok && d.Mode != policy.ModeBoundToken {
 		fmt.Fprintf(stdout, "  client %s is registered with %s %s\n", cl.ID, cl.Method, cl.Binding())
@@ -99,6 +76,78 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return &exit.Error{Code: 1}
 	}
 	return nil
+}
+
+// readPresented reads the client certificate of --cert, its chain being the further
+// certificates of that file and then those of --chain; nil without --cert.
+func readPresented(certFile, chainFile string) (*policy.Presented, error) {
+	if certFile == "" {
+		return nil, nil
+	}
+	certs, err := readPEMCerts(certFile)
+	if err != nil {
+		return nil, exit.Usage("check: --cert: %v", err)
+	}
+	if chainFile != "" {
+		more, err := readPEMCerts(chainFile)
+		if err != nil {
+			return nil, exit.Usage("check: --chain: %v", err)
+		}
+		certs = append(certs, more...)
+	}
+	var inter [][]byte
+	for _, c := range certs[1:] {
+		inter = append(inter, c.Raw)
+	}
+	presented, err := policy.ParsePresented(certs[0].Raw, inter)
+	if err != nil {
+		return nil, exit.Usage("check: --cert: %v", err)
+	}
+	return presented, nil
+}
+
+// readTokenFile sets f.token from --token-file, if given.
+func (f *checkFlags) readTokenFile() error {
+	if f.tokenFile == "" {
+		return nil
+	}
+	if f.token != "" {
+		return exit.Usage("check: --token and --token-file are exclusive")
+	}
+	b, err := os.ReadFile(f.tokenFile)
+	if err != nil {
+		return exit.Usage("check: --token-file: %v", err)
+	}
+	f.token = strings.TrimSpace(string(b))
+	return nil
+}
+
+// modeHint is --mode, else the mode the other flags imply.
+func (f *checkFlags) modeHint() string {
+	switch {
+	case f.mode != "":
+		return f.mode
+	case f.token != "":
+		return string(policy.ModeBoundToken)
+	case f.clientID != "":
+		return string(policy.ModeClientAuth)
+	}
+	return string(policy.ModeIdentity)
+}
+
+// input is the request the flags describe: a form POST to --path carrying the token as a bearer
+// credential and the client_id in the body, each when given.
+func (f *checkFlags) input(presented *policy.Presented) policy.Input {
+	in := policy.Input{ModeHint: f.modeHint(), Certificate: presented, Request: policy.Request{
+		Method: "POST", Path: f.path, Headers: map[string]string{"content-type": "application/x-www-form-urlencoded"},
+	}}
+	if f.token != "" {
+		in.Request.Headers["authorization"] = "Bearer " + f.token
+	}
+	if f.clientID != "" {
+		in.Request.Body = []byte("client_id=" + url.QueryEscape(f.clientID))
+	}
+	return in
 }
 
 func printDecision(w io.Writer, d policy.Decision) {
