@@ -212,83 +212,109 @@ func canonicalPath(in string) (string, bool) {
 	if in == "" {
 		return "/", true
 	}
-	out := make([]byte, 0, len(in)+8)
+	c := pathCanonicalizer{in: in, out: make([]byte, 0, len(in)+8), ok: true, lastInvalidPercent: math.MinInt}
 	if !isURLSlash(in[0]) {
-		out = append(out, '/')
+		c.out = append(c.out, '/')
 	}
-	ok := true
-	lastInvalidPercent := math.MinInt
-	for i := 0; i < len(in); i++ {
-		c := in[i]
-		flags := pathChars[c]
-		if flags&chSpecial == 0 {
-			out = append(out, c)
-			continue
-		}
-		if dl := isDot(in, i); dl > 0 {
-			if len(out) > 0 && out[len(out)-1] == '/' {
-				consumed, disp := classifyAfterDot(in, i+dl)
-				switch disp {
-				case dotNotDirectory:
-					out = append(out, '.')
-					i += dl - 1
-				case dotCurrent:
-					i += dl + consumed - 1
-				case dotUp:
-					out = backUpToPreviousSlash(out)
-					i += dl + consumed - 1
-				}
-			} else {
-				out = append(out, '.')
-				i += dl - 1
-			}
-			continue
-		}
-		switch {
-		case c == '\\':
-			out = append(out, '/')
-		case c == '%':
-			v, valid := decodeEscaped(in, i)
-			if !valid {
-				// Kept as is (the permissive behaviour); remembered for nested escapes.
-				lastInvalidPercent = len(out)
-				out = append(out, '%')
-				continue
-			}
-			i += 2
-			vf := pathChars[v]
-			if vf&chUnescape != 0 {
-				out = append(out, v)
-				if lastInvalidPercent >= len(out)-3 {
-					out = checkForNestedEscapes(in, i+1, lastInvalidPercent, out)
-				}
-				continue
-			}
-			out = append(out, '%', in[i-1], in[i])
-			if vf&chInvalid == chInvalid {
-				ok = false
-			}
-		case c >= utf8.RuneSelf:
-			// Current Chromium reads UTF-8 here: a valid sequence is escaped byte by byte, an
-			// invalid one becomes an escaped U+FFFD and fails.
-			r, size := utf8.DecodeRuneInString(in[i:])
-			if r == utf8.RuneError && size <= 1 {
-				out = append(out, "%EF%BF%BD"...)
-				ok = false
-				continue
-			}
-			for j := 0; j < size; j++ {
-				out = appendEscaped(out, in[i+j])
-			}
-			i += size - 1
-		case flags&chInvalid == chInvalid:
-			out = appendEscaped(out, c)
-			ok = false
-		case flags&chEscape == chEscape:
-			out = appendEscaped(out, c)
-		}
+	for i := 0; i < len(in); {
+		i += c.step(i)
 	}
-	return string(out), ok
+	return string(c.out), c.ok
+}
+
+// pathCanonicalizer is the state of one canonicalPath: the input, the output so far, whether
+// the path is still valid, and where in out the last '%' that began no valid escape was
+// written (math.MinInt if none), for checkForNestedEscapes.
+type pathCanonicalizer struct {
+	in                 string
+	out                []byte
+	ok                 bool
+	lastInvalidPercent int
+}
+
+// step canonicalizes what starts at in[i] and returns how many bytes of in it consumed.
+func (c *pathCanonicalizer) step(i int) int {
+	ch := c.in[i]
+	flags := pathChars[ch]
+	if flags&chSpecial == 0 {
+		c.out = append(c.out, ch)
+		return 1
+	}
+	if dl := isDot(c.in, i); dl > 0 {
+		return c.dot(i, dl)
+	}
+	switch {
+	case ch == '\\':
+		c.out = append(c.out, '/')
+	case ch == '%':
+		return c.escape(i)
+	case ch >= utf8.RuneSelf:
+		return c.nonASCII(i)
+	case flags&chInvalid == chInvalid:
+		c.out = appendEscaped(c.out, ch)
+		c.ok = false
+	case flags&chEscape == chEscape:
+		c.out = appendEscaped(c.out, ch)
+	}
+	return 1
+}
+
+// dot handles a dot of length dl at in[i]: at the start of a segment, "." and ".." segments
+// are resolved (".." drops the previous segment); any other dot is kept as '.'.
+func (c *pathCanonicalizer) dot(i, dl int) int {
+	if len(c.out) == 0 || c.out[len(c.out)-1] != '/' {
+		c.out = append(c.out, '.')
+		return dl
+	}
+	consumed, disp := classifyAfterDot(c.in, i+dl)
+	switch disp {
+	case dotNotDirectory:
+		c.out = append(c.out, '.')
+		return dl
+	case dotUp:
+		c.out = backUpToPreviousSlash(c.out)
+	}
+	return dl + consumed
+}
+
+// escape handles the '%' at in[i]: an escape of an unreserved character is decoded, another
+// valid escape is kept as written (an escaped NUL fails), and a '%' that begins no valid
+// escape is kept as is (the permissive behaviour), remembered for nested escapes.
+func (c *pathCanonicalizer) escape(i int) int {
+	v, valid := decodeEscaped(c.in, i)
+	if !valid {
+		c.lastInvalidPercent = len(c.out)
+		c.out = append(c.out, '%')
+		return 1
+	}
+	vf := pathChars[v]
+	if vf&chUnescape != 0 {
+		c.out = append(c.out, v)
+		if c.lastInvalidPercent >= len(c.out)-3 {
+			c.out = checkForNestedEscapes(c.in, i+3, c.lastInvalidPercent, c.out)
+		}
+		return 3
+	}
+	c.out = append(c.out, '%', c.in[i+1], c.in[i+2])
+	if vf&chInvalid == chInvalid {
+		c.ok = false
+	}
+	return 3
+}
+
+// nonASCII handles a byte >= 0x80 at in[i]. Current Chromium reads UTF-8 here: a valid
+// sequence is escaped byte by byte, an invalid one becomes an escaped U+FFFD and fails.
+func (c *pathCanonicalizer) nonASCII(i int) int {
+	r, size := utf8.DecodeRuneInString(c.in[i:])
+	if r == utf8.RuneError && size <= 1 {
+		c.out = append(c.out, "%EF%BF%BD"...)
+		c.ok = false
+		return 1
+	}
+	for j := 0; j < size; j++ {
+		c.out = appendEscaped(c.out, c.in[i+j])
+	}
+	return size
 }
 
 func isURLSlash(c byte) bool { return c == '/' || c == '\\' }
