@@ -118,118 +118,162 @@ func Run(ctx context.Context, l Load, send Sender) (*Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var (
-		phase    atomic.Int32
-		seq      atomic.Uint64
-		measured atomic.Int64 // Requests mode: measured requests started
-		wg       sync.WaitGroup
-	)
-	if l.Warmup <= 0 {
-		phase.Store(phaseMeasure)
-	}
-	workers := make([]*worker, l.Workers)
-	allDone := make(chan struct{})
-	for i := range workers {
-		w := &worker{}
-		workers[i] = w
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				p := phase.Load()
-				if p == phaseDone {
-					return
-				}
-				if p == phaseMeasure && l.Requests > 0 && measured.Add(1) > l.Requests {
-					return
-				}
-				start := time.Now()
-				err := send(ctx, i, seq.Add(1)-1)
-				took := time.Since(start)
-				// Count what completed inside the window: in a closed loop the requests in
-				// flight at its start stand in for those in flight at its end.
-				if phase.Load() != phaseMeasure || p != phaseMeasure && l.Requests > 0 {
-					continue
-				}
-				w.hist.Record(took)
-				w.requests++
-				var de *DeniedError
-				switch {
-				case err == nil:
-				case errors.As(err, &de):
-					w.denied++
-					if w.deny == "" {
-						w.deny = de.Detail
-					}
-				default:
-					w.errors++
-					if w.firstErr == nil {
-						w.firstErr = err
-					}
-				}
-			}
-		}()
-	}
-	go func() { wg.Wait(); close(allDone) }()
-
-	stop := func(err error) (*Result, error) {
-		phase.Store(phaseDone)
-		cancel()
-		<-allDone
-		return nil, err
-	}
-	if l.Warmup > 0 {
-		select {
-		case <-time.After(l.Warmup):
-		case <-ctx.Done():
-			return stop(ctx.Err())
-		case <-allDone:
-			return stop(errors.New("bench: every worker stopped during the warmup"))
-		}
+	r := &loadRun{l: l, send: send, cancel: cancel, allDone: make(chan struct{})}
+	r.start(ctx)
+	if err := r.warmup(ctx); err != nil {
+		return r.stop(err)
 	}
 	cpu0, err := readCPU(l.PID)
 	if err != nil {
-		return stop(err)
+		return r.stop(err)
 	}
 	t0 := time.Now()
-	phase.Store(phaseMeasure)
-	if l.Requests > 0 {
-		select {
-		case <-allDone:
-		case <-ctx.Done():
-			return stop(ctx.Err())
-		}
-	} else {
-		select {
-		case <-time.After(l.Duration):
-		case <-ctx.Done():
-			return stop(ctx.Err())
-		case <-allDone:
-		}
+	r.phase.Store(phaseMeasure)
+	if err := r.window(ctx); err != nil {
+		return r.stop(err)
 	}
-	phase.Store(phaseDone)
+	r.phase.Store(phaseDone)
 	elapsed := time.Since(t0)
 	cpu1, err := readCPU(l.PID)
-	<-allDone
+	<-r.allDone
 	if err != nil {
 		return nil, err
 	}
+	return r.result(elapsed, cpu0, cpu1), nil
+}
 
-	r := &Result{Issued: seq.Load(), Elapsed: elapsed, ServerCPU: cpu1.server - cpu0.server, ClientCPU: cpu1.client - cpu0.client}
-	r.OtherCPU = max(cpu1.machine-cpu0.machine-r.ServerCPU-r.ClientCPU, 0)
-	for _, w := range workers {
-		r.Latency.Merge(&w.hist)
-		r.Requests += w.requests
-		r.Errors += w.errors
-		r.Denied += w.denied
-		if r.FirstError == nil {
-			r.FirstError = w.firstErr
+// loadRun is one Run: its workers and the phase they are in.
+type loadRun struct {
+	l        Load
+	send     Sender
+	cancel   context.CancelFunc
+	phase    atomic.Int32
+	seq      atomic.Uint64
+	measured atomic.Int64 // Requests mode: measured requests started
+	workers  []*worker
+	allDone  chan struct{} // closed when every worker has returned
+}
+
+// start starts the workers, in the measured phase already when there is no warmup.
+func (r *loadRun) start(ctx context.Context) {
+	if r.l.Warmup <= 0 {
+		r.phase.Store(phaseMeasure)
+	}
+	var wg sync.WaitGroup
+	r.workers = make([]*worker, r.l.Workers)
+	for i := range r.workers {
+		w := &worker{}
+		r.workers[i] = w
+		wg.Go(func() { r.work(ctx, i, w) })
+	}
+	go func() { wg.Wait(); close(r.allDone) }()
+}
+
+// work is worker i's closed loop: send, wait for the answer, record it if it completed inside
+// the measured window, send again; until the run is done, ctx ends, or in Requests mode the
+// measured requests have all been started.
+func (r *loadRun) work(ctx context.Context, i int, w *worker) {
+	for ctx.Err() == nil {
+		p := r.phase.Load()
+		if p == phaseDone {
+			return
 		}
-		if r.FirstDeny == "" {
-			r.FirstDeny = w.deny
+		if p == phaseMeasure && r.l.Requests > 0 && r.measured.Add(1) > r.l.Requests {
+			return
+		}
+		start := time.Now()
+		err := r.send(ctx, i, r.seq.Add(1)-1)
+		took := time.Since(start)
+		// Count what completed inside the window: in a closed loop the requests in
+		// flight at its start stand in for those in flight at its end.
+		if r.phase.Load() != phaseMeasure || p != phaseMeasure && r.l.Requests > 0 {
+			continue
+		}
+		w.record(took, err)
+	}
+}
+
+// record tallies one measured request.
+func (w *worker) record(took time.Duration, err error) {
+	w.hist.Record(took)
+	w.requests++
+	var de *DeniedError
+	switch {
+	case err == nil:
+	case errors.As(err, &de):
+		w.denied++
+		if w.deny == "" {
+			w.deny = de.Detail
+		}
+	default:
+		w.errors++
+		if w.firstErr == nil {
+			w.firstErr = err
 		}
 	}
-	return r, nil
+}
+
+// warmup waits out l.Warmup, if any.
+func (r *loadRun) warmup(ctx context.Context) error {
+	if r.l.Warmup <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(r.l.Warmup):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.allDone:
+		return errors.New("bench: every worker stopped during the warmup")
+	}
+}
+
+// window waits for the end of the measured window: every worker stopped in Requests mode,
+// l.Duration elapsed (or every worker stopped) otherwise.
+func (r *loadRun) window(ctx context.Context) error {
+	if r.l.Requests > 0 {
+		select {
+		case <-r.allDone:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case <-time.After(r.l.Duration):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.allDone:
+		return nil
+	}
+}
+
+// stop ends the run early with err, once every worker has returned.
+func (r *loadRun) stop(err error) (*Result, error) {
+	r.phase.Store(phaseDone)
+	r.cancel()
+	<-r.allDone
+	return nil, err
+}
+
+// result adds up the workers' tallies and the CPU time between the readings.
+func (r *loadRun) result(elapsed time.Duration, cpu0, cpu1 cpuReading) *Result {
+	res := &Result{Issued: r.seq.Load(), Elapsed: elapsed, ServerCPU: cpu1.server - cpu0.server, ClientCPU: cpu1.client - cpu0.client}
+	res.OtherCPU = max(cpu1.machine-cpu0.machine-res.ServerCPU-res.ClientCPU, 0)
+	for _, w := range r.workers {
+		res.Latency.Merge(&w.hist)
+		res.Requests += w.requests
+		res.Errors += w.errors
+		res.Denied += w.denied
+		if res.FirstError == nil {
+			res.FirstError = w.firstErr
+		}
+		if res.FirstDeny == "" {
+			res.FirstDeny = w.deny
+		}
+	}
+	return res
 }
 
 type cpuReading struct{ server, client, machine time.Duration }
