@@ -23,6 +23,9 @@ type memoryResult struct {
 	quarters                  [3]int64 // at 25%, 50% and 75% of the certificates
 }
 
+// memoryIdle is how long certbind idles after the memory scenario before its last RSS sample.
+const memoryIdle = 10 * time.Second
+
 // runMemory drives o.memoryCerts distinct certificates through certbind, minted in the
 // background ahead of the load, and samples certbind's RSS before, during and after.
 func runMemory(ctx context.Context, o options, f *bench.Fixture, cb *server, stdout, stderr io.Writer) (memoryResult, error) {
@@ -32,16 +35,9 @@ func runMemory(ctx context.Context, o options, f *bench.Fixture, cb *server, std
 		return m, err
 	}
 	n := o.memoryCerts
-	mode := func(i uint64) bench.Mode {
-		switch {
-		case o.memoryMode == string(bench.ModeClientAuth), o.memoryMode == "mixed" && i%2 == 0:
-			return bench.ModeClientAuth
-		}
-		return bench.ModeBoundToken
-	}
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	frames, genErr := f.Stream(gctx, memoryFirst, n, runtime.GOMAXPROCS(0), 16384, mode)
+	frames, genErr := f.Stream(gctx, memoryFirst, n, runtime.GOMAXPROCS(0), 16384, memoryModes(o.memoryMode))
 
 	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
 	c, err := bench.DialGRPC(dctx, cb.grpcAddr, o.conns)
@@ -50,8 +46,46 @@ func runMemory(ctx context.Context, o options, f *bench.Fixture, cb *server, std
 		return m, err
 	}
 	defer c.Close()
-	var sent atomic.Int64
-	send := func(ctx context.Context, worker int, _ uint64) error {
+
+	s := &rssSampler{pid: cb.pid(), total: n, stderr: stderr}
+	s.peak.Store(m.before)
+	send := streamSender(frames, genErr, c, &s.sent)
+	s.start()
+	start := time.Now()
+	r, err := bench.Run(ctx, bench.Load{Workers: o.concurrency, Requests: int64(n), PID: cb.pid()}, send)
+	s.stop()
+	m.quarters = s.quarters
+	if err != nil {
+		return m, err
+	}
+	if err := cb.alive(); err != nil {
+		return m, err
+	}
+	took := time.Since(start)
+	m.peak = s.peak.Load()
+	if err := m.settle(ctx, cb); err != nil {
+		return m, err
+	}
+	printMemory(stdout, o, m, r, took)
+	return m, nil
+}
+
+// memoryModes is the request mode of each certificate of --memory-mode: mixed alternates,
+// client_auth first.
+func memoryModes(mode string) func(i uint64) bench.Mode {
+	return func(i uint64) bench.Mode {
+		switch {
+		case mode == string(bench.ModeClientAuth), mode == "mixed" && i%2 == 0:
+			return bench.ModeClientAuth
+		}
+		return bench.ModeBoundToken
+	}
+}
+
+// streamSender sends the frames of a certificate stream in turn, each once, counting them in
+// sent; when the stream has ended, it fails with the stream's error.
+func streamSender(frames <-chan []byte, genErr <-chan error, c *bench.GRPCClient, sent *atomic.Int64) bench.Sender {
+	return func(ctx context.Context, worker int, _ uint64) error {
 		frame, ok := <-frames
 		if !ok {
 			select {
@@ -65,83 +99,94 @@ func runMemory(ctx context.Context, o options, f *bench.Fixture, cb *server, std
 		sent.Add(1)
 		return err
 	}
+}
 
-	// Sample the RSS while the load runs.
-	var peak atomic.Int64
-	peak.Store(m.before)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		next, lastLog := 0, time.Now()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			rss, err := bench.ProcessRSS(cb.pid())
-			if err != nil {
-				continue
-			}
-			if rss > peak.Load() {
-				peak.Store(rss)
-			}
-			done := sent.Load()
-			for next < len(m.quarters) && done >= int64(n)*int64(next+1)/4 {
-				m.quarters[next] = rss
-				next++
-			}
-			if time.Since(lastLog) >= 10*time.Second {
-				fmt.Fprintf(stderr, "certbind-bench: memory: %d/%d certificates, certbind RSS %s\n", done, n, mb(rss))
-				lastLog = time.Now()
-			}
+// rssSampler samples a process's RSS every 250ms while the load runs: its peak, its value as
+// the requests sent pass each quarter of total, and a progress line every 10 seconds. sent is
+// counted by the Sender.
+type rssSampler struct {
+	pid      int
+	total    int
+	stderr   io.Writer
+	sent     atomic.Int64
+	peak     atomic.Int64
+	quarters [3]int64 // written by the sampling goroutine; read after stop
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func (s *rssSampler) start() {
+	s.done = make(chan struct{})
+	s.wg.Go(s.run)
+}
+
+func (s *rssSampler) stop() {
+	close(s.done)
+	s.wg.Wait()
+}
+
+func (s *rssSampler) run() {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	next, lastLog := 0, time.Now()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-tick.C:
 		}
-	}()
-	start := time.Now()
-	r, err := bench.Run(ctx, bench.Load{Workers: o.concurrency, Requests: int64(n), PID: cb.pid()}, send)
-	close(stop)
-	wg.Wait()
-	if err != nil {
-		return m, err
+		rss, err := bench.ProcessRSS(s.pid)
+		if err != nil {
+			continue
+		}
+		if rss > s.peak.Load() {
+			s.peak.Store(rss)
+		}
+		done := s.sent.Load()
+		for next < len(s.quarters) && done >= int64(s.total)*int64(next+1)/4 {
+			s.quarters[next] = rss
+			next++
+		}
+		if time.Since(lastLog) >= 10*time.Second {
+			fmt.Fprintf(s.stderr, "certbind-bench: memory: %d/%d certificates, certbind RSS %s\n", done, s.total, mb(rss))
+			lastLog = time.Now()
+		}
 	}
-	if err := cb.alive(); err != nil {
-		return m, err
-	}
-	took := time.Since(start)
-	m.peak = peak.Load()
+}
+
+// settle samples certbind's RSS right after the load (raising the peak if need be) and again
+// after memoryIdle.
+func (m *memoryResult) settle(ctx context.Context, cb *server) error {
+	var err error
 	if m.after, err = bench.ProcessRSS(cb.pid()); err != nil {
-		return m, err
+		return err
 	}
 	m.peak = max(m.peak, m.after)
-	const idle = 10 * time.Second
 	select {
-	case <-time.After(idle):
+	case <-time.After(memoryIdle):
 	case <-ctx.Done():
-		return m, ctx.Err()
+		return ctx.Err()
 	}
-	if m.idle, err = bench.ProcessRSS(cb.pid()); err != nil {
-		return m, err
-	}
+	m.idle, err = bench.ProcessRSS(cb.pid())
+	return err
+}
 
-	fmt.Fprintf(stdout, "memory: %d distinct certificates (%s) in %s: %.0f rps, server CPU %s/check, errors %d, denied %d\n",
-		n, o.memoryMode, took.Round(time.Second), r.RPS(), us(r.ServerCPUPerRequest()), r.Errors, r.Denied)
+// printMemory reports the memory scenario: its load, then certbind's RSS along it.
+func printMemory(w io.Writer, o options, m memoryResult, r *bench.Result, took time.Duration) {
+	fmt.Fprintf(w, "memory: %d distinct certificates (%s) in %s: %.0f rps, server CPU %s/check, errors %d, denied %d\n",
+		o.memoryCerts, o.memoryMode, took.Round(time.Second), r.RPS(), us(r.ServerCPUPerRequest()), r.Errors, r.Denied)
 	if r.Errors > 0 {
-		fmt.Fprintf(stdout, "memory: first error: %v\n", r.FirstError)
+		fmt.Fprintf(w, "memory: first error: %v\n", r.FirstError)
 	}
 	if r.Denied > 0 {
-		fmt.Fprintf(stdout, "memory: first denial: %s\n", r.FirstDeny)
+		fmt.Fprintf(w, "memory: first denial: %s\n", r.FirstDeny)
 	}
 	var during []string
 	for i, q := range m.quarters {
 		during = append(during, fmt.Sprintf("%d%% %s", 25*(i+1), mb(q)))
 	}
-	fmt.Fprintf(stdout, "memory: certbind RSS before %s; during %s, peak %s; after %s; after %s idle %s (target: peak < %.0f MB)\n\n",
-		mb(m.before), strings.Join(during, ", "), mb(m.peak), mb(m.after), idle, mb(m.idle), o.memoryMaxMB)
-	return m, nil
+	fmt.Fprintf(w, "memory: certbind RSS before %s; during %s, peak %s; after %s; after %s idle %s (target: peak < %.0f MB)\n\n",
+		mb(m.before), strings.Join(during, ", "), mb(m.peak), mb(m.after), memoryIdle, mb(m.idle), o.memoryMaxMB)
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond)) }
