@@ -10,14 +10,10 @@ package soak
 import (
 	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -25,11 +21,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/certbind/certbind/testenv/stack"
-	"github.com/certbind/certbind/testenv/testbed"
 )
 
 // Options tune a run.
@@ -116,134 +110,51 @@ func (r Report) Print(w io.Writer) {
 	}
 }
 
-// testCase is one kind of request with the answer it must get.
-type testCase struct {
-	name  string
-	allow bool // the request must be let through
-	run   func(c *runner) (status int, errCode string, err error)
-	want  func(status int, errCode string, err error) bool
-}
-
-type runner struct {
-	s       *stack.Stack
-	clients map[string]*http.Client
-	tokens  map[string]string // client -> a bound token
-}
-
-func (r *runner) post(cert, base, path string, form url.Values, hdr map[string]string) (int, string, error) {
-	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	return r.do(cert, req)
-}
-
-func (r *runner) get(cert, base, path, bearer string, hdr map[string]string) (int, string, error) {
-	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-	if bearer != "" {
-		req.Header.Set("Authorization", bearer)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	return r.do(cert, req)
-}
-
-func (r *runner) do(cert string, req *http.Request) (int, string, error) {
-	resp, err := r.clients[cert].Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct {
-		Error string `json:"error"`
-		Sub   string `json:"access_token"`
-	}
-	_ = json.Unmarshal(body, &e)
-	if resp.StatusCode == http.StatusOK {
-		// The echo API says who certbind said the caller is; a token response carries a token.
-		var echo struct {
-			Headers map[string]string `json:"headers"`
-		}
-		if json.Unmarshal(body, &echo) == nil && echo.Headers != nil {
-			return resp.StatusCode, "client=" + echo.Headers["x-certbind-client-id"], nil
-		}
-		if e.Sub != "" {
-			return resp.StatusCode, "token", nil
-		}
-	}
-	return resp.StatusCode, e.Error, nil
-}
-
-func is(status int, code string) func(int, string, error) bool {
-	return func(s int, c string, err error) bool { return err == nil && s == status && c == code }
-}
-
-// tlsRefused: the request failed at the connection, which the front proxy closed on the
-// client's certificate. With TLS 1.3 the client learns it after its handshake, so requests
-// sharing that HTTP/2 connection see the close in other words than the alert; but a proxy that
-// is down (connection refused) or hangs (timeout) is broken, not strict, and fails the case.
-func tlsRefused(_ int, _ string, err error) bool {
-	var ne net.Error
-	return err != nil && !errors.Is(err, syscall.ECONNREFUSED) && !(errors.As(err, &ne) && ne.Timeout())
-}
-
-func cases() []testCase {
-	form := func(id string) url.Values {
-		return url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "scope": {"read"}}
-	}
-	return []testCase{
-		{"token: billing (subject DN)", true, func(c *runner) (int, string, error) {
-			return c.post(testbed.Billing, c.s.FrontURL, "/oauth2/token", form("billing"), nil)
-		}, is(200, "token")},
-		{"token: partner (self-signed)", true, func(c *runner) (int, string, error) {
-			return c.post(testbed.Partner, c.s.SelfURL, "/oauth2/token", form("partner"), nil)
-		}, is(200, "token")},
-		{"api: bound token with its certificate", true, func(c *runner) (int, string, error) {
-			return c.get(testbed.Billing, c.s.FrontURL, "/api/orders", "Bearer "+c.tokens[testbed.Billing], nil)
-		}, is(200, "client=billing")},
-		// index 3, the restart probe:
-		{"identity: inventory", true, func(c *runner) (int, string, error) {
-			return c.get(testbed.Inventory, c.s.FrontURL, "/internal/stock", "", map[string]string{"x-certbind-client-id": "billing"})
-		}, is(200, "client=inventory")},
-		{"deny: token replayed with another certificate", false, func(c *runner) (int, string, error) {
-			return c.get(testbed.Reports, c.s.FrontURL, "/api/orders", "Bearer "+c.tokens[testbed.Billing], nil)
-		}, is(401, "invalid_token")},
-		{"deny: another client's client_id", false, func(c *runner) (int, string, error) {
-			return c.post(testbed.Reports, c.s.FrontURL, "/oauth2/token", form("billing"), nil)
-		}, is(401, "invalid_client")},
-		{"deny: forged x-forwarded-client-cert", false, func(c *runner) (int, string, error) {
-			return c.post(testbed.Reports, c.s.FrontURL, "/oauth2/token", form("billing"),
-				map[string]string{"x-forwarded-client-cert": "Hash=" + strings.Repeat("a", 64)})
-		}, is(401, "invalid_client")},
-		{"deny: conflicting client_id", false, func(c *runner) (int, string, error) {
-			return c.post(testbed.Billing, c.s.FrontURL, "/oauth2/token?client_id=reports", form("billing"), nil)
-		}, is(400, "invalid_request")},
-		{"deny: no token", false, func(c *runner) (int, string, error) {
-			return c.get(testbed.Billing, c.s.FrontURL, "/api/orders", "", nil)
-		}, is(401, "")},
-		{"deny: tampered token", false, func(c *runner) (int, string, error) {
-			return c.get(testbed.Billing, c.s.FrontURL, "/api/orders", "Bearer "+c.tokens[testbed.Billing]+"A", nil)
-		}, is(401, "invalid_token")},
-		{"deny: two Authorization values", false, func(c *runner) (int, string, error) {
-			return c.get(testbed.Billing, c.s.FrontURL, "/api/orders", "Bearer a, Bearer b", nil)
-		}, is(400, "invalid_request")},
-		{"deny: insufficient scope", false, func(c *runner) (int, string, error) {
-			return c.get(testbed.Billing, c.s.FrontURL, "/api/admin/users", "Bearer "+c.tokens[testbed.Billing], nil)
-		}, is(403, "insufficient_scope")},
-		{"deny: self-signed certificate for a PKI client", false, func(c *runner) (int, string, error) {
-			return c.post(testbed.Partner, c.s.SelfURL, "/oauth2/token", form("billing"), nil)
-		}, is(401, "invalid_client")},
-		{"deny: expired certificate (TLS)", false, func(c *runner) (int, string, error) {
-			return c.get(testbed.Expired, c.s.FrontURL, "/internal/stock", "", nil)
-		}, tlsRefused},
-	}
-}
-
 // Run starts a stack and soaks it.
 func Run(ctx context.Context, o Options) (Report, error) {
+	o = o.withDefaults()
+	s, err := stack.Start(stack.Options{})
+	if err != nil {
+		return Report{}, err
+	}
+	r, err := newRunner(s)
+	if err != nil {
+		s.Close()
+		return Report{}, err
+	}
+	sk := newSoak(r, cases())
+	// Warm-up: every case once, then the baselines.
+	sk.warmUp()
+	rep := Report{ByCase: map[string]int64{}, GoroutinesBase: runtime.NumGoroutine(), RSSStartKB: rssKB()}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := 0; w < o.Workers; w++ {
+		wg.Go(func() { sk.work(ctx, uint64(w+1)) })
+	}
+	if err := sk.drive(ctx, o, start, &rep); err != nil {
+		cancel()
+		wg.Wait()
+		s.Close()
+		return rep, err
+	}
+	wg.Wait()
+	rep.Elapsed = time.Since(start)
+	if d, ok := sk.lastWindow(); ok {
+		rep.WindowP99 = append(rep.WindowP99, d)
+	}
+	rep.RSSEndKB = rssKB()
+	sk.count(&rep)
+	for _, c := range r.clients {
+		c.CloseIdleConnections()
+	}
+	s.Close()
+	rep.GoroutinesEnd = settledGoroutines(rep.GoroutinesBase)
+	return rep, nil
+}
+
+func (o Options) withDefaults() Options {
 	if o.Duration <= 0 {
 		o.Duration = 30 * time.Second
 	}
@@ -253,169 +164,172 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if o.Window <= 0 {
 		o.Window = 5 * time.Second
 	}
-	s, err := stack.Start(stack.Options{})
-	if err != nil {
-		return Report{}, err
-	}
-	r := &runner{s: s, clients: map[string]*http.Client{}, tokens: map[string]string{}}
-	for _, name := range testbed.Clients() {
-		c, err := s.Client(name)
-		if err != nil {
-			s.Close()
-			return Report{}, err
-		}
-		r.clients[name] = c
-	}
-	tok, err := fetchToken(r, testbed.Billing, "billing")
-	if err != nil {
-		s.Close()
-		return Report{}, err
-	}
-	r.tokens[testbed.Billing] = tok
+	return o
+}
 
-	cs := cases()
-	// Warm-up: every case once, then the baselines.
-	for _, c := range cs {
-		c.run(r)
+// restartProbe is the index in cases() of the case that tells whether the proxies reach
+// certbind again after a restart.
+const restartProbe = 3
+
+// soak is the state the workers of one run share: what they counted and the latencies of the
+// current window.
+type soak struct {
+	r           *runner
+	cs          []testCase
+	requests    atomic.Int64
+	wrong       atomic.Int64
+	wrongAllows atomic.Int64
+	unavailable atomic.Int64
+	// restarts counts certbind going down and coming back: odd while it is down. A request
+	// that overlapped a restart may fail closed with 503.
+	restarts atomic.Int64
+	byCase   []atomic.Int64 // per case, indexed like cs
+
+	mu       sync.Mutex
+	lat      []time.Duration // of the current window
+	examples []string
+}
+
+func newSoak(r *runner, cs []testCase) *soak {
+	return &soak{r: r, cs: cs, byCase: make([]atomic.Int64, len(cs))}
+}
+
+// warmUp sends every case once, counting nothing.
+func (sk *soak) warmUp() {
+	for _, c := range sk.cs {
+		c.run(sk.r)
 	}
-	rep := Report{ByCase: map[string]int64{}, GoroutinesBase: runtime.NumGoroutine(), RSSStartKB: rssKB()}
-	var (
-		mu       sync.Mutex
-		lat      []time.Duration
-		requests atomic.Int64
-		wrong    atomic.Int64
-		wrongAll atomic.Int64
-		unavail  atomic.Int64
-		// restarts counts certbind going down and coming back: odd while it is down. A request
-		// that overlapped a restart may fail closed with 503.
-		restarts atomic.Int64
-		byCase   = make([]atomic.Int64, len(cs))
-		examples []string
-	)
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, o.Duration)
-	defer cancel()
-	var wg sync.WaitGroup
-	for w := 0; w < o.Workers; w++ {
-		wg.Add(1)
-		go func(seed uint64) {
-			defer wg.Done()
-			rnd := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-			for ctx.Err() == nil {
-				i := rnd.IntN(len(cs))
-				c := cs[i]
-				t0, epoch := time.Now(), restarts.Load()
-				status, code, err := c.run(r)
-				d := time.Since(t0)
-				requests.Add(1)
-				byCase[i].Add(1)
-				mu.Lock()
-				lat = append(lat, d)
-				mu.Unlock()
-				if c.want(status, code, err) {
-					continue
-				}
-				if status == http.StatusServiceUnavailable && (epoch%2 == 1 || restarts.Load() != epoch) {
-					unavail.Add(1) // certbind restarting: Envoy fails closed
-					continue
-				}
-				wrong.Add(1)
-				if !c.allow && status == http.StatusOK {
-					wrongAll.Add(1)
-				}
-				mu.Lock()
-				if len(examples) < 10 {
-					examples = append(examples, fmt.Sprintf("%s: got %d %q %v", c.name, status, code, err))
-				}
-				mu.Unlock()
-			}
-		}(uint64(w + 1))
+}
+
+// work sends randomly chosen cases until ctx ends.
+func (sk *soak) work(ctx context.Context, seed uint64) {
+	rnd := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	for ctx.Err() == nil {
+		sk.send(rnd.IntN(len(sk.cs)))
 	}
-	// Latency windows and restarts.
+}
+
+// send sends case i and checks the answer: the one it must get, or a 503 while certbind was
+// restarting; anything else is wrong.
+func (sk *soak) send(i int) {
+	c := sk.cs[i]
+	t0, epoch := time.Now(), sk.restarts.Load()
+	status, code, err := c.run(sk.r)
+	d := time.Since(t0)
+	sk.requests.Add(1)
+	sk.byCase[i].Add(1)
+	sk.mu.Lock()
+	sk.lat = append(sk.lat, d)
+	sk.mu.Unlock()
+	if c.want(status, code, err) {
+		return
+	}
+	if status == http.StatusServiceUnavailable && (epoch%2 == 1 || sk.restarts.Load() != epoch) {
+		sk.unavailable.Add(1) // certbind restarting: Envoy fails closed
+		return
+	}
+	sk.wrong.Add(1)
+	if !c.allow && status == http.StatusOK {
+		sk.wrongAllows.Add(1)
+	}
+	sk.mu.Lock()
+	if len(sk.examples) < 10 {
+		sk.examples = append(sk.examples, fmt.Sprintf("%s: got %d %q %v", c.name, status, code, err))
+	}
+	sk.mu.Unlock()
+}
+
+// drive runs until ctx ends: it closes a latency window into rep every o.Window and, with
+// o.Restarts, restarts certbind that many times, evenly spaced from start.
+func (sk *soak) drive(ctx context.Context, o Options, start time.Time, rep *Report) error {
 	ticker := time.NewTicker(o.Window)
+	defer ticker.Stop()
 	var restartEvery time.Duration
 	if o.Restarts > 0 {
 		restartEvery = o.Duration / time.Duration(o.Restarts+1)
 	}
 	nextRestart := start.Add(restartEvery)
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
+			return nil
 		case <-ticker.C:
-			mu.Lock()
-			rep.WindowP99 = append(rep.WindowP99, p99(lat))
-			lat = lat[:0]
-			mu.Unlock()
+			rep.WindowP99 = append(rep.WindowP99, sk.closeWindow())
 		case <-time.After(50 * time.Millisecond):
 			if restartEvery > 0 && time.Now().After(nextRestart) {
-				restarts.Add(1)
-				s.StopCertbind()
-				time.Sleep(200 * time.Millisecond)
-				if err := s.RestartCertbind(); err != nil {
-					cancel()
-					wg.Wait()
-					s.Close()
-					return rep, err
+				if err := sk.restartCertbind(); err != nil {
+					return err
 				}
-				// Down until the proxies have reconnected (gRPC reconnects with backoff): a 503
-				// until then is the proxy failing closed, not a decision.
-				for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-					if st, _, _ := cs[3].run(r); st != http.StatusServiceUnavailable {
-						break
-					}
-				}
-				restarts.Add(1)
 				nextRestart = nextRestart.Add(restartEvery)
 			}
 		}
 	}
-	ticker.Stop()
-	wg.Wait()
-	rep.Elapsed = time.Since(start)
-	mu.Lock()
-	if len(lat) > 0 {
-		rep.WindowP99 = append(rep.WindowP99, p99(lat))
+}
+
+// closeWindow returns the p99 latency of the current window and starts the next.
+func (sk *soak) closeWindow() time.Duration {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	d := p99(sk.lat)
+	sk.lat = sk.lat[:0]
+	return d
+}
+
+// lastWindow is the p99 latency of the window the run ended in, if it saw a request.
+func (sk *soak) lastWindow() (time.Duration, bool) {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if len(sk.lat) == 0 {
+		return 0, false
 	}
-	mu.Unlock()
-	rep.RSSEndKB = rssKB()
-	rep.Requests, rep.Wrong, rep.WrongAllows, rep.Unavailable = requests.Load(), wrong.Load(), wrongAll.Load(), unavail.Load()
-	rep.Examples = examples
-	for i, c := range cs {
-		rep.ByCase[c.name] = byCase[i].Load()
+	return p99(sk.lat), true
+}
+
+// restartCertbind stops certbind and starts it again, counting it down until the proxies
+// reach it again.
+func (sk *soak) restartCertbind() error {
+	sk.restarts.Add(1)
+	sk.r.s.StopCertbind()
+	time.Sleep(200 * time.Millisecond)
+	if err := sk.r.s.RestartCertbind(); err != nil {
+		return err
 	}
-	for _, c := range r.clients {
-		c.CloseIdleConnections()
-	}
-	s.Close()
-	// Connection and server goroutines end asynchronously after Close; a leak is what is still
-	// there once they have had time to, so wait (on a busy machine, up to 10s) before counting.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		rep.GoroutinesEnd = runtime.NumGoroutine()
-		if rep.GoroutinesEnd <= rep.GoroutinesBase+goroutineMargin || time.Now().After(deadline) {
+	sk.awaitProxies()
+	sk.restarts.Add(1)
+	return nil
+}
+
+// awaitProxies waits, up to 15s, until the restart probe gets an answer other than 503. Down
+// until the proxies have reconnected (gRPC reconnects with backoff): a 503 until then is the
+// proxy failing closed, not a decision.
+func (sk *soak) awaitProxies() {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if st, _, _ := sk.cs[restartProbe].run(sk.r); st != http.StatusServiceUnavailable {
 			break
 		}
 	}
-	return rep, nil
 }
 
-func fetchToken(r *runner, cert, id string) (string, error) {
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "scope": {"read"}}
-	req, _ := http.NewRequest(http.MethodPost, r.s.FrontURL+"/oauth2/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := r.clients[cert].Do(req)
-	if err != nil {
-		return "", err
+// count copies the counts into rep.
+func (sk *soak) count(rep *Report) {
+	rep.Requests, rep.Wrong, rep.WrongAllows, rep.Unavailable = sk.requests.Load(), sk.wrong.Load(), sk.wrongAllows.Load(), sk.unavailable.Load()
+	rep.Examples = sk.examples
+	for i, c := range sk.cs {
+		rep.ByCase[c.name] = sk.byCase[i].Load()
 	}
-	defer resp.Body.Close()
-	var tr struct {
-		AccessToken string `json:"access_token"`
+}
+
+// settledGoroutines counts the goroutines once those of closed connections and servers have
+// ended. They end asynchronously after Close; a leak is what is still there once they have had
+// time to, so wait (on a busy machine, up to 10s) for the count to come within goroutineMargin
+// of base.
+func settledGoroutines(base int) int {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n := runtime.NumGoroutine()
+		if n <= base+goroutineMargin || time.Now().After(deadline) {
+			return n
+		}
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil || tr.AccessToken == "" {
-		return "", fmt.Errorf("soak: no token for %s (HTTP %d)", id, resp.StatusCode)
-	}
-	return tr.AccessToken, nil
 }
 
 func p99(d []time.Duration) time.Duration {
