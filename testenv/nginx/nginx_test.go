@@ -283,6 +283,10 @@ func TestNginxAuthRequest(t *testing.T) {
 			if tc.status == 401 && tc.authz != "" && !strings.Contains(got.hdr.Get("WWW-Authenticate"), `error="invalid_token"`) {
 				t.Errorf("WWW-Authenticate %q", got.hdr.Get("WWW-Authenticate"))
 			}
+			// auth_request copies WWW-Authenticate onto a 401 itself: exactly one, never two.
+			if n := len(got.hdr.Values("WWW-Authenticate")); (tc.status == 401 && tc.method == "GET") != (n == 1) || n > 1 {
+				t.Errorf("%d WWW-Authenticate values: %q", n, got.hdr.Values("WWW-Authenticate"))
+			}
 		})
 	}
 }
@@ -384,5 +388,20 @@ func TestNginxRoutes(t *testing.T) {
 				t.Fatalf("%d %q %s, want %d %q", got.status, got.hdr.Get("X-Certbind-Reason"), got.body, tc.status, tc.reason)
 			}
 		})
+	}
+}
+
+// TestNginxForwardsRequestHost: upstreams behind the shipped configuration (the authorization
+// server builds its metadata URLs from them) see the client's Host and https, not the
+// upstream's name.
+func TestNginxForwardsRequestHost(t *testing.T) {
+	r := start(t)
+	got := r.do(t, testbed.Inventory, "GET", "/internal/stock", "", map[string]string{"Host": "api.certbind.test:8443"})
+	var echo demoapp.Echo
+	if err := json.Unmarshal([]byte(got.body), &echo); got.status != 200 || err != nil {
+		t.Fatalf("%d %s", got.status, got.body)
+	}
+	if echo.Headers["host"] != "api.certbind.test:8443" || echo.Headers["x-forwarded-proto"] != "https" {
+		t.Errorf("upstream host %q, x-forwarded-proto %q", echo.Headers["host"], echo.Headers["x-forwarded-proto"])
 	}
 }
