@@ -161,6 +161,7 @@ func TestTokenConfigErrors(t *testing.T) {
 		{"issuer not a URL", "  issuers: [{issuer: as, jwks_uri: https://as/jwks, audiences: [a]}]\n", `tokens.issuers[0].issuer: "as" is not an issuer URL`},
 		{"introspection without client auth", "  introspection: {endpoint: https://as/introspect}\n", "tokens.introspection: configure client authentication"},
 		{"introspection secret missing", "  introspection: {endpoint: https://as/introspect, client_id: x}\n", "tokens.introspection.client_secret: missing"},
+		{"introspection over mutual TLS without client_id", "  introspection: {endpoint: https://as/introspect, tls_cert: pki/c.pem, tls_key: pki/k.pem}\n", "tokens.introspection.client_id: missing: with mutual TLS"},
 		{"realm with a quote", "  realm: 'a\"b'\n  issuers: [{issuer: https://as, jwks_uri: https://as/jwks, audiences: [a]}]\n", "tokens.realm: must not contain quotes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

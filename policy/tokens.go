@@ -169,7 +169,11 @@ func (b *builder) introspector(path string, in *fileIntrospection) *token.Intros
 	}
 	mtls := in.TLSCert != "" || in.TLSKey != ""
 	if in.ClientID == "" && !mtls {
-		b.errf(path, "configure client authentication: client_id with client_secret (client_secret_basic), or tls_cert and tls_key (mutual TLS)")
+		b.errf(path, "configure client authentication: client_id with client_secret (client_secret_basic), or client_id with tls_cert and tls_key (mutual TLS)")
+		return nil
+	}
+	if in.ClientID == "" {
+		b.errf(path+".client_id", "missing: with mutual TLS, certbind names itself with client_id in the request body (RFC 8705 section 2)")
 		return nil
 	}
 	if in.ClientID != "" && secret == "" && !mtls {
@@ -205,7 +209,8 @@ func (b *builder) introspector(path string, in *fileIntrospection) *token.Intros
 		b.errf(path+".cache_size", "must be positive")
 	}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}
-	// With mutual TLS alone (RFC 8705 section 2 as the client), client_id still goes in the form.
+	// With a secret, client_secret_basic; with mutual TLS alone (RFC 8705 section 2 as the
+	// client), client_id in the form and no Authorization header.
 	return token.NewIntrospector(token.IntrospectorConfig{
 		Endpoint: in.Endpoint, Client: client, ClientID: in.ClientID, ClientSecret: secret,
 		Timeout: in.Timeout, CacheTTL: in.CacheTTL, CacheSize: in.CacheSize, Leeway: in.Leeway, OnCall: func(err error) { b.obs.ObserveFetch("introspection", in.Endpoint, err) },

@@ -20,7 +20,9 @@ import (
 type IntrospectorConfig struct {
 	Endpoint string
 	// Client authenticates certbind to the endpoint. For client_secret_basic set ClientID and
-	// ClientSecret; for mutual TLS give an http.Client whose transport presents a certificate.
+	// ClientSecret (sent as HTTP Basic credentials); for mutual TLS (RFC 8705 tls_client_auth)
+	// set ClientID alone, sent as the client_id form parameter, and give an http.Client whose
+	// transport presents the certificate.
 	Client       *http.Client
 	ClientID     string
 	ClientSecret string
@@ -128,13 +130,19 @@ func (in *Introspector) call(ctx context.Context, raw string) (*Claims, error) {
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.Timeout)
 	defer cancel()
 	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
+	if in.cfg.ClientID != "" && in.cfg.ClientSecret == "" {
+		// RFC 8705 section 2, RFC 7662 section 2.1: a tls_client_auth client names itself with
+		// client_id in the body and sends no Authorization header (a Basic header would be
+		// client_secret_basic, with an empty secret).
+		form.Set("client_id", in.cfg.ClientID)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.cfg.Endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, &Error{Kind: KindUnavailable, Err: err}
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if in.cfg.ClientID != "" {
+	if in.cfg.ClientSecret != "" {
 		// RFC 6749 section 2.3.1: both parts form-urlencoded before Basic encoding.
 		req.SetBasicAuth(url.QueryEscape(in.cfg.ClientID), url.QueryEscape(in.cfg.ClientSecret))
 	}

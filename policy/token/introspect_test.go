@@ -98,7 +98,6 @@ func TestIntrospectClientSecretBasic(t *testing.T) {
 		{"specials in the secret", "certbind", "p@ss w:rd+%/é&=?", "certbind:p%40ss+w%3Ard%2B%25%2F%C3%A9%26%3D%3F"},
 		// Go leaves "~" as is (RFC 3986 unreserved); a form decoder reads it either way.
 		{"unreserved characters untouched", "a-b_c.d~e", "A-Z_0.9~*", "a-b_c.d~e:A-Z_0.9~%2A"},
-		{"empty secret", "public", "", "public:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,6 +149,26 @@ func TestIntrospectRequest(t *testing.T) {
 	}
 	if len(form) != 2 || form.Get("token") != tok || form.Get("token_type_hint") != "access_token" {
 		t.Errorf("form %v", form)
+	}
+}
+
+// TestIntrospectMutualTLSClientID: with mutual TLS (no secret) certbind names itself with
+// client_id in the form and sends no Authorization header (RFC 8705 section 2, RFC 7662
+// section 2.1): a Basic header with an empty secret is client_secret_basic, which an
+// authorization server refuses.
+func TestIntrospectMutualTLSClientID(t *testing.T) {
+	srv := newIntrospection(t)
+	srv.answer("tok", activeAnswer(""))
+	in := NewIntrospector(IntrospectorConfig{Endpoint: srv.URL + "/introspect", ClientID: "certbind"})
+	if _, err := in.Introspect(t.Context(), "tok", t0); err != nil {
+		t.Fatal(err)
+	}
+	r, form := srv.last()
+	if h, ok := r.Header["Authorization"]; ok {
+		t.Errorf("Authorization %q sent with mutual TLS", h)
+	}
+	if form.Get("client_id") != "certbind" || form.Get("token") != "tok" || len(form) != 3 {
+		t.Errorf("form %v, want token, token_type_hint and client_id", form)
 	}
 }
 
