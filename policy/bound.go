@@ -104,7 +104,8 @@ func (c *Config) verifyToken(ctx context.Context, raw string, now time.Time) (*t
 	var key [32]byte
 	if cacheable {
 		key = sha256.Sum256([]byte(raw))
-		if e, ok := c.rt.tokenCache.Get(key); ok && now.Before(e.until) && (e.claims.NotBefore.IsZero() || !now.Before(e.claims.NotBefore)) {
+		if e, ok := c.rt.tokenCache.Get(key); ok && now.Before(e.until) && (e.claims.NotBefore.IsZero() || !now.Before(e.claims.NotBefore)) &&
+			ts.verifier.KeysCurrent(ctx, e.claims) {
 			c.cacheEvent("tokens", true)
 			return e.claims, e.pol, nil
 		}

@@ -470,3 +470,30 @@ func TestRFC8705Vectors(t *testing.T) {
 		}
 	}
 }
+
+// TestRemovedKeyStopsWorking: a JWT verified (and cached) before its signing key left the
+// issuer's key set is refused once the set is refreshed, not allowed until its cache entry
+// ends (issue 12, defect 4).
+func TestRemovedKeyStopsWorking(t *testing.T) {
+	w := newWorld(t)
+	k := newIssuerKeys(t)
+	srv := newJWKSServer(t, k.jwks(t, "rsa-1"))
+	cfg := tokenConfig("jwks_uri: "+srv.URL+"/jwks", "required") + "jwks_fetch: {timeout: 1s, refresh_interval: 1h, min_interval: 1ns}\n"
+	e := w.engine(t, cfg)
+	check := func(tok string) policy.Decision {
+		return decide(e, policy.Input{ModeHint: "bound_token", Request: apiRequest(tok), Certificate: presented(t, w.billing)})
+	}
+	old := k.sign(t, "rsa-1", nil, claims(w.billing))
+	if d := check(old); d.Reason != policy.ReasonOK {
+		t.Fatalf("before the rotation: %s (%v)", d.Reason, d.Cause)
+	}
+	// The issuer replaces rsa-1 by ec-1; a token with the new kid makes certbind refetch.
+	rotated := k.jwks(t, "ec-1")
+	srv.body.Store(&rotated)
+	if d := check(k.sign(t, "ec-1", nil, claims(w.billing))); d.Reason != policy.ReasonOK {
+		t.Fatalf("new key: %s (%v)", d.Reason, d.Cause)
+	}
+	if d := check(old); d.Reason != policy.ReasonTokenUnknownKey {
+		t.Fatalf("a token of the removed key: %s (%v), want token_unknown_key", d.Reason, d.Cause)
+	}
+}

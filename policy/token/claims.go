@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/certbind/certbind/policy/jwks"
 )
 
 // Claims are the facts of a verified access token that certbind decides on.
@@ -23,6 +25,9 @@ type Claims struct {
 	NotBefore time.Time
 	// Confirmation is the cnf claim (RFC 7800); nil when the token has none.
 	Confirmation *Confirmation
+
+	// keys is the issuer's key set whose key verified the signature (nil for introspection).
+	keys *jwks.Set
 }
 
 // Confirmation is a token's cnf claim as far as RFC 8705 needs it.

@@ -181,10 +181,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string, now time.Time) (*Clai
 	if err := is.checkType(h.ExtraHeaders[jose.HeaderType]); err != nil {
 		return nil, err
 	}
-	payload, err := is.verifySignature(ctx, jws, h.KeyID, alg)
+	payload, set, err := is.verifySignature(ctx, jws, h.KeyID, alg)
 	if err != nil {
 		return nil, err
 	}
+	c.keys = set
 	if seg := strings.Split(raw, ".")[1]; base64.RawURLEncoding.EncodeToString(payload) != seg {
 		return nil, fail(KindMalformed, "signed payload differs from the parsed one") // unreachable for compact JWS
 	}
@@ -228,10 +229,12 @@ func (is *Issuer) checkType(v any) error {
 	return fail(KindType, "typ %q not accepted, want %q", typ, is.Types)
 }
 
-func (is *Issuer) verifySignature(ctx context.Context, jws *jose.JSONWebSignature, kid string, alg jose.SignatureAlgorithm) ([]byte, error) {
+// verifySignature verifies jws with a key of the issuer and returns the payload and the key set
+// the key came from.
+func (is *Issuer) verifySignature(ctx context.Context, jws *jose.JSONWebSignature, kid string, alg jose.SignatureAlgorithm) ([]byte, *jwks.Set, error) {
 	set, err := is.Keys.Current(ctx)
 	if err != nil {
-		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("keys of %q: %w", is.Issuer, err)}
+		return nil, nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("keys of %q: %w", is.Issuer, err)}
 	}
 	keys := candidates(set, kid, alg)
 	if len(keys) == 0 && kid != "" {
@@ -242,14 +245,14 @@ func (is *Issuer) verifySignature(ctx context.Context, jws *jose.JSONWebSignatur
 		}
 	}
 	if len(keys) == 0 {
-		return nil, fail(KindUnknownKey, "issuer %q has no %s key with kid %q", is.Issuer, alg, kid)
+		return nil, nil, fail(KindUnknownKey, "issuer %q has no %s key with kid %q", is.Issuer, alg, kid)
 	}
 	for _, k := range keys {
 		if payload, err := jws.Verify(k.Key); err == nil {
-			return payload, nil
+			return payload, set, nil
 		}
 	}
-	return nil, fail(KindSignature, "signature does not verify with the issuer's key %q", kid)
+	return nil, nil, fail(KindSignature, "signature does not verify with the issuer's key %q", kid)
 }
 
 // candidates are the public signing keys that may have made a signature with alg: matching kid
@@ -290,6 +293,19 @@ func checkTimes(c *Claims, now time.Time, leeway time.Duration, requireExp bool)
 		return fail(KindNotYetValid, "not valid before %s", c.NotBefore.Format(time.RFC3339))
 	}
 	return nil
+}
+
+// KeysCurrent reports whether the key set that verified c (a result of Verify) is still its
+// issuer's current one. A cache of verified tokens must check it on every hit: a key removed
+// from the issuer's set then stops working at the set's next successful refresh, not when the
+// cache entry ends.
+func (v *Verifier) KeysCurrent(ctx context.Context, c *Claims) bool {
+	is, ok := v.issuers[c.Issuer]
+	if !ok || c.keys == nil {
+		return false
+	}
+	set, err := is.Keys.Current(ctx)
+	return err == nil && set == c.keys
 }
 
 // MaxBytes is the largest token the verifier looks at.
