@@ -170,6 +170,8 @@ func tokenReason(err error) Reason {
 		return ReasonTokenAudience
 	case token.KindInactive:
 		return ReasonTokenInactive
+	case token.KindRejected:
+		return ReasonTokenRejected
 	case token.KindUnavailable:
 		return ReasonTokenUnverifiable
 	}

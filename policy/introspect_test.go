@@ -33,6 +33,12 @@ func newIntrospectionServer(t testing.TB, answers map[string]string) *introspect
 		case "garbage":
 			fmt.Fprint(w, "<html>")
 			return
+		case "refuses":
+			// oidc-provider's answer for a token it does not introspect (a JWT of another issuer)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"unsupported_token_type","error_description":"unsupported token type"}`)
+			return
 		}
 		if id, secret, ok := r.BasicAuth(); !ok || id != "certbind" || secret != "s3cret" {
 			http.Error(w, "client authentication failed", http.StatusUnauthorized)
@@ -116,6 +122,19 @@ func TestBoundTokenIntrospection(t *testing.T) {
 	calls := srv.calls.Load()
 	if d := check("fresh-down"); d.Reason != policy.ReasonTokenInactive || srv.calls.Load() == calls {
 		t.Errorf("after recovery: %s; failure must not have been cached", d.Reason)
+	}
+
+	// An error answer about the token is the token's problem (401 invalid_token), not an
+	// outage, and it is kept like an inactive answer.
+	srv.mode.Store("refuses")
+	calls = srv.calls.Load()
+	for range 2 {
+		if d := check("junk"); d.Reason != policy.ReasonTokenRejected || d.Allow {
+			t.Errorf("refused token: %s (%v), want token_rejected", d.Reason, d.Cause)
+		}
+	}
+	if n := srv.calls.Load() - calls; n != 1 {
+		t.Errorf("%d endpoint calls for one refused token, want 1", n)
 	}
 }
 

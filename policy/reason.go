@@ -68,6 +68,7 @@ const (
 	ReasonTokenNotYetValid     Reason = "token_not_yet_valid"       // before nbf
 	ReasonTokenAudience        Reason = "token_audience"            // not for this resource server
 	ReasonTokenInactive        Reason = "token_inactive"            // introspection: active false
+	ReasonTokenRejected        Reason = "token_rejected"            // introspection: an error answer about the token (RFC 7662, RFC 6749 section 5.2)
 	ReasonTokenUnverifiable    Reason = "token_unverifiable"        // keys or introspection unavailable: fail closed
 	ReasonTokenUnbound         Reason = "token_unbound"             // no cnf x5t#S256 where binding is required
 	ReasonTokenCNFMalformed    Reason = "token_cnf_malformed"       // cnf or x5t#S256 not canonical (RFC 8705 section 3.1)
@@ -144,6 +145,7 @@ var reasonTable = []reasonInfo{
 	{ReasonTokenNotYetValid, ClassUnauthenticated, "the access token is not yet valid"},
 	{ReasonTokenAudience, ClassUnauthenticated, "the access token is not intended for this resource"},
 	{ReasonTokenInactive, ClassUnauthenticated, "the access token is not active"},
+	{ReasonTokenRejected, ClassUnauthenticated, "the authorization server refused the access token"},
 	{ReasonTokenUnverifiable, ClassUnavailable, "the access token cannot be verified right now"},
 	{ReasonTokenUnbound, ClassUnauthenticated, "the access token is not bound to a client certificate"},
 	{ReasonTokenCNFMalformed, ClassUnauthenticated, "the access token's certificate confirmation is malformed"},

@@ -38,8 +38,9 @@ type IntrospectorConfig struct {
 	OnCall    func(err error) // observes every endpoint call (nil error on an answer)
 }
 
-// Introspector asks the authorization server about opaque tokens. Answers (active or not) are
-// cached by the token's SHA-256, never beyond the token's exp; failures are never cached.
+// Introspector asks the authorization server about opaque tokens. Answers (active or not, or
+// an error answer about the token) are cached by the token's SHA-256, never beyond the token's
+// exp; failures (network, timeouts, 5xx, certbind's own credentials refused) are never cached.
 type Introspector struct {
 	cfg   IntrospectorConfig
 	cache *lru.Cache[[32]byte, cached] // entries carry their expiry
@@ -47,8 +48,9 @@ type Introspector struct {
 }
 
 type cached struct {
-	claims *Claims // nil when inactive
-	until  time.Time
+	claims   *Claims // nil when inactive or rejected
+	rejected error   // the endpoint's error answer about the token (KindRejected)
+	until    time.Time
 }
 
 // NewIntrospector makes an Introspector.
@@ -76,40 +78,46 @@ func NewIntrospector(c IntrospectorConfig) *Introspector {
 func (in *Introspector) Introspect(ctx context.Context, raw string, now time.Time) (*Claims, error) {
 	key := sha256.Sum256([]byte(raw))
 	if e, ok := in.cache.Get(key); ok && now.Before(e.until) {
-		return in.result(e.claims, now)
+		return in.result(e, now)
 	}
 	// Requests carrying the same uncached token share one call. It runs detached from any one
 	// caller (bounded by Timeout), so a caller that gives up does not fail the others.
 	ch := in.calls.DoChan(string(key[:]), func() (any, error) {
 		if e, ok := in.cache.Get(key); ok && now.Before(e.until) { // a call that just ended
-			return e.claims, nil
+			return e, nil
 		}
 		c, err := in.call(context.WithoutCancel(ctx), raw)
 		if in.cfg.OnCall != nil {
 			in.cfg.OnCall(err)
 		}
-		if err != nil {
+		e := cached{claims: c, until: now.Add(in.cfg.CacheTTL)}
+		switch {
+		case KindOf(err) == KindRejected:
+			e.rejected = err // an answer about the token: kept like active: false
+		case err != nil:
 			return nil, err // never cached
+		case c != nil && !c.Expiry.IsZero() && c.Expiry.Before(e.until):
+			e.until = c.Expiry
 		}
-		until := now.Add(in.cfg.CacheTTL)
-		if c != nil && !c.Expiry.IsZero() && c.Expiry.Before(until) {
-			until = c.Expiry
-		}
-		in.cache.Add(key, cached{claims: c, until: until})
-		return c, nil
+		in.cache.Add(key, e)
+		return e, nil
 	})
 	select {
 	case res := <-ch:
 		if res.Err != nil {
 			return nil, res.Err
 		}
-		return in.result(res.Val.(*Claims), now)
+		return in.result(res.Val.(cached), now)
 	case <-ctx.Done():
 		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("introspection: %w", ctx.Err())}
 	}
 }
 
-func (in *Introspector) result(c *Claims, now time.Time) (*Claims, error) {
+func (in *Introspector) result(e cached, now time.Time) (*Claims, error) {
+	if e.rejected != nil {
+		return nil, e.rejected
+	}
+	c := e.claims
 	if c == nil {
 		return nil, fail(KindInactive, "introspection: active is false")
 	}
@@ -152,7 +160,7 @@ func (in *Introspector) call(ctx context.Context, raw string) (*Claims, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("introspection: HTTP %d", resp.StatusCode)}
+		return nil, errorAnswer(resp)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, in.cfg.MaxBytes+1))
 	if err != nil {
@@ -177,4 +185,42 @@ func (in *Introspector) call(ctx context.Context, raw string) (*Claims, error) {
 		return nil, fail(KindMalformed, "introspection: %w", err)
 	}
 	return c, nil
+}
+
+// errorAnswer reads a non-200 introspection answer. An RFC 6749 section 5.2 error about the
+// token (a 4xx with a JSON error such as invalid_request or unsupported_token_type) is a
+// refusal of the token (KindRejected): the token is at fault, not the endpoint. Everything
+// else is KindUnavailable and fails closed with 503: 5xx, 429, an answer without an OAuth
+// error, and certbind's own credentials refused (401, 403, invalid_client,
+// unauthorized_client: RFC 7662 section 2.3), which no token can fix.
+func errorAnswer(resp *http.Response) error {
+	var answer struct {
+		Error string `json:"error"`
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	_ = json.Unmarshal(body, &answer)
+	code := resp.StatusCode
+	err := fmt.Errorf("introspection: HTTP %d", code)
+	if validErrorCode(answer.Error) {
+		err = fmt.Errorf("introspection: HTTP %d %s", code, answer.Error)
+	}
+	switch {
+	case code < 400 || code >= 500 || code == http.StatusUnauthorized || code == http.StatusForbidden || code == http.StatusTooManyRequests,
+		!validErrorCode(answer.Error), answer.Error == "invalid_client", answer.Error == "unauthorized_client":
+		return &Error{Kind: KindUnavailable, Err: err}
+	}
+	return &Error{Kind: KindRejected, Err: err}
+}
+
+// validErrorCode: an RFC 6749 error code, 1*( %x20-21 / %x23-5B / %x5D-7E ), short enough to log.
+func validErrorCode(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }

@@ -203,6 +203,16 @@ func TestIntrospectResponses(t *testing.T) {
 		{"larger than MaxBytes", 200, padTo(`{"active":true}`, maxBytes+1), KindUnavailable, nil},
 		{"HTTP 401", 401, `{"error":"invalid_client"}`, KindUnavailable, nil},
 		{"HTTP 500", 500, activeAnswer(""), KindUnavailable, nil},
+		// RFC 7662 / RFC 6749 section 5.2 error answers: about the token, or about certbind.
+		{"HTTP 400 unsupported_token_type", 400, `{"error":"unsupported_token_type","error_description":"x"}`, KindRejected, nil},
+		{"HTTP 400 invalid_request", 400, `{"error":"invalid_request"}`, KindRejected, nil},
+		{"HTTP 400 invalid_client", 400, `{"error":"invalid_client"}`, KindUnavailable, nil},
+		{"HTTP 400 unauthorized_client", 400, `{"error":"unauthorized_client"}`, KindUnavailable, nil},
+		{"HTTP 400 without an OAuth error", 400, `<html>bad request</html>`, KindUnavailable, nil},
+		{"HTTP 400 with a control character in the error", 400, "{\"error\":\"a\\nb\"}", KindUnavailable, nil},
+		{"HTTP 403", 403, `{"error":"access_denied"}`, KindUnavailable, nil},
+		{"HTTP 429", 429, `{"error":"slow_down"}`, KindUnavailable, nil},
+		{"HTTP 503 with an OAuth error", 503, `{"error":"temporarily_unavailable"}`, KindUnavailable, nil},
 
 		{"expired", 200, `{"active":true,"exp":` + fmt.Sprint(t0.Add(-time.Second).Unix()) + `}`, KindExpired, nil},
 		{"not yet valid", 200, `{"active":true,"nbf":` + fmt.Sprint(t0.Add(time.Second).Unix()) + `}`, KindNotYetValid, nil},
@@ -471,5 +481,32 @@ func TestIntrospectSharedCall(t *testing.T) {
 	}
 	if got := srv.calls.Load(); got != 1 {
 		t.Errorf("%d endpoint calls for %d concurrent requests of one token, want 1", got, n)
+	}
+}
+
+// TestIntrospectRejectionCached: an error answer about the token is kept like active: false,
+// so a junk token costs the authorization server one call, not one per request; a failure is
+// not kept.
+func TestIntrospectRejectionCached(t *testing.T) {
+	srv := newIntrospection(t)
+	srv.setStatus(400)
+	srv.answer("junk", `{"error":"unsupported_token_type"}`)
+	in := NewIntrospector(IntrospectorConfig{Endpoint: srv.URL})
+	for range 3 {
+		if _, err := in.Introspect(t.Context(), "junk", t0); KindOf(err) != KindRejected {
+			t.Fatalf("%v, want a rejection", err)
+		}
+	}
+	if n := srv.calls.Load(); n != 1 {
+		t.Errorf("%d endpoint calls for a refused token, want 1", n)
+	}
+	srv.setStatus(500)
+	for range 2 {
+		if _, err := in.Introspect(t.Context(), "other", t0); KindOf(err) != KindUnavailable {
+			t.Fatalf("%v, want unavailable", err)
+		}
+	}
+	if n := srv.calls.Load(); n != 3 {
+		t.Errorf("%d endpoint calls, want 3: failures are not cached", n)
 	}
 }

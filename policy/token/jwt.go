@@ -36,6 +36,7 @@ const (
 	KindNotYetValid Kind = "not_yet_valid"
 	KindAudience    Kind = "audience"    // aud holds none of the configured audiences
 	KindInactive    Kind = "inactive"    // introspection says active: false
+	KindRejected    Kind = "rejected"    // the introspection endpoint refused the token (an RFC 7662 error answer)
 	KindUnavailable Kind = "unavailable" // keys or introspection endpoint unavailable: cannot decide
 )
 
