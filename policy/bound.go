@@ -130,9 +130,10 @@ func (c *Config) verifyToken(ctx context.Context, raw string, now time.Time) (*t
 func (ts *tokenSettings) verify(ctx context.Context, raw string, jwt bool, now time.Time) (_ *token.Claims, _ issuerPolicy, local bool, _ error) {
 	if jwt {
 		c, err := ts.verifier.Verify(ctx, raw, now)
-		// A JWT of an issuer certbind does not know, or something only shaped like one, may
-		// still be an opaque token the authorization server can introspect.
-		notOurs := errors.Is(err, token.ErrNotJWT) || token.KindOf(err) == token.KindIssuer
+		// Something only shaped like a JWT may still be an opaque token the authorization
+		// server can introspect; a JWT of an issuer certbind does not know goes there only with
+		// jwt_unknown_issuers: introspect.
+		notOurs := errors.Is(err, token.ErrNotJWT) || (token.KindOf(err) == token.KindIssuer && ts.introspectUnknown)
 		if !notOurs || ts.introspector == nil {
 			if err != nil {
 				return nil, issuerPolicy{}, false, err

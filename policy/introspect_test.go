@@ -205,3 +205,43 @@ func TestTokenConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestJWTOfUnknownIssuer: with issuers configured, a JWT of another issuer is refused by name
+// (token_issuer) without asking the authorization server, unless jwt_unknown_issuers says
+// introspect; with introspection alone, every JWT is introspected.
+func TestJWTOfUnknownIssuer(t *testing.T) {
+	w := newWorld(t)
+	k := newIssuerKeys(t)
+	w.write(t, "pki/as.jwks.json", k.jwks(t))
+	srv := newIntrospectionServer(t, nil)
+	c := claims(w.billing)
+	c["iss"] = "https://typo.example.org"
+	foreign := k.sign(t, "ec-1", nil, c)
+	introspection := "  introspection: {endpoint: " + srv.URL + ", client_id: certbind, client_secret: s3cret%s}\n"
+	issuers := "  issuers: [{issuer: " + testIssuer + ", jwks_file: pki/as.jwks.json, audiences: [" + testAudience + "]}]\n"
+	for _, tc := range []struct {
+		name, tokens string
+		want         policy.Reason
+		calls        int64
+	}{
+		{"issuers and introspection: refused by name", issuers + fmt.Sprintf(introspection, ""), policy.ReasonTokenIssuer, 0},
+		{"jwt_unknown_issuers: introspect", issuers + fmt.Sprintf(introspection, ", jwt_unknown_issuers: introspect"), policy.ReasonTokenInactive, 1},
+		{"introspection alone", fmt.Sprintf(introspection, ""), policy.ReasonTokenInactive, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := w.engine(t, exampleConfig+"tokens:\n"+tc.tokens)
+			before := srv.calls.Load()
+			d := decide(e, policy.Input{ModeHint: "bound_token", Request: apiRequest(foreign), Certificate: presented(t, w.billing)})
+			if d.Reason != tc.want || srv.calls.Load()-before != tc.calls {
+				t.Fatalf("%s (%v) after %d introspection calls; want %s after %d", d.Reason, d.Cause, srv.calls.Load()-before, tc.want, tc.calls)
+			}
+			if tc.want == policy.ReasonTokenIssuer && !strings.Contains(d.Cause.Error(), `"https://typo.example.org"`) {
+				t.Errorf("cause %v does not name the issuer", d.Cause)
+			}
+		})
+	}
+	p := w.write(t, "bad.yaml", []byte("tokens:\n"+fmt.Sprintf(introspection, ", jwt_unknown_issuers: maybe")))
+	if _, err := policy.LoadConfig(p, policy.LoadOptions{}); err == nil || !strings.Contains(err.Error(), `tokens.introspection.jwt_unknown_issuers: "maybe": want refuse or introspect`) {
+		t.Errorf("error %v", err)
+	}
+}

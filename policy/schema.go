@@ -222,6 +222,9 @@ type fileIntrospection struct {
 	Leeway             time.Duration `yaml:"leeway"`
 	Binding            string        `yaml:"binding"`
 	RequireClientMatch bool          `yaml:"require_client_match"`
+	// UnknownIssuers says what a JWT whose iss is not in tokens.issuers does: "refuse"
+	// (token_issuer) or "introspect".
+	UnknownIssuers string `yaml:"jwt_unknown_issuers"`
 }
 
 // Token defaults.
@@ -268,6 +271,15 @@ func (t *fileTokens) applyDefaults() {
 		}
 		if in.Binding == "" {
 			in.Binding = string(BindingRequired)
+		}
+		if in.UnknownIssuers == "" {
+			// With issuers configured, a JWT of another one is a typo or a foreign token: refuse
+			// it by name rather than ask the authorization server about every one. With none,
+			// introspection is how every token, JWTs included, is verified.
+			in.UnknownIssuers = "refuse"
+			if len(t.Issuers) == 0 {
+				in.UnknownIssuers = "introspect"
+			}
 		}
 	}
 }

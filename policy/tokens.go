@@ -42,6 +42,9 @@ type tokenSettings struct {
 	issuers       map[string]issuerPolicy
 	introspector  *token.Introspector
 	introspection issuerPolicy
+	// introspectUnknown sends a JWT whose issuer is not configured to introspection
+	// (tokens.introspection.jwt_unknown_issuers: introspect) instead of refusing it.
+	introspectUnknown bool
 }
 
 type issuerPolicy struct {
@@ -98,6 +101,13 @@ func (b *builder) tokens(t *fileTokens, c *Config) *tokenSettings {
 			b.errf("tokens.introspection.binding", "%q: want required or optional", in.Binding)
 		}
 		ts.introspection = issuerPolicy{binding: bind, requireClientMatch: in.RequireClientMatch}
+		switch in.UnknownIssuers {
+		case "introspect":
+			ts.introspectUnknown = true
+		case "refuse":
+		default:
+			b.errf("tokens.introspection.jwt_unknown_issuers", "%q: want refuse or introspect", in.UnknownIssuers)
+		}
 	}
 	return ts
 }
