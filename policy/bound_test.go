@@ -11,9 +11,11 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -495,5 +497,73 @@ func TestRemovedKeyStopsWorking(t *testing.T) {
 	}
 	if d := check(old); d.Reason != policy.ReasonTokenUnknownKey {
 		t.Fatalf("a token of the removed key: %s (%v), want token_unknown_key", d.Reason, d.Cause)
+	}
+}
+
+// TestKeyFetchesWithPrivateCA: an authorization server on a private CA serves its keys to
+// certbind when the issuer (or the self-signed client's jwks_uri) names that CA in tls_ca; the
+// system roots alone refuse it, and the CA file is one of the configuration's files (reloaded
+// like every other). Issue 12, defect 3.
+func TestKeyFetchesWithPrivateCA(t *testing.T) {
+	w := newWorld(t)
+	k := newIssuerKeys(t)
+	var srv *httptest.Server
+	srv = httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/.well-known/oauth-authorization-server":
+			fmt.Fprintf(rw, `{"issuer":%q,"jwks_uri":%q}`, srv.URL, srv.URL+"/keys")
+		case "/keys":
+			rw.Write(k.jwks(t))
+		case "/partner.jwks":
+			rw.Write(jwksFor(t, w.partner))
+		default:
+			http.NotFound(rw, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	ca := w.write(t, "pki/as-tls-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	c := claims(w.billing)
+	c["iss"] = srv.URL
+	tok := k.sign(t, "ec-1", nil, c)
+	issuer := func(keys, tlsCA string) string {
+		return exampleConfig + "tokens:\n  issuers:\n    - {issuer: " + srv.URL + ", " + keys + ", audiences: [" + testAudience + "]" + tlsCA + "}\n"
+	}
+	for _, tc := range []struct {
+		name, cfg string
+		want      policy.Reason
+	}{
+		{"jwks_uri with tls_ca", issuer("jwks_uri: "+srv.URL+"/keys", ", tls_ca: pki/as-tls-ca.pem"), policy.ReasonOK},
+		{"discovery with tls_ca", issuer("discovery: true", ", tls_ca: pki/as-tls-ca.pem"), policy.ReasonOK},
+		{"jwks_uri without tls_ca", issuer("jwks_uri: "+srv.URL+"/keys", ""), policy.ReasonTokenUnverifiable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := w.load(t, tc.cfg)
+			e := policy.NewEngine(policy.EngineConfig{Config: cfg, Now: func() time.Time { return t0 }})
+			d := decide(e, policy.Input{ModeHint: "bound_token", Request: apiRequest(tok), Certificate: presented(t, w.billing)})
+			if d.Reason != tc.want {
+				t.Fatalf("%s (%v), want %s", d.Reason, d.Cause, tc.want)
+			}
+			if tc.want == policy.ReasonOK && !slices.Contains(cfg.Files(), ca) {
+				t.Errorf("files %q do not include the CA file, so a change would not reload", cfg.Files())
+			}
+		})
+	}
+	t.Run("self-signed client's jwks_uri with jwks_uri_tls_ca", func(t *testing.T) {
+		e := w.engine(t, "clients:\n  - {client_id: partner, token_endpoint_auth_method: self_signed_tls_client_auth, jwks_uri: \""+srv.URL+"/partner.jwks\", jwks_uri_tls_ca: pki/as-tls-ca.pem}\n")
+		if d := decide(e, policy.Input{ModeHint: "client_auth", Request: tokenRequest("partner"), Certificate: presented(t, w.partner)}); d.Reason != policy.ReasonOK {
+			t.Fatalf("%s (%v)", d.Reason, d.Cause)
+		}
+	})
+	for _, bad := range []struct{ yaml, want string }{
+		{"tokens:\n  issuers: [{issuer: https://as, jwks_file: pki/partner.jwks.json, audiences: [a], tls_ca: pki/as-tls-ca.pem}]\n", "tokens.issuers[0]: tls_ca, tls_cert and tls_key apply to jwks_uri and discovery fetches"},
+		{"tokens:\n  issuers: [{issuer: https://as, jwks_uri: https://as/keys, audiences: [a], tls_cert: pki/as-tls-ca.pem}]\n", "tokens.issuers[0]: tls_cert and tls_key go together"},
+		{"tokens:\n  issuers: [{issuer: https://as, jwks_uri: https://as/keys, audiences: [a], tls_ca: pki/none.pem}]\n", "tokens.issuers[0].tls_ca:"},
+		{"clients:\n  - {client_id: p, token_endpoint_auth_method: self_signed_tls_client_auth, jwks_file: pki/partner.jwks.json, jwks_uri_tls_ca: pki/as-tls-ca.pem}\n", "clients[0]: jwks_uri_tls_ca, jwks_uri_tls_cert and jwks_uri_tls_key apply to jwks_uri"},
+	} {
+		p := w.write(t, "bad.yaml", []byte(bad.yaml))
+		if _, err := policy.LoadConfig(p, policy.LoadOptions{}); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("error %v, want %q", err, bad.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -131,8 +132,17 @@ func (b *builder) selfSignedClient(path string, fc *fileClient, names []subjectN
 }
 
 func (b *builder) jwksSource(path string, fc *fileClient, c *Config) jwks.Source {
+	tlsSet := fileTLS{CA: fc.JWKSURITLSCA, Cert: fc.JWKSURITLSCert, Key: fc.JWKSURITLSKey}
 	if fc.JWKSURI != "" {
-		return b.remoteKeys(path, fc.JWKSURI, fc.JWKSURI, c)
+		client, ok := b.tlsClient(path, "jwks_uri_tls_", tlsSet)
+		if !ok {
+			return nil
+		}
+		return b.remoteKeys(path, fc.JWKSURI, fc.JWKSURI, c, client)
+	}
+	if tlsSet != (fileTLS{}) {
+		b.errf(path, "jwks_uri_tls_ca, jwks_uri_tls_cert and jwks_uri_tls_key apply to jwks_uri")
+		return nil
 	}
 	set, where, ok := b.staticKeys(path, fc.JWKS, fc.JWKSFile)
 	if !ok {
@@ -151,12 +161,12 @@ func (b *builder) jwksSource(path string, fc *fileClient, c *Config) jwks.Source
 
 // remoteKeys is the key source of a jwks_uri (label names it in fetch reports); nil when the
 // URI is not http(s).
-func (b *builder) remoteKeys(path, uri, label string, c *Config) jwks.Source {
+func (b *builder) remoteKeys(path, uri, label string, c *Config, client *http.Client) jwks.Source {
 	if !isHTTPURL(uri) {
 		b.errf(path+".jwks_uri", "%q is not an http(s) URL", uri)
 		return nil
 	}
-	return jwks.NewRemote(uri, b.remoteOptions(c, label))
+	return jwks.NewRemote(uri, b.remoteOptions(c, label, client))
 }
 
 // staticKeys parses a key set written in the configuration, inline (jwks) or in a file
@@ -222,9 +232,12 @@ func newMatcher(field, value string) (matcher, error) {
 
 // remoteOptions are the jwks_fetch settings for one remote key set; fetches are reported under
 // label (the jwks_uri, or the issuer for discovery).
-func (b *builder) remoteOptions(c *Config, label string) jwks.RemoteOptions {
+func (b *builder) remoteOptions(c *Config, label string, client *http.Client) jwks.RemoteOptions {
 	o := jwks.RemoteOptions{Timeout: c.Fetch.Timeout, RefreshInterval: c.Fetch.RefreshInterval, MinInterval: c.Fetch.MinInterval}
 	o.Client, o.Now = b.httpClient, b.now
+	if client != nil { // the fetch's own TLS settings win over the injected client
+		o.Client = client
+	}
 	o.OnFetch = func(err error) { b.obs.ObserveFetch("jwks", label, err) }
 	o.OnSkip = func(skipped []string) { b.obs.ObserveSkippedKeys(label, skipped) }
 	return o

@@ -84,6 +84,9 @@ type fileClient struct {
 	JWKS                    yaml.Node `yaml:"jwks"`
 	JWKSFile                string    `yaml:"jwks_file"`
 	JWKSURI                 string    `yaml:"jwks_uri"`
+	JWKSURITLSCA            string    `yaml:"jwks_uri_tls_ca"`   // a private CA of the jwks_uri server
+	JWKSURITLSCert          string    `yaml:"jwks_uri_tls_cert"` // a client certificate for it
+	JWKSURITLSKey           string    `yaml:"jwks_uri_tls_key"`
 	RevocationFailure       string    `yaml:"revocation_failure"`
 }
 
@@ -204,6 +207,10 @@ type fileIssuer struct {
 	Leeway             time.Duration `yaml:"leeway"`
 	Binding            string        `yaml:"binding"`
 	RequireClientMatch bool          `yaml:"require_client_match"`
+	// How jwks_uri and discovery fetches connect (a private CA, a client certificate).
+	TLSCA   string `yaml:"tls_ca"`
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
 
 type fileIntrospection struct {

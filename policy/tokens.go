@@ -143,11 +143,20 @@ func (b *builder) issuer(path string, fi *fileIssuer, c *Config) *token.Issuer {
 		b.errf(path, "needs exactly one of jwks, jwks_file, jwks_uri, discovery; found %d", sources)
 		return nil
 	}
+	tlsSet := fileTLS{CA: fi.TLSCA, Cert: fi.TLSCert, Key: fi.TLSKey}
+	if tlsSet != (fileTLS{}) && !fi.Discovery && fi.JWKSURI == "" {
+		b.errf(path, "tls_ca, tls_cert and tls_key apply to jwks_uri and discovery fetches")
+		return nil
+	}
+	client, ok := b.tlsClient(path, "tls_", tlsSet)
+	if !ok {
+		return nil
+	}
 	switch {
 	case fi.Discovery:
-		is.Keys = token.NewDiscoveredKeys(fi.Issuer, b.remoteOptions(c, fi.Issuer))
+		is.Keys = token.NewDiscoveredKeys(fi.Issuer, b.remoteOptions(c, fi.Issuer, client))
 	case fi.JWKSURI != "":
-		if is.Keys = b.remoteKeys(path, fi.JWKSURI, fi.Issuer, c); is.Keys == nil {
+		if is.Keys = b.remoteKeys(path, fi.JWKSURI, fi.Issuer, c, client); is.Keys == nil {
 			return nil
 		}
 	default:
@@ -190,35 +199,16 @@ func (b *builder) introspector(path string, in *fileIntrospection) *token.Intros
 		b.errf(path+".client_secret", "missing for client_secret_basic")
 		return nil
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if mtls {
-		if in.TLSCert == "" || in.TLSKey == "" {
-			b.errf(path, "tls_cert and tls_key go together")
-			return nil
-		}
-		certPEM, ok1 := b.readFile(path+".tls_cert", in.TLSCert)
-		keyPEM, ok2 := b.readFile(path+".tls_key", in.TLSKey)
-		if !ok1 || !ok2 {
-			return nil
-		}
-		cert, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			b.errf(path+".tls_cert", "%v", err)
-			return nil
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	client, ok := b.tlsClient(path, "tls_", fileTLS{CA: in.TLSCA, Cert: in.TLSCert, Key: in.TLSKey})
+	if !ok {
+		return nil
 	}
-	if in.TLSCA != "" {
-		pool := x509.NewCertPool()
-		for _, c := range b.readCerts(path+".tls_ca", in.TLSCA) {
-			pool.AddCert(c)
-		}
-		tc.RootCAs = pool
+	if client == nil {
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}, Proxy: http.ProxyFromEnvironment}}
 	}
 	if in.CacheSize < 0 {
 		b.errf(path+".cache_size", "must be positive")
 	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}
 	// With a secret, client_secret_basic; with mutual TLS alone (RFC 8705 section 2 as the
 	// client), client_id in the form and no Authorization header.
 	return token.NewIntrospector(token.IntrospectorConfig{
@@ -249,4 +239,46 @@ func (b *builder) inlineOrFile(path string, inline yaml.Node, file string) ([]by
 func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+// fileTLS is how certbind connects to one of the authorization server's endpoints: a private
+// CA to trust (tls_ca), and a client certificate to present (tls_cert, tls_key).
+type fileTLS struct{ CA, Cert, Key string }
+
+// tlsClient builds the HTTP client of t, reading its files like every other file of the
+// configuration (so a change reloads it); nil when t sets nothing, for the default client. ok
+// is false when t has errors, reported under path and the keys prefix+"ca", "cert", "key".
+func (b *builder) tlsClient(path, prefix string, t fileTLS) (*http.Client, bool) {
+	if t.CA == "" && t.Cert == "" && t.Key == "" {
+		return nil, true
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.Cert != "" || t.Key != "" {
+		if t.Cert == "" || t.Key == "" {
+			b.errf(path, "%scert and %skey go together", prefix, prefix)
+			return nil, false
+		}
+		certPEM, ok1 := b.readFile(path+"."+prefix+"cert", t.Cert)
+		keyPEM, ok2 := b.readFile(path+"."+prefix+"key", t.Key)
+		if !ok1 || !ok2 {
+			return nil, false
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			b.errf(path+"."+prefix+"cert", "%v", err)
+			return nil, false
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	if t.CA != "" {
+		certs := b.readCerts(path+"."+prefix+"ca", t.CA)
+		if certs == nil {
+			return nil, false
+		}
+		tc.RootCAs = x509.NewCertPool()
+		for _, c := range certs {
+			tc.RootCAs.AddCert(c)
+		}
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}, true
 }
