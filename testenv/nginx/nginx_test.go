@@ -74,10 +74,13 @@ http_authz:
 const nginxHostRoute = "  - { host: admin.certbind.test, path_prefix: /, mode: bound_token, scopes: [admin] }\n"
 
 type rig struct {
-	base    string
-	pki     string
-	roots   *x509.CertPool
-	clients map[string]*http.Client
+	base string
+	// selfBase is the server for self_signed_tls_client_auth clients (ssl_verify_client
+	// optional_no_ca).
+	selfBase string
+	pki      string
+	roots    *x509.CertPool
+	clients  map[string]*http.Client
 }
 
 func start(t *testing.T) *rig {
@@ -117,18 +120,32 @@ func start(t *testing.T) *rig {
 	if err := copyFile("../../deploy/nginx/certbind-upstream-headers.conf", headers); err != nil {
 		t.Fatal(err)
 	}
-	conf := strings.NewReplacer(
+	listenSelf := freePort(t)
+	locationsPath := filepath.Join(dir, "certbind-locations.conf")
+	rewrite := strings.NewReplacer(
 		"server certbind:9192;", "server "+authz+";",
 		"server as:8080;", "server "+as+";",
 		"server api:8080;", "server "+api+";",
 		"listen 8443 ssl;", "listen "+listen+" ssl;",
+		"listen 8444 ssl;", "listen "+listenSelf+" ssl;",
 		"/etc/certbind/pki", pki,
 		"/etc/nginx/certbind-upstream-headers.conf", headers,
-	).Replace(string(shipped))
-	for _, must := range []string{authz, as, api, listen, pki, headers} {
+		"/etc/nginx/certbind-locations.conf", locationsPath,
+	)
+	conf := rewrite.Replace(string(shipped))
+	for _, must := range []string{authz, as, api, listen, listenSelf, pki, locationsPath} {
 		if !strings.Contains(conf, must) {
 			t.Fatalf("the shipped nginx config changed shape: %q not substituted", must)
 		}
+	}
+	locations, err := os.ReadFile("../../deploy/nginx/certbind-locations.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := rewrite.Replace(string(locations)); !strings.Contains(l, headers) {
+		t.Fatalf("the shipped nginx locations changed shape: %q not substituted", headers)
+	} else {
+		os.WriteFile(locationsPath, []byte(l), 0o644)
 	}
 	os.WriteFile(filepath.Join(dir, "certbind.conf"), []byte(conf), 0o644)
 	user := ""
@@ -170,7 +187,7 @@ http {
 			t.Logf("nginx output: %s\nerror.log:\n%s", out, logs)
 		}
 	})
-	r := &rig{base: "https://" + listen, pki: pki, roots: x509.NewCertPool(), clients: map[string]*http.Client{}}
+	r := &rig{base: "https://" + listen, selfBase: "https://" + listenSelf, pki: pki, roots: x509.NewCertPool(), clients: map[string]*http.Client{}}
 	ca, _ := os.ReadFile(filepath.Join(pki, testbed.FileCA))
 	r.roots.AppendCertsFromPEM(ca)
 	for _, name := range testbed.Clients() {
@@ -212,11 +229,17 @@ type result struct {
 
 func (r *rig) do(t *testing.T, cert, method, path, authz string, hdr map[string]string) result {
 	t.Helper()
+	return r.doAt(t, r.base, cert, method, path, authz, hdr)
+}
+
+// doAt sends the request to the server at base.
+func (r *rig) doAt(t *testing.T, base, cert, method, path, authz string, hdr map[string]string) result {
+	t.Helper()
 	var body io.Reader
 	if method == "POST" {
 		body = strings.NewReader("grant_type=client_credentials&scope=read")
 	}
-	req, _ := http.NewRequestWithContext(context.Background(), method, r.base+path, body)
+	req, _ := http.NewRequestWithContext(context.Background(), method, base+path, body)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
@@ -403,5 +426,36 @@ func TestNginxForwardsRequestHost(t *testing.T) {
 	}
 	if echo.Headers["host"] != "api.certbind.test:8443" || echo.Headers["x-forwarded-proto"] != "https" {
 		t.Errorf("upstream host %q, x-forwarded-proto %q", echo.Headers["host"], echo.Headers["x-forwarded-proto"])
+	}
+}
+
+// TestNginxSelfSignedServer: the shipped server for self_signed_tls_client_auth clients
+// (ssl_verify_client optional_no_ca) lets a self-signed client get a bound token and use it,
+// while certbind still verifies every other certificate itself.
+func TestNginxSelfSignedServer(t *testing.T) {
+	r := start(t)
+	tok := r.doAt(t, r.selfBase, testbed.Partner, "POST", "/oauth2/token?client_id=partner", "", nil)
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal([]byte(tok.body), &tr); tok.status != 200 || err != nil || tr.AccessToken == "" {
+		t.Fatalf("self-signed client at the token endpoint: %d %s", tok.status, tok.body)
+	}
+	for _, tc := range []struct {
+		name, cert, method, path, authz string
+		status                          int
+		reason                          string
+	}{
+		{"its bound token at the API", testbed.Partner, "GET", "/api/orders", "Bearer " + tr.AccessToken, 200, ""},
+		{"another client's client_id", testbed.Partner, "POST", "/oauth2/token?client_id=billing", "", 401, "certificate_untrusted"},
+		{"a certificate of an untrusted CA", testbed.Untrusted, "POST", "/oauth2/token?client_id=billing", "", 401, "certificate_untrusted"},
+		{"a PKI client still works", testbed.Billing, "POST", "/oauth2/token?client_id=billing", "", 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := r.doAt(t, r.selfBase, tc.cert, tc.method, tc.path, tc.authz, nil)
+			if got.status != tc.status || got.hdr.Get("X-Certbind-Reason") != tc.reason {
+				t.Fatalf("%d %q %s, want %d %q", got.status, got.hdr.Get("X-Certbind-Reason"), got.body, tc.status, tc.reason)
+			}
+		})
 	}
 }
