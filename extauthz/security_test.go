@@ -199,6 +199,23 @@ func (tr *transports) viaHTTP(t *testing.T, a attempt) outcome {
 	return out
 }
 
+// each runs a through the gRPC service and the HTTP endpoint, as subtests name/grpc and
+// name/http, asserting the reason and status, then check for anything more.
+func (tr *transports) each(t *testing.T, name string, a attempt, want policy.Reason, status int, check func(*testing.T, outcome)) {
+	for _, via := range []struct {
+		name string
+		run  func(*testing.T, attempt) outcome
+	}{{"grpc", tr.viaGRPC}, {"http", tr.viaHTTP}} {
+		t.Run(name+"/"+via.name, func(t *testing.T) {
+			got := via.run(t, a)
+			if got.reason != want || got.status != status {
+				t.Fatalf("%s %d, want %s %d", got.reason, got.status, want, status)
+			}
+			check(t, got)
+		})
+	}
+}
+
 func logLine(t *testing.T, h *logtest.Hook) string {
 	e := h.LastEntry()
 	if e == nil {
@@ -281,25 +298,16 @@ func TestSecurityReview(t *testing.T) {
 		{"bound_token route, listed client under require_client_match", attempt{path: "/billing-strict/x", headers: read, cert: f.billing}, policy.ReasonOK, 200},
 	}
 	for _, tc := range tests {
-		for _, via := range []struct {
-			name string
-			run  func(*testing.T, attempt) outcome
-		}{{"grpc", tr.viaGRPC}, {"http", tr.viaHTTP}} {
-			t.Run(tc.name+"/"+via.name, func(t *testing.T) {
-				got := via.run(t, tc.a)
-				if got.reason != tc.want || got.status != tc.status {
-					t.Fatalf("%s %d, want %s %d", got.reason, got.status, tc.want, tc.status)
+		tr.each(t, tc.name, tc.a, tc.want, tc.status, func(t *testing.T, got outcome) {
+			if !strings.Contains(got.log, "reason="+string(tc.want)) {
+				t.Errorf("log line %q does not name reason %s", got.log, tc.want)
+			}
+			for _, v := range got.upstream {
+				if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+					t.Errorf("upstream value %q holds a control character", v)
 				}
-				if !strings.Contains(got.log, "reason="+string(tc.want)) {
-					t.Errorf("log line %q does not name reason %s", got.log, tc.want)
-				}
-				for _, v := range got.upstream {
-					if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-						t.Errorf("upstream value %q holds a control character", v)
-					}
-				}
-			})
-		}
+			}
+		})
 	}
 }
 
@@ -362,19 +370,10 @@ func TestDirectoryNameConstraintsOverTransports(t *testing.T) {
 		{"subject outside a critical permitted subtree", token(criticalCA.Leaf("billing", pki.Subject("CN=billing,O=Example Corp,C=NO"), win)), policy.ReasonCertificateInvalid, 401},
 		{"identity: subject outside the subtree", attempt{path: "/internal/x", cert: partnerCA.Leaf("billing", billingDN, win)}, policy.ReasonCertificateInvalid, 403},
 	} {
-		for _, via := range []struct {
-			name string
-			run  func(*testing.T, attempt) outcome
-		}{{"grpc", tr.viaGRPC}, {"http", tr.viaHTTP}} {
-			t.Run(tc.name+"/"+via.name, func(t *testing.T) {
-				got := via.run(t, tc.a)
-				if got.reason != tc.want || got.status != tc.status {
-					t.Fatalf("%s %d, want %s %d", got.reason, got.status, tc.want, tc.status)
-				}
-				if tc.want == policy.ReasonCertificateInvalid && !strings.Contains(got.log, "directoryName subtree") {
-					t.Errorf("log line %q does not name the constraint", got.log)
-				}
-			})
-		}
+		tr.each(t, tc.name, tc.a, tc.want, tc.status, func(t *testing.T, got outcome) {
+			if tc.want == policy.ReasonCertificateInvalid && !strings.Contains(got.log, "directoryName subtree") {
+				t.Errorf("log line %q does not name the constraint", got.log)
+			}
+		})
 	}
 }

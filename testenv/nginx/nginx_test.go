@@ -221,6 +221,20 @@ func copyFile(from, to string) error {
 	return os.WriteFile(to, b, 0o644)
 }
 
+// token gets an access token for the named client (its client_id is its name) from the server
+// at base: client_credentials, client_id in the query (auth_request forwards no body).
+func (r *rig) token(t *testing.T, base, client string) string {
+	t.Helper()
+	tok := r.doAt(t, base, client, "POST", "/oauth2/token?client_id="+client, "", nil)
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal([]byte(tok.body), &tr); tok.status != 200 || err != nil || tr.AccessToken == "" {
+		t.Fatalf("token for %s: %d %s", client, tok.status, tok.body)
+	}
+	return tr.AccessToken
+}
+
 type result struct {
 	status int
 	body   string
@@ -265,17 +279,7 @@ func (r *rig) doAt(t *testing.T, base, cert, method, path, authz string, hdr map
 func TestNginxAuthRequest(t *testing.T) {
 	r := start(t)
 	// client_auth: nginx's auth_request carries no body, so client_id travels in the query.
-	tok := r.do(t, testbed.Billing, "POST", "/oauth2/token?client_id=billing", "", nil)
-	if tok.status != 200 {
-		t.Fatalf("token: %d %s", tok.status, tok.body)
-	}
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal([]byte(tok.body), &tr); err != nil || tr.AccessToken == "" {
-		t.Fatalf("token response %s", tok.body)
-	}
-	bearer := "Bearer " + tr.AccessToken
+	bearer := "Bearer " + r.token(t, r.base, testbed.Billing)
 
 	for _, tc := range []struct {
 		name, cert, method, path, authz string
@@ -320,13 +324,7 @@ func TestNginxAuthRequest(t *testing.T) {
 // Client-Cert, not its Client-Cert-Chain, not an X-Forwarded-Client-Cert.
 func TestNginxUpstreamCertificateHeaders(t *testing.T) {
 	r := start(t)
-	tok := r.do(t, testbed.Billing, "POST", "/oauth2/token?client_id=billing", "", nil)
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal([]byte(tok.body), &tr); tok.status != 200 || err != nil || tr.AccessToken == "" {
-		t.Fatalf("token: %d %s", tok.status, tok.body)
-	}
+	accessToken := r.token(t, r.base, testbed.Billing)
 	forged := map[string]string{
 		"Client-Cert":             ":Zm9yZ2VkIGxlYWY=:",
 		"Client-Cert-Chain":       ":Zm9yZ2VkIGludGVybWVkaWF0ZQ==:, :Zm9yZ2VkIHJvb3Q=:",
@@ -336,7 +334,7 @@ func TestNginxUpstreamCertificateHeaders(t *testing.T) {
 		name, cert, path, authz string
 	}{
 		{"identity", testbed.Inventory, "/internal/stock", ""},
-		{"bound_token", testbed.Billing, "/api/orders", "Bearer " + tr.AccessToken},
+		{"bound_token", testbed.Billing, "/api/orders", "Bearer " + accessToken},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := r.do(t, tc.cert, "GET", tc.path, tc.authz, forged)
@@ -379,14 +377,7 @@ func (r *rig) leaf(t *testing.T, name string) []byte {
 // authority (nginx passes $host, which certbind canonicalizes again).
 func TestNginxRoutes(t *testing.T) {
 	r := start(t)
-	tok := r.do(t, testbed.Billing, "POST", "/oauth2/token?client_id=billing", "", nil)
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal([]byte(tok.body), &tr); tok.status != 200 || err != nil || tr.AccessToken == "" {
-		t.Fatalf("token: %d %s", tok.status, tok.body)
-	}
-	read := "Bearer " + tr.AccessToken // scope read only
+	read := "Bearer " + r.token(t, r.base, testbed.Billing) // scope read only
 	for _, tc := range []struct {
 		name, path, host string
 		status           int
@@ -434,19 +425,13 @@ func TestNginxForwardsRequestHost(t *testing.T) {
 // while certbind still verifies every other certificate itself.
 func TestNginxSelfSignedServer(t *testing.T) {
 	r := start(t)
-	tok := r.doAt(t, r.selfBase, testbed.Partner, "POST", "/oauth2/token?client_id=partner", "", nil)
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal([]byte(tok.body), &tr); tok.status != 200 || err != nil || tr.AccessToken == "" {
-		t.Fatalf("self-signed client at the token endpoint: %d %s", tok.status, tok.body)
-	}
+	accessToken := r.token(t, r.selfBase, testbed.Partner)
 	for _, tc := range []struct {
 		name, cert, method, path, authz string
 		status                          int
 		reason                          string
 	}{
-		{"its bound token at the API", testbed.Partner, "GET", "/api/orders", "Bearer " + tr.AccessToken, 200, ""},
+		{"its bound token at the API", testbed.Partner, "GET", "/api/orders", "Bearer " + accessToken, 200, ""},
 		{"another client's client_id", testbed.Partner, "POST", "/oauth2/token?client_id=billing", "", 401, "certificate_untrusted"},
 		{"a certificate of an untrusted CA", testbed.Untrusted, "POST", "/oauth2/token?client_id=billing", "", 401, "certificate_untrusted"},
 		{"a PKI client still works", testbed.Billing, "POST", "/oauth2/token?client_id=billing", "", 200, ""},
