@@ -147,17 +147,6 @@ func (e *Engine) decide(ctx context.Context, cfg *Config, in Input) Decision {
 	return out
 }
 
-// allows applies routes[].clients to the request's authenticated client.
-func (rt *route) allows(clientID string) error {
-	if rt == nil || rt.clients == nil {
-		return nil
-	}
-	if _, ok := rt.clients[clientID]; !ok {
-		return fmt.Errorf("client %q is not among the route's clients", clientID)
-	}
-	return nil
-}
-
 // upstreamSafe is the last check before an allow: every value certbind sends upstream in a
 // header (client id, subject, scopes) must be free of control characters, whatever produced
 // it. Token claims are refused earlier, where they are read; this holds for every source.

@@ -37,6 +37,17 @@ func (rt *route) matches(host, path string) bool {
 	return !rt.separated || len(path) == len(rt.prefix) || path[len(rt.prefix)] == '/'
 }
 
+// allows applies routes[].clients to the request's authenticated client.
+func (rt *route) allows(clientID string) error {
+	if rt == nil || rt.clients == nil {
+		return nil
+	}
+	if _, ok := rt.clients[clientID]; !ok {
+		return fmt.Errorf("client %q is not among the route's clients", clientID)
+	}
+	return nil
+}
+
 // matchRoute picks the first configured route matching the request's host and path (without
 // its query), nil when none does. With routes configured, the host must be host[:port] and is
 // compared in canonical form (CanonicalHost), and the path must be in normal form: upstreams
