@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"net/url"
@@ -19,12 +18,11 @@ import (
 	"time"
 
 	"github.com/certbind/certbind/testenv/envoyxfcc"
+	"github.com/certbind/certbind/testenv/pki"
 )
 
 // testNow is the fixed clock of the test PKI: no certificate here expires while tests run.
 var testNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 
 // certOpts describes a test certificate.
 type certOpts struct {
@@ -71,7 +69,7 @@ func newCert(tb testing.TB, o certOpts, parent *x509.Certificate) *x509.Certific
 		IsCA:                  o.ca,
 	}
 	if len(o.uris)+len(o.dns) > 0 {
-		tmpl.ExtraExtensions = []pkix.Extension{{Id: oidSubjectAltName, Value: sanExtension(tb, o.uris, o.dns)}}
+		tmpl.ExtraExtensions = []pkix.Extension{pki.RawSANExtension(o.uris, o.dns)}
 	}
 	if parent == nil {
 		parent = tmpl
@@ -85,24 +83,6 @@ func newCert(tb testing.TB, o certOpts, parent *x509.Certificate) *x509.Certific
 		tb.Fatalf("parse certificate: %v", err)
 	}
 	return c
-}
-
-// sanExtension encodes URI and DNS SANs without crypto/x509's validation, so tests can put
-// hostile text (';', ',', '"') in them, as a self-signed client can.
-func sanExtension(tb testing.TB, uris, dns []string) []byte {
-	tb.Helper()
-	var names []asn1.RawValue
-	for _, u := range uris {
-		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(u)})
-	}
-	for _, d := range dns {
-		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte(d)})
-	}
-	v, err := asn1.Marshal(names)
-	if err != nil {
-		tb.Fatalf("marshal SAN: %v", err)
-	}
-	return v
 }
 
 // integrationCases reads Envoy's integration tests (vectors B).

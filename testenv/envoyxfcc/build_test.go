@@ -137,8 +137,8 @@ func TestMutate(t *testing.T) {
 func TestBuildShapes(t *testing.T) {
 	ca := pki.NewRoot("ca")
 	bare := ca.Leaf("").Cert
-	proxy := pki.SelfSigned("proxy", sanOption(t, []string{"spiffe://mesh/proxy"}, nil)).Cert
-	odd := ca.Leaf("odd", sanOption(t, []string{"spiffe://x/a b", "urn:x"}, []string{"A.example", "b.example"})).Cert
+	proxy := pki.SelfSigned("proxy", pki.RawSANs([]string{"spiffe://mesh/proxy"}, nil)).Cert
+	odd := ca.Leaf("odd", pki.RawSANs([]string{"spiffe://x/a b", "urn:x"}, []string{"A.example", "b.example"})).Cert
 
 	tests := []struct {
 		name  string

@@ -3,16 +3,12 @@ package envoyxfcc
 import (
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/certbind/certbind/testenv/pki"
 )
 
 // envoyVectors holds the headers and certificates of Envoy's own tests. They live with the
@@ -69,24 +65,6 @@ func parseCert(tb testing.TB, name, text string) *x509.Certificate {
 		tb.Fatalf("%s: %v", name, err)
 	}
 	return c
-}
-
-// sanOption writes URI and DNS SANs without crypto/x509's validation, so tests can put
-// hostile text (';', ',', '"', ' ') in them, as a self-signed client can.
-func sanOption(tb testing.TB, uris, dns []string) pki.Option {
-	tb.Helper()
-	var names []asn1.RawValue
-	for _, u := range uris {
-		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(u)})
-	}
-	for _, d := range dns {
-		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte(d)})
-	}
-	v, err := asn1.Marshal(names)
-	if err != nil {
-		tb.Fatalf("marshal SAN: %v", err)
-	}
-	return pki.Extension(pkix.Extension{Id: oidSubjectAltName, Value: v})
 }
 
 // pemOf is the plain PEM text of DER.

@@ -350,3 +350,24 @@ func PermittedDirectoryNames(critical bool, names ...string) Option {
 	}
 	return Extension(pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 30}, Critical: critical, Value: v})
 }
+
+// RawSANExtension is a subjectAltName extension of URI and DNS names written without
+// crypto/x509's validation, so tests can put hostile text (';', ',', '"', ' ') in them, as a
+// self-signed client can.
+func RawSANExtension(uris, dns []string) pkix.Extension {
+	var names []asn1.RawValue
+	for _, u := range uris {
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(u)})
+	}
+	for _, d := range dns {
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte(d)})
+	}
+	v, err := asn1.Marshal(names)
+	if err != nil {
+		panic(err)
+	}
+	return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: v}
+}
+
+// RawSANs sets the subjectAltName extension to RawSANExtension(uris, dns).
+func RawSANs(uris, dns []string) Option { return Extension(RawSANExtension(uris, dns)) }
