@@ -191,12 +191,8 @@ func (c *Config) selectMode(in Input) (Mode, *route, Decision, bool) {
 func (e *Engine) clientAuth(ctx context.Context, cfg *Config, in Input) Decision {
 	id, err := clientID(in.Request, cfg.maxFormBytes)
 	switch {
-	case errors.Is(err, errClientIDConflict):
-		return deny(ReasonClientIDConflict, err)
-	case errors.Is(err, errClientAuthMultiple):
-		return deny(ReasonClientAuthMultiple, err)
 	case err != nil:
-		return deny(ReasonRequestMalformed, err)
+		return decisionOf(err)
 	case id == "":
 		return deny(ReasonClientIDMissing, nil)
 	}

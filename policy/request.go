@@ -22,15 +22,10 @@ type Request struct {
 	BodyTruncated bool
 }
 
-// Errors reading client_id, told apart by the engine.
-var (
-	errClientIDConflict = errors.New("conflicting client_id values")
-	errRequestMalformed = errors.New("malformed request")
-	// errClientAuthMultiple: HTTP Basic credentials next to a client_id parameter. Basic is
-	// client_secret_basic (RFC 6749 section 2.3.1), and a client uses one authentication
-	// method per request (section 2.3).
-	errClientAuthMultiple = errors.New("more than one client authentication method")
-)
+// malformed is a request_malformed deny with its cause.
+func malformed(format string, args ...any) error {
+	return Deny(ReasonRequestMalformed, fmt.Errorf(format, args...))
+}
 
 // clientID finds the request's client_id in the places RFC 6749 allows: the form body (section
 // 2.3.1, 3.2), the query, and the HTTP Basic user name (section 2.3.1, form-urlencoded). All
@@ -40,7 +35,8 @@ var (
 // Basic user name stands alone: with a client_id parameter too the request uses two
 // authentication methods. A form body over maxForm bytes is refused unread.
 //
-// No part of the Authorization value appears in an error: errors reach the decision log.
+// Errors are denies (Deny) with their reason. No part of the Authorization value appears in
+// one: errors reach the decision log.
 func clientID(r Request, maxForm int) (string, error) {
 	var found []string
 	var where []string
@@ -52,32 +48,32 @@ func clientID(r Request, maxForm int) (string, error) {
 	}
 	if len(r.Body) > 0 || r.BodyTruncated {
 		if r.BodyTruncated {
-			return "", fmt.Errorf("%w: the proxy forwarded a truncated body", errRequestMalformed)
+			return "", malformed("the proxy forwarded a truncated body")
 		}
 		if len(r.Body) > maxForm {
-			return "", fmt.Errorf("%w: form body of %d bytes, over client_auth.max_form_bytes (%d)", errRequestMalformed, len(r.Body), maxForm)
+			return "", malformed("form body of %d bytes, over client_auth.max_form_bytes (%d)", len(r.Body), maxForm)
 		}
 		ct := r.Headers["content-type"]
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/x-www-form-urlencoded" {
-			return "", fmt.Errorf("%w: body of content-type %.100q, want application/x-www-form-urlencoded", errRequestMalformed, ct)
+			return "", malformed("body of content-type %.100q, want application/x-www-form-urlencoded", ct)
 		}
 		form, err := url.ParseQuery(string(r.Body))
 		if err != nil {
-			return "", fmt.Errorf("%w: form body: %v", errRequestMalformed, err)
+			return "", malformed("form body: %v", err)
 		}
 		add("body", form["client_id"]...)
 	}
 	if _, q, ok := strings.Cut(r.Path, "?"); ok {
 		query, err := url.ParseQuery(q)
 		if err != nil {
-			return "", fmt.Errorf("%w: query: %v", errRequestMalformed, err)
+			return "", malformed("query: %v", err)
 		}
 		add("query", query["client_id"]...)
 	}
 	for i := 1; i < len(found); i++ {
 		if found[i] != found[0] {
-			return "", fmt.Errorf("%w: %s and %s differ", errClientIDConflict, where[0], where[i])
+			return "", Deny(ReasonClientIDConflict, fmt.Errorf("%s and %s differ", where[0], where[i]))
 		}
 	}
 	if auth, ok := r.Headers["authorization"]; ok {
@@ -89,9 +85,11 @@ func clientID(r Request, maxForm int) (string, error) {
 			}
 			if len(found) > 0 {
 				if found[0] != id {
-					return "", fmt.Errorf("%w: %s and basic differ", errClientIDConflict, where[0])
+					return "", Deny(ReasonClientIDConflict, fmt.Errorf("%s and basic differ", where[0]))
 				}
-				return "", fmt.Errorf("%w: HTTP Basic credentials and client_id in the %s", errClientAuthMultiple, where[0])
+				// RFC 6749 section 2.3: one authentication method per request; Basic is
+				// client_secret_basic (section 2.3.1).
+				return "", Deny(ReasonClientAuthMultiple, fmt.Errorf("HTTP Basic credentials and client_id in the %s", where[0]))
 			}
 			add("basic", id)
 		}
@@ -100,7 +98,7 @@ func clientID(r Request, maxForm int) (string, error) {
 		return "", nil
 	}
 	if found[0] == "" {
-		return "", fmt.Errorf("%w: empty client_id", errRequestMalformed)
+		return "", malformed("empty client_id")
 	}
 	return found[0], nil
 }
@@ -110,15 +108,15 @@ func clientID(r Request, maxForm int) (string, error) {
 func basicUser(cred string) (string, error) {
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
 	if err != nil {
-		return "", fmt.Errorf("%w: Basic credentials are not base64", errRequestMalformed)
+		return "", malformed("Basic credentials are not base64")
 	}
 	user, _, ok := strings.Cut(string(raw), ":")
 	if !ok {
-		return "", fmt.Errorf("%w: Basic credentials without ':'", errRequestMalformed)
+		return "", malformed("Basic credentials without ':'")
 	}
 	id, err := url.QueryUnescape(user)
 	if err != nil {
-		return "", fmt.Errorf("%w: Basic user name is not form-urlencoded", errRequestMalformed)
+		return "", malformed("Basic user name is not form-urlencoded")
 	}
 	return id, nil
 }
