@@ -7,68 +7,19 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"io"
-	"net"
+	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/certbind/certbind/extauthz"
-	"github.com/certbind/certbind/policy"
 	"github.com/certbind/certbind/testenv/demoapp"
 	"github.com/certbind/certbind/testenv/testbed"
 )
-
-func nginxBinary(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("nginx is not installed: .ci/run must install it (apt-get install nginx-light)")
-	}
-	t.Skip("nginx not installed")
-	return ""
-}
-
-func serve(t *testing.T, h http.Handler) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
-}
-
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// nginxCertbindConfig is the test bed's certbind.yaml plus what the nginx example asks for.
-const nginxCertbindConfig = `intermediates: [pki/intermediate.pem]
-http_authz:
-  certificate_format: pem_urlencoded
-  certificate_header: x-ssl-client-cert
-  mode_header: x-certbind-mode
-  original_uri_header: x-original-uri
-  original_method_header: x-original-method
-  auth_request_statuses: true
-`
 
 // nginxHostRoute: every path of one virtual host needs scope admin.
 const nginxHostRoute = "  - { host: admin.certbind.test, path_prefix: /, mode: bound_token, scopes: [admin] }\n"
@@ -84,7 +35,7 @@ type rig struct {
 }
 
 func start(t *testing.T) *rig {
-	bin := nginxBinary(t)
+	Binary(t)
 	dir := t.TempDir()
 	pki := filepath.Join(dir, "pki")
 	if err := testbed.GeneratePKI(pki, time.Now(), time.Hour); err != nil {
@@ -95,99 +46,21 @@ func start(t *testing.T) *rig {
 	if base == string(testbed.Config) {
 		t.Fatal("the test bed's certbind.yaml has no routes: to add the host route to")
 	}
-	if err := os.WriteFile(cfgPath, []byte(base+nginxCertbindConfig), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(base+HTTPAuthzConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := policy.LoadConfig(cfgPath, policy.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	authz := serve(t, extauthz.NewHTTPHandler(extauthz.New(extauthz.Config{Engine: policy.NewEngine(policy.EngineConfig{Config: cfg})})))
 	key, err := testbed.LoadSigningKey(filepath.Join(pki, testbed.FileASKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	as := serve(t, demoapp.NewAS(demoapp.ASConfig{Issuer: testbed.Issuer, Audience: testbed.Audience, Key: key, KeyID: testbed.ASKeyID}))
-	api := serve(t, demoapp.NewAPI())
-	listen := freePort(t)
-
-	// The shipped configuration, pointed at this rig: addresses and paths only.
-	shipped, err := os.ReadFile("../../deploy/nginx/certbind.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	headers := filepath.Join(dir, "certbind-upstream-headers.conf")
-	if err := copyFile("../../deploy/nginx/certbind-upstream-headers.conf", headers); err != nil {
-		t.Fatal(err)
-	}
-	listenSelf := freePort(t)
-	locationsPath := filepath.Join(dir, "certbind-locations.conf")
-	rewrite := strings.NewReplacer(
-		"server certbind:9192;", "server "+authz+";",
-		"server as:8080;", "server "+as+";",
-		"server api:8080;", "server "+api+";",
-		"listen 8443 ssl;", "listen "+listen+" ssl;",
-		"listen 8444 ssl;", "listen "+listenSelf+" ssl;",
-		"/etc/certbind/pki", pki,
-		"/etc/nginx/certbind-upstream-headers.conf", headers,
-		"/etc/nginx/certbind-locations.conf", locationsPath,
-	)
-	conf := rewrite.Replace(string(shipped))
-	for _, must := range []string{authz, as, api, listen, listenSelf, pki, locationsPath} {
-		if !strings.Contains(conf, must) {
-			t.Fatalf("the shipped nginx config changed shape: %q not substituted", must)
-		}
-	}
-	locations, err := os.ReadFile("../../deploy/nginx/certbind-locations.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l := rewrite.Replace(string(locations)); !strings.Contains(l, headers) {
-		t.Fatalf("the shipped nginx locations changed shape: %q not substituted", headers)
-	} else {
-		os.WriteFile(locationsPath, []byte(l), 0o644)
-	}
-	os.WriteFile(filepath.Join(dir, "certbind.conf"), []byte(conf), 0o644)
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;\n" // workers must read this test's private temp directory
-	}
-	main := fmt.Sprintf(`%sworker_processes 1;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %[2]s/body;
-    proxy_temp_path %[2]s/proxy;
-    fastcgi_temp_path %[2]s/fastcgi;
-    uwsgi_temp_path %[2]s/uwsgi;
-    scgi_temp_path %[2]s/scgi;
-    include %[2]s/certbind.conf;
-}
-`, user, dir)
-	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644)
-	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-		}
-		if t.Failed() {
-			logs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx output: %s\nerror.log:\n%s", out, logs)
-		}
+	srv := Start(t, Config{
+		Dir:   dir,
+		PKI:   pki,
+		Authz: ServeCertbind(t, cfgPath),
+		AS:    Serve(t, demoapp.NewAS(demoapp.ASConfig{Issuer: testbed.Issuer, Audience: testbed.Audience, Key: key, KeyID: testbed.ASKeyID})),
+		API:   Serve(t, demoapp.NewAPI()),
 	})
-	r := &rig{base: "https://" + listen, selfBase: "https://" + listenSelf, pki: pki, roots: x509.NewCertPool(), clients: map[string]*http.Client{}}
+	r := &rig{base: srv.Base, selfBase: srv.SelfBase, pki: pki, roots: x509.NewCertPool(), clients: map[string]*http.Client{}}
 	ca, _ := os.ReadFile(filepath.Join(pki, testbed.FileCA))
 	r.roots.AppendCertsFromPEM(ca)
 	for _, name := range testbed.Clients() {
@@ -200,32 +73,14 @@ http {
 			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil },
 		}}}
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := r.clients[testbed.Billing].Get(r.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not come up: %v\n%s", err, out)
-		}
-	}
 	return r
 }
 
-func copyFile(from, to string) error {
-	b, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(to, b, 0o644)
-}
-
 // token gets an access token for the named client (its client_id is its name) from the server
-// at base: client_credentials, client_id in the query (auth_request forwards no body).
+// at base: client_credentials, client_id in the form body as RFC 8705 clients send it.
 func (r *rig) token(t *testing.T, base, client string) string {
 	t.Helper()
-	tok := r.doAt(t, base, client, "POST", "/oauth2/token?client_id="+client, "", nil)
+	tok := r.send(t, base, client, "POST", "/oauth2/token", "", "grant_type=client_credentials&scope=read&client_id="+client, nil)
 	var tr struct {
 		AccessToken string `json:"access_token"`
 	}
@@ -246,12 +101,23 @@ func (r *rig) do(t *testing.T, cert, method, path, authz string, hdr map[string]
 	return r.doAt(t, r.base, cert, method, path, authz, hdr)
 }
 
-// doAt sends the request to the server at base.
+// doAt sends the request to the server at base. A POST is a client_credentials token
+// request without client_id.
 func (r *rig) doAt(t *testing.T, base, cert, method, path, authz string, hdr map[string]string) result {
 	t.Helper()
-	var body io.Reader
+	form := ""
 	if method == "POST" {
-		body = strings.NewReader("grant_type=client_credentials&scope=read")
+		form = "grant_type=client_credentials&scope=read"
+	}
+	return r.send(t, base, cert, method, path, authz, form, hdr)
+}
+
+// send sends the request with the given form body (none when empty).
+func (r *rig) send(t *testing.T, base, cert, method, path, authz, form string, hdr map[string]string) result {
+	t.Helper()
+	var body io.Reader
+	if form != "" {
+		body = strings.NewReader(form)
 	}
 	req, _ := http.NewRequestWithContext(context.Background(), method, base+path, body)
 	if body != nil {
@@ -278,7 +144,7 @@ func (r *rig) doAt(t *testing.T, base, cert, method, path, authz string, hdr map
 
 func TestNginxAuthRequest(t *testing.T) {
 	r := start(t)
-	// client_auth: nginx's auth_request carries no body, so client_id travels in the query.
+	// client_auth with client_id in the form body: certbind.js sends the body to certbind.
 	bearer := "Bearer " + r.token(t, r.base, testbed.Billing)
 
 	for _, tc := range []struct {
@@ -291,7 +157,7 @@ func TestNginxAuthRequest(t *testing.T) {
 		{"token replayed with another certificate", testbed.Reports, "GET", "/api/orders", bearer, nil, 401, `"error":"invalid_token"`, "token_binding_mismatch"},
 		{"no token", testbed.Billing, "GET", "/api/orders", "", nil, 401, "", "token_missing"},
 		{"another client's client_id", testbed.Reports, "POST", "/oauth2/token?client_id=billing", "", nil, 401, `"error":"invalid_client"`, "certificate_not_bound"},
-		{"client_id only in the body is invisible to auth_request", testbed.Billing, "POST", "/oauth2/token", "", nil, 403, `"error":"invalid_request"`, "client_id_missing"},
+		{"no client_id at all", testbed.Billing, "POST", "/oauth2/token", "", nil, 400, `"error":"invalid_request"`, "client_id_missing"},
 		{"forged client certificate header is overwritten", testbed.Reports, "POST", "/oauth2/token?client_id=billing", "",
 			map[string]string{"X-SSL-Client-Cert": "garbage", "X-Certbind-Mode": "identity"}, 401, `"error":"invalid_client"`, "certificate_not_bound"},
 		{"identity route", testbed.Inventory, "GET", "/internal/stock", "", map[string]string{"X-Certbind-Client-Id": "admin"}, 200, `"x-certbind-client-id":"inventory"`, ""},
@@ -442,5 +308,111 @@ func TestNginxSelfSignedServer(t *testing.T) {
 				t.Fatalf("%d %q %s, want %d %q", got.status, got.hdr.Get("X-Certbind-Reason"), got.body, tc.status, tc.reason)
 			}
 		})
+	}
+}
+
+// TestNginxTokenEndpointForm: RFC 8705 clients send client_id in the form body, which
+// auth_request cannot forward. Behind the shipped configuration certbind.js sends the body to
+// certbind first: an unmodified client gets its token, and every client_id certbind would
+// refuse on the Envoy path is refused here, before the authorization server, with the status
+// certbind meant.
+func TestNginxTokenEndpointForm(t *testing.T) {
+	r := start(t)
+	big := "grant_type=client_credentials&client_id=billing&pad=" + strings.Repeat("a", 64<<10)
+	for _, tc := range []struct {
+		name, cert, path, form string
+		hdr                    map[string]string
+		status                 int
+		body, reason           string
+	}{
+		{"client_id in the body", testbed.Billing, "/oauth2/token", "grant_type=client_credentials&client_id=billing", nil, 200, `"access_token"`, ""},
+		{"by SAN, client_id in the body", testbed.Reports, "/oauth2/token", "grant_type=client_credentials&client_id=reports&scope=read", nil, 200, `"access_token"`, ""},
+		{"another client's client_id in the body", testbed.Reports, "/oauth2/token", "grant_type=client_credentials&client_id=billing", nil, 401, `"error":"invalid_client"`, "certificate_not_bound"},
+		{"body and query disagree", testbed.Billing, "/oauth2/token?client_id=billing", "client_id=reports&grant_type=client_credentials", nil, 400, `"error":"invalid_request"`, "client_id_conflict"},
+		{"client_id twice with different values", testbed.Billing, "/oauth2/token", "client_id=billing&client_id=reports", nil, 400, `"error":"invalid_request"`, "client_id_conflict"},
+		{"not a form", testbed.Billing, "/oauth2/token", `{"client_id":"billing"}`, map[string]string{"Content-Type": "application/json"}, 400, `"error":"invalid_request"`, "request_malformed"},
+		{"a client-sent partial-body mark is dropped", testbed.Billing, "/oauth2/token", "grant_type=client_credentials&client_id=billing", map[string]string{"X-Envoy-Auth-Partial-Body": "true"}, 200, `"access_token"`, ""},
+		{"a form over 64 KiB is refused by nginx", testbed.Billing, "/oauth2/token", big, nil, 413, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := r.send(t, r.base, tc.cert, "POST", tc.path, "", tc.form, tc.hdr)
+			if got.status != tc.status || !strings.Contains(got.body, tc.body) || got.hdr.Get("X-Certbind-Reason") != tc.reason {
+				t.Fatalf("%d %q %s, want %d %q containing %s", got.status, got.hdr.Get("X-Certbind-Reason"), got.body, tc.status, tc.reason, tc.body)
+			}
+			if tc.status == 401 && got.hdr.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q on a denial", got.hdr.Get("Cache-Control"))
+			}
+		})
+	}
+	// The token the form request got is bound and works at the API.
+	got := r.send(t, r.base, testbed.Inventory, "POST", "/oauth2/token", "", "grant_type=client_credentials&client_id=inventory", nil)
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal([]byte(got.body), &tr); got.status != 200 || err != nil {
+		t.Fatalf("token: %d %s", got.status, got.body)
+	}
+	if api := r.do(t, testbed.Inventory, "GET", "/api/orders", "Bearer "+tr.AccessToken, nil); api.status != 200 {
+		t.Fatalf("API with the token: %d %s", api.status, api.body)
+	}
+}
+
+// TestNginxTokenEndpointFailsClosed: when certbind cannot be asked, the token request fails
+// (500, as auth_request fails) and never reaches the authorization server.
+func TestNginxTokenEndpointFailsClosed(t *testing.T) {
+	Binary(t)
+	dir := t.TempDir()
+	pki := filepath.Join(dir, "pki")
+	if err := testbed.GeneratePKI(pki, time.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	var reached atomic.Int32
+	as := Serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { reached.Add(1) }))
+	srv := Start(t, Config{Dir: dir, PKI: pki, Authz: freePort(t), AS: as, API: as})
+	r := &rig{base: srv.Base, pki: pki, roots: x509.NewCertPool(), clients: map[string]*http.Client{}}
+	ca, _ := os.ReadFile(filepath.Join(pki, testbed.FileCA))
+	r.roots.AppendCertsFromPEM(ca)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, testbed.CertFile(testbed.Billing)), filepath.Join(pki, testbed.KeyFile(testbed.Billing)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.clients[testbed.Billing] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: r.roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}}}
+	got := r.send(t, r.base, testbed.Billing, "POST", "/oauth2/token", "", "grant_type=client_credentials&client_id=billing", nil)
+	if got.status != 500 || reached.Load() != 0 {
+		t.Fatalf("%d %s, the authorization server reached %d times", got.status, got.body, reached.Load())
+	}
+}
+
+// TestNginxFormSubrequestHeaders: /_certbind_form, the token endpoint's subrequest, sets the
+// same headers as /_certbind but for the body's own Content-Length; a header added to one and
+// not the other would let a client's copy through or leave certbind without it.
+func TestNginxFormSubrequestHeaders(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/nginx/certbind-locations.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers := func(location string) map[string]string {
+		start := strings.Index(string(data), "location = "+location+" {")
+		if start < 0 {
+			t.Fatalf("no location %s", location)
+		}
+		block, _, _ := strings.Cut(string(data)[start:], "\n}")
+		out := map[string]string{}
+		for _, line := range strings.Split(block, "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 2 && (f[0] == "proxy_set_header" || f[0] == "proxy_pass") {
+				out[f[0]+" "+f[1]] = strings.Join(f[2:], " ")
+			}
+		}
+		return out
+	}
+	plain, form := headers("/_certbind"), headers("/_certbind_form")
+	if plain["proxy_set_header Content-Length"] != `"";` {
+		t.Errorf("/_certbind must clear Content-Length (auth_request sends no body): %q", plain["proxy_set_header Content-Length"])
+	}
+	delete(plain, "proxy_set_header Content-Length")
+	if len(plain) < 8 || !maps.Equal(plain, form) {
+		t.Fatalf("/_certbind sets %v,\n/_certbind_form sets %v", plain, form)
 	}
 }
