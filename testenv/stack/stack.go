@@ -36,6 +36,12 @@ type Options struct {
 	Dir    string             // working directory for the PKI and config; a temporary one when empty
 	Logger logrus.FieldLogger // certbind's log, decisions included; discarded when nil
 	Config []byte             // certbind.yaml; testbed.Config when nil
+	// ReusePKI: Dir/pki already holds a test bed PKI (testbed.GeneratePKI), which the stack
+	// uses instead of generating one, so that parts started before the stack can share it.
+	ReusePKI bool
+	// Upstreams replaces the proxies' upstreams by name ("as", "api": URLs such as
+	// http://127.0.0.1:8080); the demo authorization server and API serve the others.
+	Upstreams map[string]string
 }
 
 // Stack is a running test bed.
@@ -70,8 +76,13 @@ func Start(o Options) (_ *Stack, err error) {
 		s.tmp = true
 	}
 	s.PKI = filepath.Join(s.Dir, "pki")
-	if err := testbed.GeneratePKI(s.PKI, time.Now(), 2*time.Hour); err != nil {
-		return nil, fmt.Errorf("pki: %w", err)
+	if o.ReusePKI && o.Dir == "" {
+		return nil, fmt.Errorf("ReusePKI needs a Dir")
+	}
+	if !o.ReusePKI {
+		if err := testbed.GeneratePKI(s.PKI, time.Now(), 2*time.Hour); err != nil {
+			return nil, fmt.Errorf("pki: %w", err)
+		}
 	}
 	cfgData := o.Config
 	if cfgData == nil {
@@ -111,6 +122,9 @@ func Start(o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	upstreams := map[string]string{"as": asURL, "api": apiURL}
+	for name, url := range o.Upstreams {
+		upstreams[name] = url
+	}
 	if s.FrontURL, err = s.startProxy(envoy.ShippedFrontProxy, authz, upstreams); err != nil {
 		return nil, fmt.Errorf("envoy stand-in: %w", err)
 	}
