@@ -10,7 +10,7 @@ FUZZMIN  ?= 0
 SOAK     ?= 10m
 BIN      := bin
 
-.PHONY: help build test race vet lint fmt fuzz bench bench-go soak demo clean testbed-up testbed-test testbed-down image
+.PHONY: help build test race vet lint fmt fuzz bench bench-go soak demo interop clean testbed-up testbed-test testbed-down image
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,14 @@ bench: build ## certbind vs a no-op ext_authz server: rps, p50/p99, server CPU p
 
 bench-go: ## in-process Go benchmarks of the decision path
 	$(GO) test -run='^$$' -bench=. -benchmem ./policy/ ./extauthz/
+
+# The Node.js side of the interop suite is pinned by its lockfile; without Node.js the suite
+# skips with one line (and fails in CI).
+interop: ## certbind with a real authorization server and OAuth client (oidc-provider, openid-client from npm) behind nginx and the Envoy stand-in
+	@if command -v npm >/dev/null 2>&1; then \
+		cd testenv/interop/node && npm ci --no-audit --no-fund --loglevel=error && npm test --silent; \
+	fi
+	CERTBIND_INTEROP=1 $(GO) test -count=1 -v -run '^TestInterop' ./testenv/interop/
 
 soak: ## sustained mixed workload through the Envoy stand-in, every answer checked (SOAK=10m)
 	$(GO) run ./cmd/certbind-soak -duration $(SOAK)
