@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -19,6 +20,9 @@ import (
 // udpa.type.v1) as the message its type_url names, from its JSON-like value.
 func unpack(a *anypb.Any) (proto.Message, error) {
 	m, err := anypb.UnmarshalNew(a, proto.UnmarshalOptions{})
+	if errors.Is(err, protoregistry.NotFound) {
+		return nil, &unlinkedError{url: a.GetTypeUrl()}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.GetTypeUrl(), err)
 	}
@@ -33,6 +37,9 @@ func unpack(a *anypb.Any) (proto.Message, error) {
 
 func fromTypedStruct(url string, value *structpb.Struct) (proto.Message, error) {
 	mt, err := protoregistry.GlobalTypes.FindMessageByURL(url)
+	if errors.Is(err, protoregistry.NotFound) {
+		return nil, &unlinkedError{url: url}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("TypedStruct type_url %q: %w", url, err)
 	}
@@ -45,6 +52,31 @@ func fromTypedStruct(url string, value *structpb.Struct) (proto.Message, error) 
 		return nil, fmt.Errorf("TypedStruct %q: %w", url, err)
 	}
 	return m, nil
+}
+
+// unlinkedError: an Any, or the TypedStruct inside one, names a message type this binary does
+// not link. Envoy may well know it (an extension certbind's linter does not need); a type of a
+// package the binary does link is a typo instead (see linkedPackage).
+type unlinkedError struct{ url string }
+
+func (e *unlinkedError) Error() string {
+	return fmt.Sprintf("unable to resolve %q: not linked into certbind", e.url)
+}
+
+// unlinkedType is the type URL of an unlinkedError in err's chain.
+func unlinkedType(err error) (string, bool) {
+	var u *unlinkedError
+	if errors.As(err, &u) {
+		return u.url, true
+	}
+	return "", false
+}
+
+// unknownExtension: err says the Any names a type of a package this binary does not link, an
+// extension Envoy may know and certbind's linter does not need.
+func unknownExtension(err error) bool {
+	url, ok := unlinkedType(err)
+	return ok && !linkedPackage(url)
 }
 
 // pgvError is what every protoc-gen-validate error type implements.

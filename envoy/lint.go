@@ -23,9 +23,11 @@ import (
 type Severity string
 
 const (
-	// SeverityError: certbind cannot authenticate safely with this config.
+	// SeverityError: certbind will be wrong or unsafe with this config (a check skipped or not
+	// enforced, a client-controlled certificate input, no chain for certbind).
 	SeverityError Severity = "error"
-	// SeverityWarning: works, but weaker or more fragile than it should be.
+	// SeverityWarning: look at this: weaker or more fragile than it should be, or a part of
+	// the config certbind's linter cannot check (SDS, RDS, an extension it does not link).
 	SeverityWarning Severity = "warning"
 )
 
@@ -43,6 +45,10 @@ type LintOptions struct {
 	// XFCCElements is certbind's xfcc.elements: "single" (the default when empty) accepts an XFCC
 	// header of exactly one element; "last" takes the last element.
 	XFCCElements string
+	// PeerSource is certbind's certificate_sources.peer: "accept" (the default when empty),
+	// "require" or "ignore". Behind Envoy Gateway, which cannot send the peer certificate,
+	// certbind ignores it and reads XFCC only.
+	PeerSource string
 }
 
 // certbind's context_extensions key and the modes it serves.
@@ -69,13 +75,18 @@ func warnf(path, format string, args ...any) Finding {
 // listener whose HTTP connection manager runs ext_authz, that manager's XFCC handling and routes,
 // the ext_authz filter, and the authz cluster. Findings come in config order.
 func Lint(b *bootstrapv3.Bootstrap, opt LintOptions) []Finding {
-	l := linter{b: b}
+	l := linter{b: b, peer: opt.PeerSource}
 	switch opt.XFCCElements {
 	case "", "single":
 	case "last":
 		l.last = true
 	default:
 		l.add(errorf("LintOptions.XFCCElements", "unknown xfcc.elements %q (want single or last)", opt.XFCCElements))
+	}
+	switch opt.PeerSource {
+	case "", "accept", "require", "ignore":
+	default:
+		l.add(errorf("LintOptions.PeerSource", "unknown certificate_sources.peer %q (want accept, require or ignore)", opt.PeerSource))
 	}
 	ss, bad := sites(b)
 	l.out = append(l.out, bad...)
@@ -90,12 +101,34 @@ func Lint(b *bootstrapv3.Bootstrap, opt LintOptions) []Finding {
 	if authz == 0 {
 		l.add(errorf("static_resources.listeners", "no HTTP connection manager runs an ext_authz filter: certbind is never asked"))
 	}
+	l.unknownExtensions(b.ProtoReflect(), "")
 	return l.out
+}
+
+// unknownExtensions warns about every typed config below m of an extension this binary does not
+// link (Lua, Wasm, Golang filters, Kafka or UDP proxies, ...): Envoy loads it, certbind's linter
+// cannot read it, and it may change what reaches certbind. The rest is checked as usual.
+func (l *linter) unknownExtensions(m protoreflect.Message, path string) {
+	walkMessages(m, path, func(m protoreflect.Message, path string) bool {
+		a, ok := m.Interface().(*anypb.Any)
+		if !ok {
+			return true
+		}
+		inner, err := unpack(a)
+		switch url, _ := unlinkedType(err); {
+		case err == nil:
+			l.unknownExtensions(inner.ProtoReflect(), path)
+		case unknownExtension(err):
+			l.add(warnf(path, "%s is not known to certbind's linter: its settings are not checked; review it by hand if it runs before ext_authz or changes headers, routes or TLS", url))
+		}
+		return false
+	})
 }
 
 type linter struct {
 	b    *bootstrapv3.Bootstrap
-	last bool // xfcc.elements=last
+	last bool   // xfcc.elements=last
+	peer string // certificate_sources.peer
 	out  []Finding
 }
 
@@ -126,11 +159,16 @@ func (l *linter) site(s site) {
 // downstreamTLS: the listener must require a client certificate and be able to verify one.
 func (l *linter) downstreamTLS(s site) {
 	if s.tls == nil {
+		if _, err := unpackOrNil(s.chain.GetTransportSocket().GetTypedConfig()); unknownExtension(err) {
+			return // warned about as an unknown extension: whether it asks for certificates is unknown
+		}
 		l.add(errorf(s.chainPath+".transport_socket", "no DownstreamTlsContext on a filter chain that runs ext_authz: there is no client certificate"))
 		return
 	}
 	if rc := s.tls.GetRequireClientCertificate(); rc == nil || !rc.GetValue() {
-		l.add(errorf(s.tlsPath+".require_client_certificate", "require_client_certificate is not true: clients without a certificate reach certbind"))
+		// Optional mTLS is legitimate (in front of an authorization server, say): certbind
+		// denies a request without a certificate in every mode it serves.
+		l.add(warnf(s.tlsPath+".require_client_certificate", "require_client_certificate is not true: clients without a certificate reach certbind, which denies them (no_certificate) but cannot stop their TLS handshake"))
 	}
 	ctx := s.tls.GetCommonTlsContext()
 	if min := ctx.GetTlsParams().GetTlsMinimumProtocolVersion(); min == tlsv3.TlsParameters_TLSv1_0 || min == tlsv3.TlsParameters_TLSv1_1 {
@@ -226,7 +264,7 @@ func (l *linter) authzFilter(s site, f authzFilter, mode hcmv3.HttpConnectionMan
 		l.add(errorf(f.path, "ext_authz comes after the router: it never runs"))
 	}
 	if !c.GetIncludePeerCertificate() {
-		l.add(errorf(f.path+".include_peer_certificate", "include_peer_certificate is off: certbind gets no source.certificate, the one certificate input no client can forge"))
+		l.peerCertificateOff(f.path+".include_peer_certificate", s.hcm, mode)
 	}
 	if c.GetFailureModeAllow() {
 		l.add(errorf(f.path+".failure_mode_allow", "failure_mode_allow lets requests through unchecked when certbind fails or times out"))
@@ -237,17 +275,23 @@ func (l *linter) authzFilter(s site, f authzFilter, mode hcmv3.HttpConnectionMan
 	if (c.GetFilterEnabled() != nil || c.GetFilterEnabledMetadata() != nil) && !c.GetDenyAtDisable().GetDefaultValue().GetValue() {
 		l.add(errorf(f.path+".filter_enabled", "filter_enabled or filter_enabled_metadata skips the check for some requests; set deny_at_disable to deny them instead"))
 	}
-	if c.GetTransportApiVersion() != corev3.ApiVersion_V3 {
-		l.add(errorf(f.path+".transport_api_version", "transport_api_version is %s: certbind serves envoy.service.auth.v3, set V3", c.GetTransportApiVersion()))
+	// AUTO (unset) is V3 in every Envoy that still runs: "it is the only supported version".
+	//lint:ignore SA1019 V2 is deprecated, and that is what is reported
+	if c.GetTransportApiVersion() == corev3.ApiVersion_V2 {
+		l.add(errorf(f.path+".transport_api_version", "transport_api_version is V2: certbind serves envoy.service.auth.v3, set V3 or leave it unset"))
 	}
 	if c.GetHttpService() != nil {
 		l.add(warnf(f.path+".http_service", "http_service: over HTTP Envoy sends certbind neither context_extensions (certbind_mode) nor source.certificate; prefer grpc_service"))
 	}
 	if mode != hcmv3.HttpConnectionManager_SANITIZE {
-		ah := c.GetAllowedHeaders()
+		ah, ahPath := c.GetAllowedHeaders(), f.path+".allowed_headers"
+		//lint:ignore SA1019 the deprecated http_service field still selects the headers when allowed_headers is unset
+		if old := c.GetHttpService().GetAuthorizationRequest().GetAllowedHeaders(); ah == nil && old != nil {
+			ah, ahPath = old, f.path+".http_service.authorization_request.allowed_headers"
+		}
 		switch {
 		case ah != nil && !listMatches(ah, xfccHeader):
-			l.add(errorf(f.path+".allowed_headers", "allowed_headers does not include x-forwarded-client-cert: certbind gets no chain"))
+			l.add(errorf(ahPath, "allowed_headers does not include x-forwarded-client-cert: certbind gets no chain"))
 		case ah == nil && c.GetHttpService() != nil:
 			l.add(errorf(f.path+".allowed_headers", "http_service sends x-forwarded-client-cert only if allowed_headers lists it: certbind gets no chain"))
 		}
@@ -259,6 +303,22 @@ func (l *linter) authzFilter(s site, f authzFilter, mode hcmv3.HttpConnectionMan
 		if eg := g.GetEnvoyGrpc(); eg != nil {
 			l.authzCluster(f.path+".grpc_service.envoy_grpc.cluster_name", eg.GetClusterName())
 		}
+	}
+}
+
+// peerCertificateOff: include_peer_certificate is off, which matters as much as certbind reads
+// the peer certificate, and as little as Envoy's own XFCC element gives it the certificate.
+func (l *linter) peerCertificateOff(path string, hcm *hcmv3.HttpConnectionManager, mode hcmv3.HttpConnectionManager_ForwardClientCertDetails) {
+	xfccCert := (mode == hcmv3.HttpConnectionManager_SANITIZE_SET || mode == hcmv3.HttpConnectionManager_APPEND_FORWARD) &&
+		hcm.GetSetCurrentClientCertDetails().GetCert()
+	switch {
+	case l.peer == "ignore":
+	case l.peer == "require":
+		l.add(errorf(path, "include_peer_certificate is off and certbind's certificate_sources.peer is require: certbind denies every request (no_certificate)"))
+	case xfccCert:
+		l.add(warnf(path, "include_peer_certificate is off: certbind reads the certificate from Envoy's XFCC element only; turn it on, or set certificate_sources.peer: ignore to say so"))
+	default:
+		l.add(errorf(path, "include_peer_certificate is off: certbind gets no source.certificate, the one certificate input no client can forge"))
 	}
 }
 
@@ -366,12 +426,12 @@ func (l *linter) routes(s site) {
 				l.route(f, mergePerRoute(f.name, routeLevels(rcPath, rc, vi, ri)...), fmt.Sprintf("%s.routes[%d]", vp, ri))
 			}
 			if !catchAll {
-				l.add(errorf(vp+".routes", "no catch-all route (prefix \"/\"): a request that matches no route skips ext_authz"))
+				l.add(warnf(vp+".routes", "no catch-all route (prefix \"/\"): a request that matches no route gets Envoy's own 404 without a check (no upstream is reached, certbind never sees it)"))
 			}
 		}
 	}
 	if !wildcard {
-		l.add(errorf(rcPath+".virtual_hosts", "no virtual host with domains [\"*\"]: a request for another host matches no route and skips ext_authz"))
+		l.add(warnf(rcPath+".virtual_hosts", "no virtual host with domains [\"*\"]: a request for another host gets Envoy's own 404 without a check (no upstream is reached, certbind never sees it)"))
 	}
 }
 

@@ -221,10 +221,37 @@ func TestLintRules(t *testing.T) {
 
 		// The ext_authz filter.
 		{
+			// Envoy's own XFCC element still carries the certificate (cert: true).
 			name:  "include_peer_certificate off",
 			edits: []edit{{"include_peer_certificate: true", "include_peer_certificate: false"}},
+			want: []Finding{warnf(authzPath+".include_peer_certificate",
+				"include_peer_certificate is off: certbind reads the certificate from Envoy's XFCC element only; turn it on, or set certificate_sources.peer: ignore to say so")},
+		},
+		{
+			name:  "include_peer_certificate off without the certificate in XFCC",
+			edits: []edit{{"include_peer_certificate: true", "include_peer_certificate: false"}, {"subject: true, cert: true, chain: true", "subject: true, chain: true"}},
+			want: []Finding{
+				errorf(authzPath+".include_peer_certificate", "include_peer_certificate is off: certbind gets no source.certificate, the one certificate input no client can forge"),
+				warnf(hcmPath+".set_current_client_cert_details.cert", "cert is off: certbind gets the leaf only from include_peer_certificate, and a proxy behind this one gets no certificate at all"),
+			},
+		},
+		{
+			name:  "include_peer_certificate off, certbind requires the peer certificate",
+			edits: []edit{{"include_peer_certificate: true", "include_peer_certificate: false"}},
+			opt:   LintOptions{PeerSource: "require"},
 			want: []Finding{errorf(authzPath+".include_peer_certificate",
-				"include_peer_certificate is off: certbind gets no source.certificate, the one certificate input no client can forge")},
+				"include_peer_certificate is off and certbind's certificate_sources.peer is require: certbind denies every request (no_certificate)")},
+		},
+		{
+			// Envoy Gateway: no peer certificate, XFCC only, and certbind told so.
+			name:  "include_peer_certificate off, certbind ignores the peer certificate",
+			edits: []edit{{"include_peer_certificate: true", "include_peer_certificate: false"}},
+			opt:   LintOptions{PeerSource: "ignore"},
+		},
+		{
+			name: "unknown certificate_sources.peer",
+			opt:  LintOptions{PeerSource: "sometimes"},
+			want: []Finding{errorf("LintOptions.PeerSource", `unknown certificate_sources.peer "sometimes" (want accept, require or ignore)`)},
 		},
 		{
 			name:  "failure_mode_allow",
@@ -232,10 +259,15 @@ func TestLintRules(t *testing.T) {
 			want:  []Finding{errorf(authzPath+".failure_mode_allow", "failure_mode_allow lets requests through unchecked when certbind fails or times out")},
 		},
 		{
+			// AUTO, which Envoy reads as V3, the only version it still supports.
 			name:  "transport_api_version unset",
 			edits: []edit{{"transport_api_version: V3\n", ""}},
+		},
+		{
+			name:  "transport_api_version V2",
+			edits: []edit{{"transport_api_version: V3\n", "transport_api_version: V2\n"}},
 			want: []Finding{errorf(authzPath+".transport_api_version",
-				"transport_api_version is AUTO: certbind serves envoy.service.auth.v3, set V3")},
+				"transport_api_version is V2: certbind serves envoy.service.auth.v3, set V3 or leave it unset")},
 		},
 		{
 			name: "http_service without allowed_headers",
@@ -343,14 +375,14 @@ func TestLintRules(t *testing.T) {
 		{
 			name:  "require_client_certificate false",
 			edits: []edit{{"require_client_certificate: true", "require_client_certificate: false"}},
-			want: []Finding{errorf(tlsPath+".require_client_certificate",
-				"require_client_certificate is not true: clients without a certificate reach certbind")},
+			want: []Finding{warnf(tlsPath+".require_client_certificate",
+				"require_client_certificate is not true: clients without a certificate reach certbind, which denies them (no_certificate) but cannot stop their TLS handshake")},
 		},
 		{
 			name:  "require_client_certificate absent",
 			edits: []edit{{"          require_client_certificate: true\n", ""}},
-			want: []Finding{errorf(tlsPath+".require_client_certificate",
-				"require_client_certificate is not true: clients without a certificate reach certbind")},
+			want: []Finding{warnf(tlsPath+".require_client_certificate",
+				"require_client_certificate is not true: clients without a certificate reach certbind, which denies them (no_certificate) but cannot stop their TLS handshake")},
 		},
 		{
 			name:  "no validation context",
@@ -392,7 +424,7 @@ func TestLintRules(t *testing.T) {
 					vh.Routes = vh.Routes[:len(vh.Routes)-1]
 				})
 			},
-			want: []Finding{errorf(vhostPath+".routes", `no catch-all route (prefix "/"): a request that matches no route skips ext_authz`)},
+			want: []Finding{warnf(vhostPath+".routes", `no catch-all route (prefix "/"): a request that matches no route gets Envoy's own 404 without a check (no upstream is reached, certbind never sees it)`)},
 		},
 		{
 			name: "catch-all by safe_regex",
@@ -406,13 +438,13 @@ func TestLintRules(t *testing.T) {
 		{
 			name:  "catch-all prefix with a header condition is no catch-all",
 			edits: []edit{{"match: { prefix: / }", "match: { prefix: /, headers: [{ name: x-tenant, present_match: true }] }"}},
-			want:  []Finding{errorf(vhostPath+".routes", `no catch-all route (prefix "/"): a request that matches no route skips ext_authz`)},
+			want:  []Finding{warnf(vhostPath+".routes", `no catch-all route (prefix "/"): a request that matches no route gets Envoy's own 404 without a check (no upstream is reached, certbind never sees it)`)},
 		},
 		{
 			name:  "no wildcard virtual host",
 			edits: []edit{{`domains: ["*"]`, `domains: ["proxy.certbind.test"]`}},
-			want: []Finding{errorf(hcmPath+".route_config.virtual_hosts",
-				`no virtual host with domains ["*"]: a request for another host matches no route and skips ext_authz`)},
+			want: []Finding{warnf(hcmPath+".route_config.virtual_hosts",
+				`no virtual host with domains ["*"]: a request for another host gets Envoy's own 404 without a check (no upstream is reached, certbind never sees it)`)},
 		},
 		{
 			name:  "client_auth without with_request_body",

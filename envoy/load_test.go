@@ -117,11 +117,6 @@ func TestLoadErrors(t *testing.T) {
 			kind: ErrDecode, path: authzPath + ".include_peer_certificate", msg: `invalid value for bool field`,
 		},
 		{
-			name: "scalar for a repeated field",
-			old:  `domains: ["*"]`, new: `domains: "*"`,
-			kind: ErrDecode, path: hcmPath + ".route_config.virtual_hosts[0].domains", msg: "repeated field needs a YAML list",
-		},
-		{
 			name: "unregistered @type",
 			old:  "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", new: "type.googleapis.com/envoy.extensions.filters.http.router.v3.Routr",
 			kind: ErrDecode, path: hcmPath + ".http_filters[1].typed_config.@type", msg: `unable to resolve "type.googleapis.com/envoy.extensions.filters.http.router.v3.Routr"`,

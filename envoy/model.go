@@ -65,7 +65,7 @@ func sites(b *bootstrapv3.Bootstrap) ([]site, []Finding) {
 			tlsPath := cp + ".transport_socket.typed_config"
 			if tc := c.GetTransportSocket().GetTypedConfig(); tc != nil {
 				m, err := unpack(tc)
-				if err != nil {
+				if err != nil && !unknownExtension(err) {
 					bad = append(bad, errorf(tlsPath, "cannot unpack: %v", err))
 				}
 				tls, _ = m.(*tlsv3.DownstreamTlsContext)
@@ -73,7 +73,7 @@ func sites(b *bootstrapv3.Bootstrap) ([]site, []Finding) {
 			for fi, f := range c.GetFilters() {
 				fp := fmt.Sprintf("%s.filters[%d].typed_config", cp, fi)
 				hcm, err := unpackAs[*hcmv3.HttpConnectionManager](f.GetTypedConfig())
-				if err != nil {
+				if err != nil && !unknownExtension(err) {
 					bad = append(bad, errorf(fp, "cannot unpack: %v", err))
 				}
 				if hcm == nil {
@@ -83,7 +83,7 @@ func sites(b *bootstrapv3.Bootstrap) ([]site, []Finding) {
 				for hi, hf := range hcm.GetHttpFilters() {
 					hp := fmt.Sprintf("%s.http_filters[%d].typed_config", fp, hi)
 					m, err := unpackOrNil(hf.GetTypedConfig())
-					if err != nil {
+					if err != nil && !unknownExtension(err) {
 						bad = append(bad, errorf(hp, "cannot unpack: %v", err))
 					}
 					switch cfg := m.(type) {

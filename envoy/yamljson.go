@@ -26,6 +26,9 @@ const (
 type sourceMap struct {
 	jsonLines []jsonLine
 	byPath    map[string]int // proto path -> YAML line of its key
+	// unlinked maps the path of each Any whose "@type" names a type of a package this binary
+	// does not link to that type URL: the converter hands protojson a Struct in its place.
+	unlinked map[string]string
 }
 
 type jsonLine struct {
@@ -109,6 +112,7 @@ type converter struct {
 type target struct {
 	msg   protoreflect.MessageDescriptor // message a mapping decodes into; nil if unknown
 	field protoreflect.FieldDescriptor   // set when the node is a whole repeated or map field
+	enum  protoreflect.EnumDescriptor    // set when the node is one enum value
 }
 
 func (c *converter) newline(path string, yamlLine int) {
@@ -128,8 +132,16 @@ func (c *converter) value(n *yaml.Node, path string, t target) error {
 		return c.value(n.Alias, path, t)
 	}
 	if t.field != nil && t.field.IsList() && n.Kind != yaml.SequenceNode && n.ShortTag() != "!!null" {
-		// Envoy's own YAML loader may take a single value here; protojson does not.
-		return &Error{Path: path, Line: n.Line, Msg: "repeated field needs a YAML list ([...] or - items)", Kind: ErrDecode}
+		// A single value where a list belongs: Envoy's JSON parser takes it as a list of one
+		// (protobuf's legacy JSON syntax); protojson does not, so it gets the list.
+		c.buf.WriteByte('[')
+		p := path + "[0]"
+		c.newline(p, n.Line)
+		if err := c.value(n, p, elementOf(t.field)); err != nil {
+			return err
+		}
+		c.buf.WriteByte(']')
+		return nil
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -137,7 +149,7 @@ func (c *converter) value(n *yaml.Node, path string, t target) error {
 	case yaml.SequenceNode:
 		elem := target{}
 		if t.field != nil && t.field.IsList() {
-			elem.msg = t.field.Message()
+			elem = elementOf(t.field)
 		}
 		c.buf.WriteByte('[')
 		for i, item := range n.Content {
@@ -153,7 +165,7 @@ func (c *converter) value(n *yaml.Node, path string, t target) error {
 		c.buf.WriteByte(']')
 		return nil
 	case yaml.ScalarNode:
-		return c.scalar(n, path)
+		return c.scalar(n, path, t.enum)
 	}
 	return &Error{Path: path, Line: n.Line, Msg: fmt.Sprintf("unexpected YAML node kind %d", n.Kind), Kind: ErrDecode}
 }
@@ -175,7 +187,10 @@ func (c *converter) mapping(n *yaml.Node, path string, t target) error {
 			md = t.field.Message() // an object where a list belongs: protojson will say so
 		}
 		if md != nil && md.FullName() == anyName {
-			md = anyContent(ps)
+			var url string
+			if md, url = anyContent(ps); url != "" {
+				return c.unlinkedAny(ps, path, url)
+			}
 		}
 		if md != nil {
 			child = func(key string) (string, target) { return fieldChild(md, path, key) }
@@ -200,19 +215,78 @@ func (c *converter) mapping(n *yaml.Node, path string, t target) error {
 }
 
 // anyContent is the message type named by the "@type" of an Any's mapping, nil if unknown or
-// a well-known type with a special JSON form.
-func anyContent(ps []pair) protoreflect.MessageDescriptor {
+// a well-known type with a special JSON form. A type of a package this binary does not link (an
+// extension certbind does not know) is returned as its URL instead, so that the rest of the
+// config can still be read; an unknown type of a linked package is a typo, left to protojson to
+// refuse.
+func anyContent(ps []pair) (protoreflect.MessageDescriptor, string) {
 	for _, p := range ps {
 		if p.key.Value != "@type" || p.val.Kind != yaml.ScalarNode {
 			continue
 		}
 		mt, err := protoregistry.GlobalTypes.FindMessageByURL(p.val.Value)
-		if err != nil || mt.Descriptor().FullName().Parent() == "google.protobuf" {
-			return nil
+		if err != nil {
+			if !linkedPackage(p.val.Value) {
+				return nil, p.val.Value
+			}
+			return nil, ""
 		}
-		return mt.Descriptor()
+		if mt.Descriptor().FullName().Parent() == "google.protobuf" {
+			return nil, ""
+		}
+		return mt.Descriptor(), ""
 	}
+	return nil, ""
+}
+
+// unlinkedAny writes an Any of an unlinked type as a google.protobuf.Struct of its fields, which
+// protojson can decode, and records the real type URL for decode to put back.
+func (c *converter) unlinkedAny(ps []pair, path, url string) error {
+	if c.src.unlinked == nil {
+		c.src.unlinked = map[string]string{}
+	}
+	c.src.unlinked[path] = url
+	c.buf.WriteString(`{"@type":"type.googleapis.com/google.protobuf.Struct","value":{`)
+	first := true
+	for _, p := range ps {
+		if p.key.Value == "@type" {
+			continue
+		}
+		if !first {
+			c.buf.WriteByte(',')
+		}
+		first = false
+		cp := joinPath(path, p.key.Value)
+		c.newline(cp, p.key.Line)
+		c.writeString(p.key.Value)
+		c.buf.WriteByte(':')
+		if err := c.value(p.val, cp, target{}); err != nil {
+			return err
+		}
+	}
+	c.buf.WriteString("}}")
 	return nil
+}
+
+// linkedPackage says whether this binary links any file of the proto package of a type URL
+// (type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua: envoy.extensions.filters.http.lua.v3).
+func linkedPackage(url string) bool {
+	name := url[strings.LastIndexByte(url, '/')+1:]
+	i := strings.LastIndexByte(name, '.')
+	if i <= 0 {
+		return false
+	}
+	found := false
+	protoregistry.GlobalFiles.RangeFilesByPackage(protoreflect.FullName(name[:i]), func(protoreflect.FileDescriptor) bool {
+		found = true
+		return false
+	})
+	return found
+}
+
+// elementOf is the target of one element of a repeated field.
+func elementOf(fd protoreflect.FieldDescriptor) target {
+	return target{msg: fd.Message(), enum: fd.Enum()}
 }
 
 func fieldChild(md protoreflect.MessageDescriptor, path, key string) (string, target) {
@@ -227,7 +301,7 @@ func fieldChild(md protoreflect.MessageDescriptor, path, key string) (string, ta
 	if fd.IsList() || fd.IsMap() {
 		return p, target{field: fd}
 	}
-	return p, target{msg: fd.Message()}
+	return p, target{msg: fd.Message(), enum: fd.Enum()}
 }
 
 type pair struct{ key, val *yaml.Node }
@@ -294,7 +368,9 @@ func resolveAlias(n *yaml.Node) *yaml.Node {
 
 // scalar writes a YAML scalar as the JSON value protojson expects: null, bool and numbers as JSON
 // literals (protojson also takes numbers in strings, as Envoy does), everything else as a string.
-func (c *converter) scalar(n *yaml.Node, path string) error {
+// An enum value's name is matched ignoring case, as Envoy's loader does
+// (case_insensitive_enum_parsing), and written as the enum spells it.
+func (c *converter) scalar(n *yaml.Node, path string, enum protoreflect.EnumDescriptor) error {
 	bad := func(err error) error {
 		return &Error{Path: path, Line: n.Line, Msg: err.Error(), Kind: ErrDecode}
 	}
@@ -345,7 +421,27 @@ func (c *converter) scalar(n *yaml.Node, path string) error {
 		c.writeString(strings.Join(strings.Fields(n.Value), ""))
 		return nil
 	}
+	if enum != nil {
+		if v := enumValueFold(enum, n.Value); v != nil {
+			c.writeString(string(v.Name()))
+			return nil
+		}
+	}
 	c.writeString(n.Value)
+	return nil
+}
+
+// enumValueFold is the value of enum named name, ignoring case; nil if none.
+func enumValueFold(enum protoreflect.EnumDescriptor, name string) protoreflect.EnumValueDescriptor {
+	if v := enum.Values().ByName(protoreflect.Name(name)); v != nil {
+		return v
+	}
+	vs := enum.Values()
+	for i := 0; i < vs.Len(); i++ {
+		if strings.EqualFold(string(vs.Get(i).Name()), name) {
+			return vs.Get(i)
+		}
+	}
 	return nil
 }
 
