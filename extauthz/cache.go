@@ -61,15 +61,19 @@ func (ac *adapterConfigs) forConfig(cfg *policy.Config) *adapterConfig {
 	return c
 }
 
-// fill sets in's certificate, or the reason it has none usable, from read, through the cache.
-// parts are the exact request material read uses, including whether each header was present.
-func (ac *adapterConfigs) fill(in *policy.Input, c *adapterConfig, read func() (*policy.Presented, error), parts ...string) {
+// fill sets in's certificate, or the reason it has none usable, from read, through the cache,
+// and says whether it came from the cache. parts are the exact request material read uses,
+// including whether each header was present.
+func (ac *adapterConfigs) fill(in *policy.Input, c *adapterConfig, read func() (*policy.Presented, error), parts ...string) bool {
+	computed := false
 	res := ac.lookup(c, func() certResult {
+		computed = true
 		p, err := read()
 		return certResult{p: p, err: err}
 	}, parts...)
 	in.CertificateErr = res.err
 	in.Certificate = res.p
+	return !computed && c.certs != nil
 }
 
 // lookup returns the cached result for the given material or computes and stores it. parts are

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/certbind/certbind/extauthz/xfcc"
 	"github.com/certbind/certbind/policy"
 )
@@ -37,9 +39,11 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ac := h.s.configs.forConfig(cfg)
-	in := readHTTPInput(r, ac, &h.s.configs)
-	d := h.s.engine.DecideWith(r.Context(), cfg, in)
-	h.s.record(d, in.Request.Headers["x-request-id"], start)
+	in, certCached := readHTTPInput(r, ac, &h.s.configs)
+	ctx, span := h.s.startCheck(r.Context(), "http", propagation.HeaderCarrier(r.Header), nil)
+	d := h.s.engine.DecideWith(ctx, cfg, in)
+	h.s.record(span, d, in.Request.Headers["x-request-id"], start)
+	endCheck(span, d, certCached)
 	rs := ac.set.response
 	if d.Allow {
 		set, remove := Allowed(d, rs)
@@ -75,8 +79,9 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, den.Body)
 }
 
-// readHTTPInput turns an authorization request into the policy's input.
-func readHTTPInput(r *http.Request, ac *adapterConfig, configs *adapterConfigs) policy.Input {
+// readHTTPInput turns an authorization request into the policy's input, and says whether its
+// certificate came from the cache.
+func readHTTPInput(r *http.Request, ac *adapterConfig, configs *adapterConfigs) (policy.Input, bool) {
 	set := ac.set.http
 	hdr := make(map[string]string, len(r.Header))
 	for k, vs := range r.Header {
@@ -116,9 +121,9 @@ func readHTTPInput(r *http.Request, ac *adapterConfig, configs *adapterConfigs) 
 	}
 	cert, certOK := hdr[set.CertificateHeader]
 	chain, chainOK := hdr[set.ChainHeader]
-	configs.fill(&in, ac, func() (*policy.Presented, error) { return httpCertificate(hdr, ac.set) },
+	cached := configs.fill(&in, ac, func() (*policy.Presented, error) { return httpCertificate(hdr, ac.set) },
 		"http", string(set.CertificateFormat), presence(certOK), cert, presence(chainOK), chain)
-	return in
+	return in, cached
 }
 
 // httpCertificate reads the certificate from the header the proxy set. An XFCC header goes

@@ -7,6 +7,8 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -23,6 +25,7 @@ type Config struct {
 	Logger   logrus.FieldLogger // nil: no decision log
 	Now      func() time.Time   // for durations; default time.Now
 	Observer Observer           // optional: metrics
+	Tracing  Tracing            // optional: a span per check
 }
 
 // Observer is told about every decision and cache event (package metrics implements it).
@@ -34,17 +37,18 @@ type Observer interface {
 // Server implements envoy.service.auth.v3.Authorization.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
-	engine *policy.Engine
-	log    logrus.FieldLogger
-	now    func() time.Time
-	obs    Observer
+	engine  *policy.Engine
+	log     logrus.FieldLogger
+	now     func() time.Time
+	obs     Observer
+	tracing Tracing
 	// configs holds, per configuration, the adapter's compiled settings and certificate cache.
 	configs adapterConfigs
 }
 
 // New makes a Server.
 func New(c Config) *Server {
-	s := &Server{engine: c.Engine, log: c.Logger, now: c.Now, obs: c.Observer}
+	s := &Server{engine: c.Engine, log: c.Logger, now: c.Now, obs: c.Observer, tracing: c.Tracing}
 	if c.Observer != nil {
 		s.configs.onEvent = c.Observer.ObserveCache
 	}
@@ -64,14 +68,17 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		return nil, status.Error(codes.Unavailable, "certbind: no configuration loaded")
 	}
 	ac := s.configs.forConfig(cfg)
-	in := s.readInput(req, ac)
+	in, certCached := s.readInput(req, ac)
+	ctx, span := s.startCheck(ctx, "grpc", propagation.MapCarrier(in.Request.Headers), grpcMetadata(ctx))
 	d := s.engine.DecideWith(ctx, cfg, in)
-	s.record(d, in.Request.Headers["x-request-id"], start)
+	s.record(span, d, in.Request.Headers["x-request-id"], start)
+	endCheck(span, d, certCached)
 	return Render(d, ac.set.response), nil
 }
 
-// readInput turns a CheckRequest into the policy's input.
-func (s *Server) readInput(req *authv3.CheckRequest, ac *adapterConfig) policy.Input {
+// readInput turns a CheckRequest into the policy's input, and says whether its certificate
+// came from the cache.
+func (s *Server) readInput(req *authv3.CheckRequest, ac *adapterConfig) (policy.Input, bool) {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	in := policy.Input{
@@ -91,9 +98,9 @@ func (s *Server) readInput(req *authv3.CheckRequest, ac *adapterConfig) policy.I
 	xv, xok := in.Request.Headers["x-forwarded-client-cert"]
 	src := certSources{peer: attrs.GetSource().GetCertificate(), xfcc: xv, xfccPresent: xok,
 		destination: attrs.GetDestination().GetPrincipal()}
-	s.configs.fill(&in, ac, func() (*policy.Presented, error) { return certificate(src, ac.set) },
+	cached := s.configs.fill(&in, ac, func() (*policy.Presented, error) { return certificate(src, ac.set) },
 		"grpc", src.peer, presence(xok), src.xfcc, src.destination)
-	return in
+	return in, cached
 }
 
 // headers returns the request headers with lower-case names. Envoy fills either the headers
@@ -121,17 +128,18 @@ func headers(h *authv3.AttributeContext_HttpRequest) map[string]string {
 	return out
 }
 
-// record logs a decision and tells the observer.
-func (s *Server) record(d policy.Decision, requestID string, start time.Time) {
+// record logs a decision, with the check span's trace when there is one, and tells the
+// observer.
+func (s *Server) record(span trace.Span, d policy.Decision, requestID string, start time.Time) {
 	now := s.now()
 	took := now.Sub(start)
 	if s.obs != nil {
 		s.obs.ObserveDecision(d, took, now)
 	}
-	s.logDecision(d, requestID, took)
+	s.logDecision(span, d, requestID, took)
 }
 
-func (s *Server) logDecision(d policy.Decision, requestID string, took time.Duration) {
+func (s *Server) logDecision(span trace.Span, d policy.Decision, requestID string, took time.Duration) {
 	if s.log == nil {
 		return
 	}
@@ -156,6 +164,11 @@ func (s *Server) logDecision(d policy.Decision, requestID string, took time.Dura
 	}
 	if requestID != "" {
 		fields["request_id"] = requestID
+	}
+	if span != nil {
+		if sc := span.SpanContext(); sc.IsValid() {
+			fields["trace_id"], fields["span_id"] = sc.TraceID().String(), sc.SpanID().String()
+		}
 	}
 	if d.Cause != nil {
 		fields["cause"] = d.Cause.Error()

@@ -106,10 +106,10 @@ func (c *Config) verifyToken(ctx context.Context, raw string, now time.Time) (*t
 		key = sha256.Sum256([]byte(raw))
 		if e, ok := c.rt.tokenCache.Get(key); ok && now.Before(e.until) && (e.claims.NotBefore.IsZero() || !now.Before(e.claims.NotBefore)) &&
 			ts.verifier.KeysCurrent(ctx, e.claims) {
-			c.cacheEvent("tokens", true)
+			c.cacheEvent(ctx, "tokens", true)
 			return e.claims, e.pol, nil
 		}
-		c.cacheEvent("tokens", false)
+		c.cacheEvent(ctx, "tokens", false)
 	}
 	claims, pol, local, err := ts.verify(ctx, raw, jwt, now)
 	if err == nil && cacheable && local {

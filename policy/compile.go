@@ -27,9 +27,10 @@ func onEvict[K comparable, V any](b *builder, name string) func(K, V) {
 
 type builder struct {
 	base       string
-	obs        Observer         // LoadOptions.Observer, never nil
-	httpClient *http.Client     // LoadOptions.HTTPClient, nil for the packages' own
-	now        func() time.Time // LoadOptions.Now, nil for time.Now
+	obs        Observer                                  // LoadOptions.Observer, never nil
+	httpClient *http.Client                              // LoadOptions.HTTPClient, nil for the packages' own
+	transport  func(http.RoundTripper) http.RoundTripper // LoadOptions.Transport
+	now        func() time.Time                          // LoadOptions.Now, nil for time.Now
 	errs       []error
 	files      []string
 	digest     hash.Hash // of every file as read (hashFile), in files order
@@ -247,7 +248,7 @@ func (b *builder) revocation(f *fileConfig, c *Config) {
 		b.errf("revocation", "durations must be positive")
 	}
 	if valid && c.revocationMode != revocation.ModeOff {
-		c.rt.revocation = revocation.NewChecker(revocation.Options{Timeout: r.Timeout, MaxCacheTTL: r.MaxCacheTTL, OnFetch: b.obs.ObserveFetch, Client: b.httpClient})
+		c.rt.revocation = revocation.NewChecker(revocation.Options{Timeout: r.Timeout, MaxCacheTTL: r.MaxCacheTTL, OnFetch: b.obs.ObserveFetch, Client: b.instrument(b.httpClient, r.Timeout)})
 	}
 }
 
@@ -317,4 +318,23 @@ func (b *builder) sourceMode(path, v string) SourceMode {
 	}
 	b.errf(path, "%q: want accept, require or ignore", v)
 	return SourceIgnore
+}
+
+// instrument wraps c's transport with LoadOptions.Transport (a client of its own, c is shared),
+// or returns c unchanged without one. A nil c becomes a client bounded by timeout, as the
+// fetching packages' own default is.
+func (b *builder) instrument(c *http.Client, timeout time.Duration) *http.Client {
+	if b.transport == nil {
+		return c
+	}
+	if c == nil {
+		return &http.Client{Transport: b.transport(http.DefaultTransport), Timeout: timeout}
+	}
+	w := *c
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	w.Transport = b.transport(rt)
+	return &w
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"hash"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/certbind/certbind/policy/revocation"
 )
@@ -127,6 +130,9 @@ type LoadOptions struct {
 	// (each still bounded by its configured timeout); nil gives each its own client. The
 	// introspection endpoint keeps a client of its own: it carries that endpoint's TLS settings.
 	HTTPClient *http.Client
+	// Transport, when set, wraps the transport of every fetch: key sets, discovery,
+	// introspection, OCSP and CRLs (certbind serve instruments them for tracing with it).
+	Transport func(http.RoundTripper) http.RoundTripper
 	// Now is the clock of key sets' refresh schedules; nil is time.Now. (Decisions take the
 	// Engine's clock.)
 	Now func() time.Time
@@ -134,7 +140,12 @@ type LoadOptions struct {
 
 var generations atomic.Uint64
 
-func (c *Config) cacheEvent(cache string, hit bool) {
+// cacheEvent reports a hit or miss of the "chains" or "tokens" cache to the observer, and to
+// the check's trace span when it records (certbind.cache.chains, certbind.cache.tokens).
+func (c *Config) cacheEvent(ctx context.Context, cache string, hit bool) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.Bool("certbind.cache."+cache, hit))
+	}
 	if hit {
 		c.rt.obs.ObserveCache(cache, "hit")
 	} else {
@@ -155,7 +166,7 @@ func parseConfig(data []byte, baseDir string, opt LoadOptions, h hash.Hash) (*Co
 	}
 	f.applyDefaults()
 	f.Tokens.applyDefaults()
-	b := &builder{base: baseDir, obs: opt.Observer, httpClient: opt.HTTPClient, now: opt.Now, digest: h}
+	b := &builder{base: baseDir, obs: opt.Observer, httpClient: opt.HTTPClient, transport: opt.Transport, now: opt.Now, digest: h}
 	if b.obs == nil {
 		b.obs = nopObserver{}
 	}

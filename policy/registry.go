@@ -238,6 +238,7 @@ func (b *builder) remoteOptions(c *Config, label string, client *http.Client) jw
 	if client != nil { // the fetch's own TLS settings win over the injected client
 		o.Client = client
 	}
+	o.Client = b.instrument(o.Client, o.Timeout)
 	o.OnFetch = func(err error) { b.obs.ObserveFetch("jwks", label, err) }
 	o.OnSkip = func(skipped []string) { b.obs.ObserveSkippedKeys(label, skipped) }
 	return o

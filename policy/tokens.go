@@ -206,6 +206,7 @@ func (b *builder) introspector(path string, in *fileIntrospection) *token.Intros
 	if client == nil {
 		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}, Proxy: http.ProxyFromEnvironment}}
 	}
+	client = b.instrument(client, 0) // the introspector bounds each call itself
 	if in.CacheSize < 0 {
 		b.errf(path+".cache_size", "must be positive")
 	}

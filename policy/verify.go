@@ -97,10 +97,10 @@ func (c *Config) cachedChain(ctx context.Context, p *Presented, roots *x509.Cert
 	}
 	k.chain = p.key
 	if until, ok := c.rt.chainCache.Get(k); ok && now.Before(until) && !now.Before(p.Leaf.NotBefore) {
-		c.cacheEvent("chains", true)
+		c.cacheEvent(ctx, "chains", true)
 		return chainResult{}
 	}
-	c.cacheEvent("chains", false)
+	c.cacheEvent(ctx, "chains", false)
 	res := c.chain(ctx, p, roots, k.fail, now)
 	if res.err == nil && len(res.chains) > 0 && !res.softFail {
 		until := now.Add(c.Cache.TTL)

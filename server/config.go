@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/certbind/certbind/extauthz/listener"
+	"github.com/certbind/certbind/tracing"
 )
 
 // Config is what a Server is built from. The zero value of every optional field is off or
@@ -44,6 +45,10 @@ type Config struct {
 	// Logger receives one line per decision and the Server's own events (loads, reloads,
 	// shutdown). Nil discards them all.
 	Logger logrus.FieldLogger
+	// Tracing, when enabled (tracing.Setup from the OTEL_* environment), makes a span per
+	// check and per fetch, and puts trace_id and span_id in the decision log; Run flushes it on
+	// shutdown within DrainTimeout (at least a second). Nil is off.
+	Tracing *tracing.Tracing
 }
 
 // Endpoint is where a listener serves: an already-open Listener, or an address to listen on.

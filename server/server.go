@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/sirupsen/logrus"
@@ -83,7 +84,13 @@ func build(c Config) (*Server, error) {
 	}
 	s := &Server{c: c, log: log, engine: policy.NewEngine(policy.EngineConfig{}), metrics: metrics.New(), health: health.NewServer()}
 	s.setServing(false)
-	s.reload = reload.New(reload.Config{Path: c.ConfigPath, Engine: s.engine, Load: policy.LoadOptions{Observer: observer{log, s.metrics}}, OnLoad: s.onLoad})
+	load := policy.LoadOptions{Observer: observer{log, s.metrics}}
+	var checks extauthz.Tracing
+	if c.Tracing != nil && c.Tracing.Enabled {
+		load.Transport = c.Tracing.Transport
+		checks = extauthz.Tracing{Tracer: c.Tracing.Tracer, Propagator: c.Tracing.Propagator}
+	}
+	s.reload = reload.New(reload.Config{Path: c.ConfigPath, Engine: s.engine, Load: load, OnLoad: s.onLoad})
 	if err := s.reload.Load(); err != nil && !c.WaitForConfig {
 		return nil, invalidf("%s: %w", c.ConfigPath, err)
 	}
@@ -95,7 +102,7 @@ func build(c Config) (*Server, error) {
 		s.tls = tc
 	}
 	// The decision log only when there is somewhere to write it.
-	authz := extauthz.New(extauthz.Config{Engine: s.engine, Logger: c.Logger, Observer: s.metrics})
+	authz := extauthz.New(extauthz.Config{Engine: s.engine, Logger: c.Logger, Observer: s.metrics, Tracing: checks})
 	var opts []grpc.ServerOption
 	if s.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls)))
@@ -181,11 +188,24 @@ func (s *Server) serveUntilDone(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.drain()
+	s.flushTraces()
 	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// flushTraces exports the spans not yet sent, within DrainTimeout (at least a second).
+func (s *Server) flushTraces() {
+	if s.c.Tracing == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), max(s.c.DrainTimeout, time.Second))
+	defer cancel()
+	if err := s.c.Tracing.Shutdown(ctx); err != nil {
+		s.log.WithError(err).Warn("tracing: spans not flushed")
+	}
 }
 
 // drain stops accepting on every listener and waits up to DrainTimeout for in-flight checks,

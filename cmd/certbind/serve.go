@@ -5,13 +5,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/certbind/certbind/cmd/internal/exit"
 	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
 	"time"
+
+	"github.com/certbind/certbind/cmd/internal/exit"
+	"github.com/certbind/certbind/tracing"
 
 	"github.com/sirupsen/logrus"
 
@@ -131,7 +133,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	tuneRuntime(f)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s, err := server.New(serverConfig(f, log, reloadOnSIGHUP(ctx, log)))
+	tr, err := tracing.Setup(ctx, buildVersion())
+	if err != nil {
+		return exit.Usage("%v", err)
+	}
+	cfg := serverConfig(f, log, reloadOnSIGHUP(ctx, log))
+	cfg.Tracing = tr
+	s, err := server.New(cfg)
 	if errors.Is(err, server.ErrInvalid) {
 		return &exit.Error{Code: 2, Err: err}
 	}
@@ -189,4 +197,13 @@ func tuneRuntime(f serveFlags) {
 	if os.Getenv("GOMEMLIMIT") == "" && f.memoryLimit > 0 {
 		debug.SetMemoryLimit(f.memoryLimit << 20)
 	}
+}
+
+// buildVersion is the main module's version as the go command recorded it ("(devel)" for a
+// build from a checkout).
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }

@@ -96,12 +96,12 @@ func (r *Remote) Current(ctx context.Context) (*Set, error) {
 	set := r.set
 	if set != nil {
 		if r.opts.Now().Sub(r.fetchedAt) >= r.opts.RefreshInterval {
-			r.startLocked()
+			r.startLocked(ctx)
 		}
 		r.mu.Unlock()
 		return set, nil
 	}
-	done := r.startLocked()
+	done := r.startLocked(ctx)
 	r.mu.Unlock()
 	return r.wait(ctx, done)
 }
@@ -110,7 +110,7 @@ func (r *Remote) Current(ctx context.Context) (*Set, error) {
 // ctx), and returns the current set. Use it when a token names a kid the set lacks.
 func (r *Remote) Refresh(ctx context.Context) (*Set, error) {
 	r.mu.Lock()
-	done := r.startLocked()
+	done := r.startLocked(ctx)
 	r.mu.Unlock()
 	return r.wait(ctx, done)
 }
@@ -138,8 +138,10 @@ func (r *Remote) wait(ctx context.Context, done <-chan struct{}) (*Set, error) {
 }
 
 // startLocked starts a fetch unless one is running or one was tried within MinInterval, and
-// returns the channel closed when the current fetch (if any) ends.
-func (r *Remote) startLocked() <-chan struct{} {
+// returns the channel closed when the current fetch (if any) ends. The fetch outlives the
+// request that started it (others wait for it too): it keeps ctx's values, such as the trace
+// span it belongs to, but not its cancellation.
+func (r *Remote) startLocked(ctx context.Context) <-chan struct{} {
 	if r.inflight != nil {
 		return r.inflight
 	}
@@ -150,7 +152,7 @@ func (r *Remote) startLocked() <-chan struct{} {
 	done := make(chan struct{})
 	r.inflight = done
 	go func() {
-		set, err := r.fetch()
+		set, err := r.fetch(context.WithoutCancel(ctx))
 		r.mu.Lock()
 		newSkips := false
 		if err == nil {
@@ -171,8 +173,8 @@ func (r *Remote) startLocked() <-chan struct{} {
 	return done
 }
 
-func (r *Remote) fetch() (*Set, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout)
+func (r *Remote) fetch(ctx context.Context) (*Set, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {

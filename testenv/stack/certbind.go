@@ -11,6 +11,7 @@ import (
 	"github.com/certbind/certbind/extauthz/listener"
 	"github.com/certbind/certbind/server"
 	"github.com/certbind/certbind/testenv/testbed"
+	"github.com/certbind/certbind/tracing"
 )
 
 // certbind is the stack's certbind: package server, as certbind serve runs it, restartable on
@@ -23,7 +24,7 @@ type certbind struct {
 	done              chan error
 }
 
-func startCertbind(s *Stack, configPath string, log logrus.FieldLogger) (*certbind, error) {
+func startCertbind(s *Stack, configPath string, log logrus.FieldLogger, tr *tracing.Tracing) (*certbind, error) {
 	c := &certbind{grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "127.0.0.1:0", config: server.Config{
 		ConfigPath: configPath,
 		// Mutual TLS, and only Envoy's certificate may ask.
@@ -32,6 +33,7 @@ func startCertbind(s *Stack, configPath string, log logrus.FieldLogger) (*certbi
 		HTTPLimits:   server.DefaultHTTPLimits(),
 		DrainTimeout: 2 * time.Second,
 		Logger:       log,
+		Tracing:      tr,
 	}}
 	if err := c.start(); err != nil {
 		return nil, err

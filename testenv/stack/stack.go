@@ -29,6 +29,7 @@ import (
 	"github.com/certbind/certbind/testenv/demoapp"
 	"github.com/certbind/certbind/testenv/envoysim"
 	"github.com/certbind/certbind/testenv/testbed"
+	"github.com/certbind/certbind/tracing"
 )
 
 // Options tune a Stack. The zero value is the demo.
@@ -42,6 +43,8 @@ type Options struct {
 	// Upstreams replaces the proxies' upstreams by name ("as", "api": URLs such as
 	// http://127.0.0.1:8080); the demo authorization server and API serve the others.
 	Upstreams map[string]string
+	// Tracing is certbind's tracing (server.Config.Tracing); nil is off.
+	Tracing *tracing.Tracing
 }
 
 // Stack is a running test bed.
@@ -99,7 +102,7 @@ func Start(o Options) (_ *Stack, err error) {
 	}
 	s.roots.AppendCertsFromPEM(caPEM)
 
-	if s.certbind, err = startCertbind(s, cfgPath, o.Logger); err != nil {
+	if s.certbind, err = startCertbind(s, cfgPath, o.Logger, o.Tracing); err != nil {
 		return nil, fmt.Errorf("certbind: %w", err)
 	}
 	s.closers = append(s.closers, s.certbind.stop)

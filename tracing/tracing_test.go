@@ -1,0 +1,310 @@
+package tracing_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+
+	"github.com/certbind/certbind/testenv/stack"
+	"github.com/certbind/certbind/testenv/testbed"
+	"github.com/certbind/certbind/tracing"
+)
+
+// receiver is an OTLP/gRPC trace receiver on loopback: what the real exporter sends, kept.
+type receiver struct {
+	collectortrace.UnimplementedTraceServiceServer
+	mu    sync.Mutex
+	spans []*tracepb.Span
+}
+
+func (r *receiver) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rs := range req.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			r.spans = append(r.spans, ss.GetSpans()...)
+		}
+	}
+	return &collectortrace.ExportTraceServiceResponse{}, nil
+}
+
+// trace is every span received of one trace id.
+func (r *receiver) trace(id string) []*tracepb.Span {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*tracepb.Span
+	for _, s := range r.spans {
+		if hex.EncodeToString(s.GetTraceId()) == id {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func startReceiver(t *testing.T) (*receiver, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{}
+	srv := grpc.NewServer()
+	collectortrace.RegisterTraceServiceServer(srv, r)
+	go srv.Serve(l)
+	t.Cleanup(srv.Stop)
+	return r, l.Addr().String()
+}
+
+func attrs(s *tracepb.Span) map[string]string {
+	out := map[string]string{}
+	for _, kv := range s.GetAttributes() {
+		switch v := kv.GetValue().GetValue().(type) {
+		case *commonpb.AnyValue_StringValue:
+			out[kv.GetKey()] = v.StringValue
+		case *commonpb.AnyValue_BoolValue:
+			out[kv.GetKey()] = fmt.Sprint(v.BoolValue)
+		case *commonpb.AnyValue_IntValue:
+			out[kv.GetKey()] = fmt.Sprint(v.IntValue)
+		}
+	}
+	return out
+}
+
+// tracedConfig: the test bed's clients and routes, the demo issuer's keys from a jwks_uri over
+// the test PKI, and an introspection endpoint nothing listens on.
+func tracedConfig(jwksURI, introspection string) []byte {
+	base := string(testbed.Config)
+	base = base[:strings.Index(base, "\n# Access tokens")]
+	return []byte(base + fmt.Sprintf(`
+tokens:
+  issuers:
+    - issuer: %s
+      jwks_uri: %s
+      tls_ca: pki/ca.pem
+      audiences: [%s]
+      binding: required
+  introspection:
+    endpoint: %s
+    client_id: certbind
+    client_secret: secret
+    tls_ca: pki/ca.pem
+    timeout: 1s
+`, testbed.Issuer, jwksURI, testbed.Audience, introspection))
+}
+
+// TestTracesThroughTheProxy: with OTEL_TRACES_EXPORTER=otlp (gRPC, to a receiver on loopback),
+// a request through the Envoy stand-in with a traceparent gives a check span in the caller's
+// trace, with the decision on it; the key set fetch and the introspection call are its
+// children; and the decision log carries the same trace id. A deny from an unreachable
+// introspection endpoint is found from the trace id alone.
+func TestTracesThroughTheProxy(t *testing.T) {
+	rcv, addr := startReceiver(t)
+	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+addr)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+	t.Setenv("OTEL_SERVICE_NAME", "certbind-test")
+	tr, err := tracing.Setup(context.Background(), "test")
+	if err != nil || !tr.Enabled {
+		t.Fatalf("Setup: %v, enabled %v", err, tr != nil && tr.Enabled)
+	}
+
+	dir := t.TempDir()
+	pki := filepath.Join(dir, "pki")
+	if err := testbed.GeneratePKI(pki, time.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := os.ReadFile(filepath.Join(pki, testbed.FileASJWKS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := serveTLS(t, pki, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(keys)
+	}))
+	closed := freePort(t)
+	var logs syncBuffer
+	log := logrus.New()
+	log.Out, log.Formatter = &logs, &logrus.JSONFormatter{}
+	s, err := stack.Start(stack.Options{Dir: dir, ReusePKI: true, Logger: log, Tracing: tr,
+		Config: tracedConfig("https://"+jwks+"/jwks", "https://"+closed+"/introspect")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	billing, err := s.Client(testbed.Billing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accessToken := token(t, billing, s.FrontURL)
+
+	for _, tc := range []struct {
+		name, token, reason, decision, fetchHost string
+		fetchFailed                              bool
+	}{
+		{"JWT: the key set is fetched", accessToken, "ok", "allow", jwks, false},
+		{"opaque token, introspection unreachable", "opaque-token-value", "token_unverifiable", "deny", closed, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			traceID, parentID := newID(16), newID(8)
+			req, _ := http.NewRequest("GET", s.FrontURL+"/api/orders", nil)
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+			req.Header.Set("traceparent", "00-"+traceID+"-"+parentID+"-01")
+			resp, err := billing.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+
+			var check, fetch *tracepb.Span
+			deadline := time.Now().Add(10 * time.Second)
+			for ; (check == nil || fetch == nil) && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				for _, sp := range rcv.trace(traceID) {
+					switch {
+					case sp.GetName() == "certbind.check":
+						check = sp
+					case strings.HasPrefix(sp.GetName(), "certbind.fetch "):
+						fetch = sp
+					}
+				}
+			}
+			if check == nil || fetch == nil {
+				t.Fatalf("spans of trace %s: check %v, fetch %v (all: %v)", traceID, check, fetch, rcv.trace(traceID))
+			}
+			if got := hex.EncodeToString(check.GetParentSpanId()); got != parentID {
+				t.Errorf("check span's parent %s, want the traceparent's %s", got, parentID)
+			}
+			a := attrs(check)
+			wantClient := map[bool]string{true: "billing"}[tc.decision == "allow"] // the authenticated client
+			if a["certbind.decision"] != tc.decision || a["certbind.reason"] != tc.reason || a["certbind.mode"] != "bound_token" ||
+				a["certbind.client_id"] != wantClient || a["certbind.cache.certificate"] != "true" {
+				t.Errorf("check span attributes %v", a)
+			}
+			if tc.fetchFailed != (check.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR) {
+				t.Errorf("check span status %v", check.GetStatus())
+			}
+			if !bytes.Equal(fetch.GetParentSpanId(), check.GetSpanId()) || fetch.GetName() != "certbind.fetch "+map[bool]string{false: "GET", true: "POST"}[tc.fetchFailed]+" "+tc.fetchHost {
+				t.Errorf("fetch span %q, parent %x, want a child of the check span %x", fetch.GetName(), fetch.GetParentSpanId(), check.GetSpanId())
+			}
+			for _, sp := range rcv.trace(traceID) {
+				for k, v := range attrs(sp) {
+					if strings.Contains(v, tc.token) || strings.Contains(strings.ToLower(v), "bearer") {
+						t.Errorf("span %s attribute %s carries the token: %q", sp.GetName(), k, v)
+					}
+				}
+			}
+			if !logHasTrace(logs.String(), traceID, hex.EncodeToString(check.GetSpanId()), tc.reason) {
+				t.Errorf("no decision log line with trace_id %s and reason %s:\n%s", traceID, tc.reason, logs.String())
+			}
+		})
+	}
+}
+
+func logHasTrace(logs, traceID, spanID, reason string) bool {
+	for _, line := range strings.Split(logs, "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) == nil && e["msg"] == "decision" &&
+			e["trace_id"] == traceID && e["span_id"] == spanID && e["reason"] == reason {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDisabled: without OTEL_TRACES_EXPORTER (or with none) tracing is off.
+func TestDisabled(t *testing.T) {
+	for _, v := range []string{"", "none"} {
+		t.Setenv("OTEL_TRACES_EXPORTER", v)
+		tr, err := tracing.Setup(context.Background(), "test")
+		if err != nil || tr.Enabled {
+			t.Errorf("OTEL_TRACES_EXPORTER=%q: enabled %v, %v", v, tr.Enabled, err)
+		}
+		if rt := tr.Transport(http.DefaultTransport); rt != http.DefaultTransport {
+			t.Errorf("OTEL_TRACES_EXPORTER=%q: the transport was wrapped", v)
+		}
+	}
+	t.Setenv("OTEL_TRACES_EXPORTER", "zipkin-typo")
+	if _, err := tracing.Setup(context.Background(), "test"); err == nil {
+		t.Error("an unknown exporter was accepted")
+	}
+}
+
+func token(t *testing.T, c *http.Client, front string) string {
+	t.Helper()
+	resp, err := c.Post(front+"/oauth2/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type=client_credentials&client_id=billing&scope=read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if json.Unmarshal(body, &tr) != nil || tr.AccessToken == "" {
+		t.Fatalf("token: %d %s", resp.StatusCode, body)
+	}
+	return tr.AccessToken
+}
+
+func serveTLS(t *testing.T, pki string, h http.Handler) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.ServeTLS(l, filepath.Join(pki, testbed.FileEnvoyCert), filepath.Join(pki, testbed.FileEnvoyKey))
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func newID(n int) string {
+	b := make([]byte, n)
+	f, _ := os.Open("/dev/urandom")
+	defer f.Close()
+	io.ReadFull(f, b)
+	return hex.EncodeToString(b)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
