@@ -62,6 +62,7 @@ type options struct {
 	memoryCerts    int
 	memoryMode     string
 	memoryMaxMB    float64
+	tracing        bool
 }
 
 type stringList []string
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.memoryCerts, "memory-certs", 1_000_000, "distinct certificates of the memory scenario")
 	fs.StringVar(&o.memoryMode, "memory-mode", "mixed", "memory scenario requests: client_auth, bound_token (each with a new token) or mixed (alternating)")
 	fs.Float64Var(&o.memoryMaxMB, "memory-max-mb", 150, "memory target: certbind's peak RSS during the memory scenario stays below this many MB")
+	fs.BoolVar(&o.tracing, "tracing", true, "also measure warm bound_token with OpenTelemetry tracing on (100% sampling, and an unsampled parent) against tracing off")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -117,8 +119,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--cold-pool and --memory-certs must be positive")
 	case o.memoryMode != "mixed" && o.memoryMode != string(bench.ModeClientAuth) && o.memoryMode != string(bench.ModeBoundToken):
 		return o, fmt.Errorf("--memory-mode %q: want client_auth, bound_token or mixed", o.memoryMode)
-	case len(o.scenarios) == 0 && !o.memory:
-		return o, errors.New("nothing to run: no --scenarios and no --memory")
+	case len(o.scenarios) == 0 && !o.memory && !o.tracing:
+		return o, errors.New("nothing to run: no --scenarios, no --memory, no --tracing")
 	}
 	return o, nil
 }
@@ -193,6 +195,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout)
 	}
 	var more []bench.Check
+	if o.tracing {
+		checks, err := runTracing(ctx, o, f, cb, dir, stdout, stderr)
+		if err != nil {
+			return err
+		}
+		more = append(more, checks...)
+	}
 	if o.memory {
 		m, err := runMemory(ctx, o, f, cb, stdout, stderr)
 		if err != nil {

@@ -29,7 +29,7 @@ type server struct {
 // startServer runs bin with args plus --grpc-addr and --http-addr on free loopback ports, its
 // output to logPath, and waits until its gRPC health service says SERVING and its HTTP port
 // accepts connections.
-func startServer(ctx context.Context, name, bin string, args []string, logPath string) (*server, error) {
+func startServer(ctx context.Context, name, bin string, args []string, logPath string, env ...string) (*server, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
@@ -42,6 +42,9 @@ func startServer(ctx context.Context, name, bin string, args []string, logPath s
 	defer logf.Close() // the child has its own descriptor
 	s.cmd = exec.Command(bin, append(args, "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr)...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if len(env) > 0 {
+		s.cmd.Env = append(os.Environ(), env...)
+	}
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
