@@ -38,12 +38,14 @@
 //   - ext_authz: include_peer_certificate on (an error, or a warning when Envoy's XFCC element
 //     carries the certificate, nothing when certbind ignores the peer certificate), failure_mode_allow
 //     off, transport_api_version V3 or unset (AUTO is V3; V2 is an error),
-//     no shadow_mode, no filter_enabled without deny_at_disable, not disabled by default, before
-//     the router; allowed_headers (or the deprecated http_service.authorization_request.allowed_headers)
+//     no shadow_mode, no filter_enabled without deny_at_disable, before the router; allowed_headers (or the deprecated http_service.authorization_request.allowed_headers)
 //     and disallowed_headers let x-forwarded-client-cert through
 //     whenever Envoy writes one; http_service is noted (no context_extensions, no certificate);
 //   - the ext_authz gRPC cluster is a static cluster that speaks HTTP/2;
-//   - routes: a catch-all route in every checked virtual host and a "*" virtual host are
+//   - routes: every route that reaches an upstream runs an ext_authz filter (one disabled by
+//     default runs where a per-route config enables it, as Envoy Gateway does per policy) or
+//     turns ext_authz off on purpose: otherwise a warning, and an error on the catch-all;
+//     a catch-all route in every checked virtual host and a "*" virtual host are
 //     warnings (with no route Envoy skips ext_authz and answers 404 itself: no upstream is
 //     reached), certbind_mode is client_auth, bound_token or identity,
 //     client_auth has with_request_body (route or filter), per-route ext_authz configs sit under

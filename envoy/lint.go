@@ -257,9 +257,6 @@ func (l *linter) xfcc(path string, mode hcmv3.HttpConnectionManager_ForwardClien
 
 func (l *linter) authzFilter(s site, f authzFilter, mode hcmv3.HttpConnectionManager_ForwardClientCertDetails) {
 	c := f.cfg
-	if f.disabled {
-		l.add(errorf(fmt.Sprintf("%s.http_filters[%d].disabled", s.path, f.index), "ext_authz is disabled by default: every route that does not enable it skips certbind"))
-	}
 	if s.router >= 0 && f.index > s.router {
 		l.add(errorf(f.path, "ext_authz comes after the router: it never runs"))
 	}
@@ -416,23 +413,55 @@ func (l *linter) routes(s site) {
 			l.add(warnf(vp+".matcher", "virtual host routes by a matcher tree: catch-all and certbind_mode cannot be checked"))
 			continue
 		}
-		for _, f := range s.authz {
-			if vhost := mergePerRoute(f.name, routeLevels(rcPath, rc, vi, -1)...); vhost.disabled {
-				continue // ext_authz off for the whole virtual host: a deliberate public host
-			}
-			catchAll := false
-			for ri, r := range vh.GetRoutes() {
-				catchAll = catchAll || isCatchAll(r.GetMatch())
-				l.route(f, mergePerRoute(f.name, routeLevels(rcPath, rc, vi, ri)...), fmt.Sprintf("%s.routes[%d]", vp, ri))
-			}
-			if !catchAll {
-				l.add(warnf(vp+".routes", "no catch-all route (prefix \"/\"): a request that matches no route gets Envoy's own 404 without a check (no upstream is reached, certbind never sees it)"))
-			}
+		if l.publicHost(s, rcPath, rc, vi) {
+			continue // ext_authz off for the whole virtual host: a deliberate public host
+		}
+		catchAll := false
+		for ri, r := range vh.GetRoutes() {
+			catchAll = catchAll || isCatchAll(r.GetMatch())
+			l.routeFilters(s, r, fmt.Sprintf("%s.routes[%d]", vp, ri), routeLevels(rcPath, rc, vi, ri))
+		}
+		if !catchAll {
+			l.add(warnf(vp+".routes", "no catch-all route (prefix \"/\"): a request that matches no route gets Envoy's own 404 without a check (no upstream is reached, certbind never sees it)"))
 		}
 	}
 	if !wildcard {
 		l.add(warnf(rcPath+".virtual_hosts", "no virtual host with domains [\"*\"]: a request for another host gets Envoy's own 404 without a check (no upstream is reached, certbind never sees it)"))
 	}
+}
+
+// publicHost: every ext_authz filter is disabled for the whole virtual host.
+func (l *linter) publicHost(s site, rcPath string, rc *routev3.RouteConfiguration, vi int) bool {
+	for _, f := range s.authz {
+		if !mergePerRoute(f.name, routeLevels(rcPath, rc, vi, -1)...).disabled {
+			return false
+		}
+	}
+	return true
+}
+
+// routeFilters checks the ext_authz filters that run on one route (Envoy Gateway, for one,
+// installs one filter per policy, disabled by default, and enables one per route). A route
+// that reaches an upstream with none of them is reported, unless a per-route config turns
+// ext_authz off there on purpose.
+func (l *linter) routeFilters(s site, r *routev3.Route, path string, levels []level) {
+	active, off := 0, false
+	for _, f := range s.authz {
+		pr := mergePerRoute(f.name, levels...)
+		off = off || pr.disabled
+		if pr.active(f) {
+			active++
+			l.route(f, pr, path)
+		}
+	}
+	if active > 0 || off || r.GetRoute() == nil {
+		return // checked, public on purpose, or no upstream (direct response, redirect)
+	}
+	if isCatchAll(r.GetMatch()) {
+		l.add(errorf(path, "no ext_authz filter runs on the catch-all route: every request no other route takes reaches the upstream without certbind"))
+		return
+	}
+	l.add(warnf(path, "no ext_authz filter runs on this route: its requests reach the upstream without certbind; if it is public on purpose, say so with a per-route config that disables ext_authz"))
 }
 
 func (l *linter) route(f authzFilter, pr perRoute, path string) {

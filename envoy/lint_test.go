@@ -320,11 +320,31 @@ func TestLintRules(t *testing.T) {
 				"              deny_at_disable: { default_value: true, runtime_key: certbind.deny }"}},
 		},
 		{
-			name: "ext_authz disabled by default",
+			// Every shipped route has a per-route config for the filter, which enables it there.
+			name: "ext_authz disabled by default, enabled on every route",
 			mutate: func(t *testing.T, b *bootstrapv3.Bootstrap) {
 				editHCM(t, b, func(h *hcmv3.HttpConnectionManager) { h.HttpFilters[0].Disabled = true })
 			},
-			want: []Finding{errorf(hcmPath+".http_filters[0].disabled", "ext_authz is disabled by default: every route that does not enable it skips certbind")},
+		},
+		{
+			name: "ext_authz disabled by default, not enabled on the catch-all",
+			mutate: func(t *testing.T, b *bootstrapv3.Bootstrap) {
+				editHCM(t, b, func(h *hcmv3.HttpConnectionManager) {
+					h.HttpFilters[0].Disabled = true
+					h.GetRouteConfig().GetVirtualHosts()[0].GetRoutes()[5].TypedPerFilterConfig = nil
+				})
+			},
+			want: []Finding{errorf(vhostPath+".routes[5]", "no ext_authz filter runs on the catch-all route: every request no other route takes reaches the upstream without certbind")},
+		},
+		{
+			name: "ext_authz disabled by default, not enabled on one route",
+			mutate: func(t *testing.T, b *bootstrapv3.Bootstrap) {
+				editHCM(t, b, func(h *hcmv3.HttpConnectionManager) {
+					h.HttpFilters[0].Disabled = true
+					h.GetRouteConfig().GetVirtualHosts()[0].GetRoutes()[3].TypedPerFilterConfig = nil
+				})
+			},
+			want: []Finding{warnf(vhostPath+".routes[3]", "no ext_authz filter runs on this route: its requests reach the upstream without certbind; if it is public on purpose, say so with a per-route config that disables ext_authz")},
 		},
 		{
 			name: "ext_authz after the router",

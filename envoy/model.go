@@ -130,6 +130,9 @@ type perRoute struct {
 	extPath      map[string]string // path of the entry that set each key
 	body         *extauthzv3.BufferSettings
 	bodyDisabled bool // check_settings.disable_request_body_buffering
+	// configured: some level has a config for the filter. A filter disabled by default
+	// (HttpFilter.disabled) runs on a route only where one is, and it does not disable it.
+	configured bool
 }
 
 // level is one place a per-route config can sit.
@@ -178,7 +181,7 @@ func mergePerRoute(name string, levels ...level) perRoute {
 		if !ok {
 			continue
 		}
-		pr.disabled, pr.body, pr.bodyDisabled = disabled, nil, false
+		pr.disabled, pr.body, pr.bodyDisabled, pr.configured = disabled, nil, false, true
 		cs := cfg.GetCheckSettings()
 		if cs == nil {
 			continue
@@ -196,6 +199,12 @@ func mergePerRoute(name string, levels ...level) perRoute {
 		}
 	}
 	return pr
+}
+
+// active says whether the filter f runs on a route with this per-route config: not disabled
+// there, and, for a filter disabled by default, enabled there.
+func (pr perRoute) active(f authzFilter) bool {
+	return !pr.disabled && (!f.disabled || pr.configured)
 }
 
 // requestBody is the body buffering in force for a route: per-route settings, else the filter's.
