@@ -45,14 +45,26 @@ func (r *receiver) Export(_ context.Context, req *collectortrace.ExportTraceServ
 	return &collectortrace.ExportTraceServiceResponse{}, nil
 }
 
-// trace is every span received of one trace id.
-func (r *receiver) trace(id string) []*tracepb.Span {
+// span is what the tests read of a span, from whichever receiver.
+type span struct {
+	name, id, parent string // ids in hex
+	attrs            map[string]string
+	failed           bool // error status
+}
+
+// backend reads back the spans of one trace.
+type backend interface {
+	trace(t *testing.T, traceID string) []span
+}
+
+func (r *receiver) trace(_ *testing.T, id string) []span {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []*tracepb.Span
+	var out []span
 	for _, s := range r.spans {
 		if hex.EncodeToString(s.GetTraceId()) == id {
-			out = append(out, s)
+			out = append(out, span{name: s.GetName(), id: hex.EncodeToString(s.GetSpanId()), parent: hex.EncodeToString(s.GetParentSpanId()),
+				attrs: attrs(s), failed: s.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR})
 		}
 	}
 	return out
@@ -116,9 +128,15 @@ tokens:
 // introspection endpoint is found from the trace id alone.
 func TestTracesThroughTheProxy(t *testing.T) {
 	rcv, addr := startReceiver(t)
+	tracesThroughTheProxy(t, rcv, "grpc", "http://"+addr)
+}
+
+// tracesThroughTheProxy runs the scenario with spans exported over protocol to endpoint and
+// read back from b.
+func tracesThroughTheProxy(t *testing.T, b backend, protocol, endpoint string) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
-	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+addr)
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
 	t.Setenv("OTEL_SERVICE_NAME", "certbind-test")
 	tr, err := tracing.Setup(context.Background(), "test")
@@ -156,11 +174,11 @@ func TestTracesThroughTheProxy(t *testing.T) {
 	accessToken := token(t, billing, s.FrontURL)
 
 	for _, tc := range []struct {
-		name, token, reason, decision, fetchHost string
-		fetchFailed                              bool
+		name, token, reason, decision, fetch string
+		failed                               bool
 	}{
-		{"JWT: the key set is fetched", accessToken, "ok", "allow", jwks, false},
-		{"opaque token, introspection unreachable", "opaque-token-value", "token_unverifiable", "deny", closed, true},
+		{"JWT: the key set is fetched", accessToken, "ok", "allow", "certbind.fetch GET " + jwks, false},
+		{"opaque token, introspection unreachable", "opaque-token-value", "token_unverifiable", "deny", "certbind.fetch POST " + closed, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			traceID, parentID := newID(16), newID(8)
@@ -173,44 +191,46 @@ func TestTracesThroughTheProxy(t *testing.T) {
 			}
 			resp.Body.Close()
 
-			var check, fetch *tracepb.Span
-			deadline := time.Now().Add(10 * time.Second)
-			for ; (check == nil || fetch == nil) && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-				for _, sp := range rcv.trace(traceID) {
+			// From the trace id alone: the check span and its fetch.
+			var check, fetch *span
+			var all []span
+			for deadline := time.Now().Add(15 * time.Second); (check == nil || fetch == nil) && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				all = b.trace(t, traceID)
+				for i := range all {
 					switch {
-					case sp.GetName() == "certbind.check":
-						check = sp
-					case strings.HasPrefix(sp.GetName(), "certbind.fetch "):
-						fetch = sp
+					case all[i].name == "certbind.check":
+						check = &all[i]
+					case strings.HasPrefix(all[i].name, "certbind.fetch "):
+						fetch = &all[i]
 					}
 				}
 			}
 			if check == nil || fetch == nil {
-				t.Fatalf("spans of trace %s: check %v, fetch %v (all: %v)", traceID, check, fetch, rcv.trace(traceID))
+				t.Fatalf("spans of trace %s: %+v", traceID, all)
 			}
-			if got := hex.EncodeToString(check.GetParentSpanId()); got != parentID {
-				t.Errorf("check span's parent %s, want the traceparent's %s", got, parentID)
+			if check.parent != parentID {
+				t.Errorf("check span's parent %s, want the traceparent's %s", check.parent, parentID)
 			}
-			a := attrs(check)
+			a := check.attrs
 			wantClient := map[bool]string{true: "billing"}[tc.decision == "allow"] // the authenticated client
 			if a["certbind.decision"] != tc.decision || a["certbind.reason"] != tc.reason || a["certbind.mode"] != "bound_token" ||
 				a["certbind.client_id"] != wantClient || a["certbind.cache.certificate"] != "true" {
 				t.Errorf("check span attributes %v", a)
 			}
-			if tc.fetchFailed != (check.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR) {
-				t.Errorf("check span status %v", check.GetStatus())
+			if check.failed != tc.failed || fetch.failed != tc.failed {
+				t.Errorf("error status: check %v, fetch %v, want %v", check.failed, fetch.failed, tc.failed)
 			}
-			if !bytes.Equal(fetch.GetParentSpanId(), check.GetSpanId()) || fetch.GetName() != "certbind.fetch "+map[bool]string{false: "GET", true: "POST"}[tc.fetchFailed]+" "+tc.fetchHost {
-				t.Errorf("fetch span %q, parent %x, want a child of the check span %x", fetch.GetName(), fetch.GetParentSpanId(), check.GetSpanId())
+			if fetch.parent != check.id || fetch.name != tc.fetch {
+				t.Errorf("fetch span %q with parent %s, want %q, a child of the check span %s", fetch.name, fetch.parent, tc.fetch, check.id)
 			}
-			for _, sp := range rcv.trace(traceID) {
-				for k, v := range attrs(sp) {
+			for _, sp := range all {
+				for k, v := range sp.attrs {
 					if strings.Contains(v, tc.token) || strings.Contains(strings.ToLower(v), "bearer") {
-						t.Errorf("span %s attribute %s carries the token: %q", sp.GetName(), k, v)
+						t.Errorf("span %s attribute %s carries the token: %q", sp.name, k, v)
 					}
 				}
 			}
-			if !logHasTrace(logs.String(), traceID, hex.EncodeToString(check.GetSpanId()), tc.reason) {
+			if !logHasTrace(logs.String(), traceID, check.id, tc.reason) {
 				t.Errorf("no decision log line with trace_id %s and reason %s:\n%s", traceID, tc.reason, logs.String())
 			}
 		})
