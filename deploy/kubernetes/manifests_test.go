@@ -39,6 +39,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/certbind/certbind/policy"
@@ -120,16 +121,15 @@ func decodeDocument(doc []byte) (any, schema.GroupVersionKind, error) {
 	return obj, gvk, nil
 }
 
+// decodeJSONStrict decodes as the API server does: field names matched case-sensitively, and
+// unknown or duplicate fields are errors (encoding/json would take "podselector" for
+// podSelector).
 func decodeJSONStrict(js []byte, into any) error {
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(into); err != nil {
+	strict, err := sigsjson.UnmarshalStrict(js, into)
+	if err != nil {
 		return err
 	}
-	if dec.More() {
-		return errors.New("data after the document")
-	}
-	return nil
+	return errors.Join(strict...)
 }
 
 func istioSpec(obj any) proto.Message {
@@ -423,9 +423,10 @@ func TestStrictDecoderRejectsMutatedCopies(t *testing.T) {
 	textual := []struct {
 		name, file, old, new, wantErr string
 	}{
-		{"misspelt container field", "deployment.yaml", "          readinessProbe:\n", "          readynessProbe:\n", `unknown field "readynessProbe"`},
+		{"misspelt container field", "deployment.yaml", "          readinessProbe:\n", "          readynessProbe:\n", `readynessProbe`},
+		{"field name in the wrong case", "deployment.yaml", "          readinessProbe:\n", "          readinessprobe:\n", `readinessprobe`},
 		{"duplicate key", "deployment.yaml", "  replicas: 2\n", "  replicas: 2\n  replicas: 3\n", "duplicate"},
-		{"misspelt Service field", "service.yaml", "      appProtocol: grpc\n", "      appProtocoll: grpc\n", `unknown field "appProtocoll"`},
+		{"misspelt Service field", "service.yaml", "      appProtocol: grpc\n", "      appProtocoll: grpc\n", `appProtocoll`},
 		{"misspelt kustomization field", "kustomization.yaml", "resources:\n", "resource:\n", `unknown field "resource"`},
 		{"misspelt AuthorizationPolicy spec field", "istio/authorizationpolicy.yaml", "            paths:", "            pathz:", "pathz"},
 		{"field Istio lacks in the mesh config", "istio/mesh-config.yaml", "          failOpen: false\n", "          failOpen: false\n          includePeerCertificate: true\n", "includePeerCertificate"},
