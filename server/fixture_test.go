@@ -1,18 +1,17 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/certbind/certbind/server"
+	"github.com/certbind/certbind/testenv/logbuf"
 	"github.com/certbind/certbind/testenv/pki"
 )
 
@@ -57,14 +56,14 @@ type running struct {
 	addrs  server.Addrs
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 }
 
 // start builds a Server from c (logging into the returned buffer unless c has a logger) and
 // runs it until the test ends.
 func start(t *testing.T, c server.Config) *running {
 	t.Helper()
-	r := &running{done: make(chan error, 1), logs: &syncBuffer{}}
+	r := &running{done: make(chan error, 1), logs: &logbuf.Buffer{}}
 	if c.Logger == nil {
 		l := logrus.New()
 		l.Out = r.logs
@@ -113,21 +112,4 @@ func waitHTTP(t *testing.T, url string, want int) *http.Response {
 	}
 	t.Fatalf("%s: %s, want %d", url, last, want)
 	return nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

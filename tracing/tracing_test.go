@@ -1,7 +1,6 @@
 package tracing_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 
+	"github.com/certbind/certbind/testenv/logbuf"
 	"github.com/certbind/certbind/testenv/stack"
 	"github.com/certbind/certbind/testenv/testbed"
 	"github.com/certbind/certbind/tracing"
@@ -158,7 +158,7 @@ func tracesThroughTheProxy(t *testing.T, b backend, protocol, endpoint string) {
 		w.Write(keys)
 	}))
 	closed := freePort(t)
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	log := logrus.New()
 	log.Out, log.Formatter = &logs, &logrus.JSONFormatter{}
 	s, err := stack.Start(stack.Options{Dir: dir, ReusePKI: true, Logger: log, Tracing: tr,
@@ -310,21 +310,4 @@ func newID(n int) string {
 	defer f.Close()
 	io.ReadFull(f, b)
 	return hex.EncodeToString(b)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/certbind/certbind/testenv/logbuf"
 )
 
 func TestJSONFormatter(t *testing.T) {
@@ -41,8 +43,7 @@ tab	`, "duration_us": int64(42), "n": 7, "ok": true, "cause": errors.New("bad\x0
 }
 
 func TestBufferedLog(t *testing.T) {
-	var out syncBuffer
-	out.b = &bytes.Buffer{}
+	var out logbuf.Buffer
 	// A flush interval no stalled test goroutine can outlast, so "not yet written" holds.
 	slow := newBufferedLog(&out, time.Hour)
 	slow.Write([]byte("one\n"))
@@ -53,7 +54,7 @@ func TestBufferedLog(t *testing.T) {
 	if got := out.String(); got != "one\n" {
 		t.Fatalf("Close did not flush: %q", got)
 	}
-	out.b.Reset()
+	out = logbuf.Buffer{}
 	b := newBufferedLog(&out, flushEvery)
 	b.Write([]byte("one\n"))
 	deadline := time.Now().Add(2 * time.Second)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/certbind/certbind/cmd/internal/exit"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,12 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certbind/certbind/cmd/internal/exit"
+
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/certbind/certbind/policy"
 	"github.com/certbind/certbind/testenv/envoyxfcc"
+	"github.com/certbind/certbind/testenv/logbuf"
 	"github.com/certbind/certbind/testenv/pki"
 )
 
@@ -132,9 +134,9 @@ func TestServeAnswersAndStops(t *testing.T) {
 	lis.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var logs bytes.Buffer
+	var logs logbuf.Buffer
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", c.path("certbind.yaml"), "--grpc-addr", addr}, &bytes.Buffer{}, &syncBuffer{b: &logs})
+		done <- run(ctx, []string{"serve", "--config", c.path("certbind.yaml"), "--grpc-addr", addr}, &bytes.Buffer{}, &logs)
 	}()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"github.com/certbind/certbind/cmd/internal/exit"
 	"io"
 	"net"
 	"net/http"
@@ -17,33 +16,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/certbind/certbind/cmd/internal/exit"
 
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/certbind/certbind/testenv/demoapp"
+	"github.com/certbind/certbind/testenv/logbuf"
 	"github.com/certbind/certbind/testenv/testbed"
 )
-
-// syncBuffer is a log sink the server goroutines write while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // jsonLines asserts every log line is a JSON object and returns them.
 func jsonLines(t *testing.T, logs string) []map[string]any {
@@ -144,9 +127,9 @@ func TestUsage(t *testing.T) {
 
 // server runs a server subcommand in the background on 127.0.0.1:0 and returns its base URL
 // and a stop function that cancels it (as SIGTERM does) and returns run's error.
-func server(t *testing.T, args ...string) (string, func() error, *syncBuffer) {
+func server(t *testing.T, args ...string) (string, func() error, *logbuf.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	e := newEnv(io.Discard, logs)
 	ready := make(chan net.Addr, 1)
 	e.ready = func(a net.Addr) { ready <- a }
@@ -296,7 +279,7 @@ func TestAPICommand(t *testing.T) {
 
 // TestGracefulShutdown: a request in flight when the signal arrives is answered.
 func TestGracefulShutdown(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	e := newEnv(io.Discard, logs)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
