@@ -10,7 +10,7 @@ FUZZMIN  ?= 0
 SOAK     ?= 10m
 BIN      := bin
 
-.PHONY: help build test race vet lint fmt fuzz bench bench-go soak demo interop clean testbed-up testbed-test testbed-down image
+.PHONY: help build test race vet lint fmt fuzz bench bench-go soak demo interop tracing-jaeger clean testbed-up testbed-test testbed-down image
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,14 @@ interop: ## certbind with a real authorization server and OAuth client (oidc-pro
 		cd testenv/interop/node && npm ci --no-audit --no-fund --loglevel=error && npm test --silent; \
 	fi
 	CERTBIND_INTEROP=1 $(GO) test -count=1 -v -run '^TestInterop' ./testenv/interop/
+
+# Jaeger v2, built from its Go module pinned in tools/jaeger (a module of its own, so its
+# dependencies stay out of certbind's).
+$(BIN)/jaeger: tools/jaeger/go.mod tools/jaeger/go.sum
+	cd tools/jaeger && $(GO) build -o ../../$(BIN)/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
+
+tracing-jaeger: $(BIN)/jaeger ## the tracing test against a real receiver: Jaeger v2 built from its Go module
+	CERTBIND_JAEGER=$(abspath $(BIN)/jaeger) $(GO) test -count=1 -v -run '^TestTracesInJaeger$$' ./tracing/
 
 soak: ## sustained mixed workload through the Envoy stand-in, every answer checked (SOAK=10m)
 	$(GO) run ./cmd/certbind-soak -duration $(SOAK)
