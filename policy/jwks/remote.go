@@ -96,7 +96,9 @@ func (r *Remote) Current(ctx context.Context) (*Set, error) {
 	set := r.set
 	if set != nil {
 		if r.opts.Now().Sub(r.fetchedAt) >= r.opts.RefreshInterval {
-			r.startLocked(ctx)
+			// A background refresh: no request waits for it, so it is no request's child
+			// (a root span of its own when tracing).
+			r.startLocked(context.Background())
 		}
 		r.mu.Unlock()
 		return set, nil
