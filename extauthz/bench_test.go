@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/contrib/propagators/b3"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/certbind/certbind/extauthz"
 	"github.com/certbind/certbind/policy"
@@ -52,3 +55,47 @@ func benchCheck(b *testing.B, srv *extauthz.Server, cr *authv3.CheckRequest) {
 		}
 	}
 }
+
+// BenchmarkCheckTraced is BenchmarkCheckWarm's bound_token check with tracing: off, every
+// check sampled (spans to an exporter that drops them, through the SDK's batch processor), and
+// behind an unsampled traceparent with the default parent-based sampler.
+func BenchmarkCheckTraced(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		sampler sdktrace.Sampler // nil: tracing off
+		flags   string
+	}{
+		{"off", nil, "01"},
+		{"sampled", sdktrace.AlwaysSample(), "01"},
+		{"unsampled-parent", sdktrace.ParentBased(sdktrace.AlwaysSample()), "00"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := newFixture(b)
+			s := newSigner(b, f)
+			cfg := strings.Replace(baseConfig, "routes:\n", "routes:\n  - {path_prefix: /api/, mode: bound_token}\n", 1) + tokensConfig
+			f.write(b, "certbind.yaml", []byte(cfg))
+			c, err := policy.LoadConfig(f.dir+"/certbind.yaml", policy.LoadOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			conf := extauthz.Config{Engine: policy.NewEngine(policy.EngineConfig{Config: c, Now: nowT0})}
+			if tc.sampler != nil {
+				tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(tc.sampler), sdktrace.WithBatcher(discard{}))
+				defer tp.Shutdown(context.Background())
+				conf.Tracing = extauthz.Tracing{Tracer: tp.Tracer("bench"),
+					Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}, b3.New())}
+			}
+			r := req{mode: "bound_token", path: "/api/things", peer: f.billing, xfccHeader: envoyXFCC(f.billing), headers: map[string]string{
+				"authorization": "Bearer " + s.token(b, f.billing, "read"),
+				"traceparent":   "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-" + tc.flags,
+			}}
+			benchCheck(b, extauthz.New(conf), r.build())
+		})
+	}
+}
+
+// discard is a span exporter that drops every span.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }

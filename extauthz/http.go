@@ -40,10 +40,10 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ac := h.s.configs.forConfig(cfg)
 	in, certCached := readHTTPInput(r, ac, &h.s.configs)
-	ctx, span := h.s.startCheck(r.Context(), "http", propagation.HeaderCarrier(r.Header), nil)
+	ctx, c := h.s.startCheck(r.Context(), "http", propagation.HeaderCarrier(r.Header), nil)
 	d := h.s.engine.DecideWith(ctx, cfg, in)
-	h.s.record(span, d, in.Request.Headers["x-request-id"], start)
-	endCheck(span, d, certCached)
+	h.s.record(c.spanOf(), d, in.Request.Headers["x-request-id"], start)
+	endCheck(c, d, certCached)
 	rs := ac.set.response
 	if d.Allow {
 		set, remove := Allowed(d, rs)

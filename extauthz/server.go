@@ -69,10 +69,10 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	}
 	ac := s.configs.forConfig(cfg)
 	in, certCached := s.readInput(req, ac)
-	ctx, span := s.startCheck(ctx, "grpc", propagation.MapCarrier(in.Request.Headers), grpcMetadata(ctx))
+	ctx, c := s.startCheck(ctx, "grpc", propagation.MapCarrier(in.Request.Headers), grpcMetadata(ctx))
 	d := s.engine.DecideWith(ctx, cfg, in)
-	s.record(span, d, in.Request.Headers["x-request-id"], start)
-	endCheck(span, d, certCached)
+	s.record(c.spanOf(), d, in.Request.Headers["x-request-id"], start)
+	endCheck(c, d, certCached)
 	return Render(d, ac.set.response), nil
 }
 

@@ -20,18 +20,27 @@ type Tracing struct {
 
 // Span attributes of a check. Never a token, a certificate, a key or Authorization text.
 const (
-	attrDecision   = attribute.Key("certbind.decision") // allow | deny
-	attrReason     = attribute.Key("certbind.reason")
-	attrMode       = attribute.Key("certbind.mode")
-	attrClientID   = attribute.Key("certbind.client_id")
-	attrCachedCert = attribute.Key("certbind.cache.certificate") // the parsed certificate came from cache
-	attrTransport  = attribute.Key("certbind.transport")         // grpc | http
+	attrDecision    = attribute.Key("certbind.decision") // allow | deny
+	attrReason      = attribute.Key("certbind.reason")
+	attrMode        = attribute.Key("certbind.mode")
+	attrClientID    = attribute.Key("certbind.client_id")
+	attrCachedCert  = attribute.Key("certbind.cache.certificate") // the parsed certificate came from cache
+	attrCachedChain = attribute.Key("certbind.cache.chains")      // the verified chain came from cache
+	attrCachedToken = attribute.Key("certbind.cache.tokens")      // the verified token came from cache
+	attrTransport   = attribute.Key("certbind.transport")         // grpc | http
 )
+
+// check is one traced check: its span and what its decision reports of the caches.
+type check struct {
+	span      trace.Span
+	transport string
+	caches    policy.CacheReport
+}
 
 // startCheck starts the span of one check, a child of the request's trace: the parent is read
 // from the request's own headers (what Envoy forwards, or nginx's subrequest), and failing that
 // from fallback (the gRPC metadata of the Check call). Without a Tracer it returns ctx and nil.
-func (s *Server) startCheck(ctx context.Context, transport string, headers propagation.TextMapCarrier, fallback func() propagation.TextMapCarrier) (context.Context, trace.Span) {
+func (s *Server) startCheck(ctx context.Context, transport string, headers propagation.TextMapCarrier, fallback func() propagation.TextMapCarrier) (context.Context, *check) {
 	t := s.tracing
 	if t.Tracer == nil {
 		return ctx, nil
@@ -40,24 +49,49 @@ func (s *Server) startCheck(ctx context.Context, transport string, headers propa
 	if !trace.SpanContextFromContext(parent).IsValid() && fallback != nil {
 		parent = t.Propagator.Extract(ctx, fallback())
 	}
-	return t.Tracer.Start(parent, "certbind.check", trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attrTransport.String(transport)))
+	c := &check{transport: transport}
+	ctx, c.span = t.Tracer.Start(parent, "certbind.check", trace.WithSpanKind(trace.SpanKindServer))
+	if c.span.IsRecording() {
+		ctx = policy.WithCacheReport(ctx, &c.caches)
+	}
+	return ctx, c
 }
 
-// endCheck records the decision on the span and ends it.
-func endCheck(span trace.Span, d policy.Decision, certCached bool) {
-	if span == nil {
+// spanOf is the check's span, nil when not tracing.
+func (c *check) spanOf() trace.Span {
+	if c == nil {
+		return nil
+	}
+	return c.span
+}
+
+// endCheck records the decision on the span, in one update, and ends it.
+func endCheck(c *check, d policy.Decision, certCached bool) {
+	if c == nil {
+		return
+	}
+	span := c.span
+	if !span.IsRecording() {
+		span.End()
 		return
 	}
 	decision := "deny"
 	if d.Allow {
 		decision = "allow"
 	}
-	span.SetAttributes(attrDecision.String(decision), attrReason.String(string(d.Reason)),
+	attrs := make([]attribute.KeyValue, 0, 9)
+	attrs = append(attrs, attrTransport.String(c.transport), attrDecision.String(decision), attrReason.String(string(d.Reason)),
 		attrMode.String(string(d.Mode)), attrCachedCert.Bool(certCached))
 	if d.ClientID != "" {
-		span.SetAttributes(attrClientID.String(d.ClientID))
+		attrs = append(attrs, attrClientID.String(d.ClientID))
 	}
+	if c.caches.ChainsUsed {
+		attrs = append(attrs, attrCachedChain.Bool(c.caches.ChainsHit))
+	}
+	if c.caches.TokensUsed {
+		attrs = append(attrs, attrCachedToken.Bool(c.caches.TokensHit))
+	}
+	span.SetAttributes(attrs...)
 	// A deny is certbind working; only a decision it could not make (keys or introspection
 	// unreachable) is an error of the span.
 	if !d.Allow && d.Reason.Class() == policy.ClassUnavailable {

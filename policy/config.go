@@ -14,8 +14,6 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/certbind/certbind/policy/revocation"
 )
@@ -141,10 +139,10 @@ type LoadOptions struct {
 var generations atomic.Uint64
 
 // cacheEvent reports a hit or miss of the "chains" or "tokens" cache to the observer, and to
-// the check's trace span when it records (certbind.cache.chains, certbind.cache.tokens).
+// the decision's CacheReport when its context carries one.
 func (c *Config) cacheEvent(ctx context.Context, cache string, hit bool) {
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(attribute.Bool("certbind.cache."+cache, hit))
+	if r, ok := ctx.Value(cacheReportKey{}).(*CacheReport); ok {
+		r.record(cache, hit)
 	}
 	if hit {
 		c.rt.obs.ObserveCache(cache, "hit")

@@ -1,5 +1,7 @@
 package policy
 
+import "context"
+
 // Observer is told what a configuration does besides deciding: each fetch it makes (key sets,
 // revocation answers, introspection), keys it skipped in a fetched set, and cache events. It
 // is how logs and metrics learn about them (server implements it). Methods are called from
@@ -22,3 +24,28 @@ type nopObserver struct{}
 func (nopObserver) ObserveFetch(string, string, error)  {}
 func (nopObserver) ObserveSkippedKeys(string, []string) {}
 func (nopObserver) ObserveCache(string, string)         {}
+
+// CacheReport says, for one decision, which of the chains and tokens caches it consulted and
+// whether they answered. An adapter that traces the decision puts one in the decision's context
+// (WithCacheReport) and records it on the check's span once: cheaper than one span update per
+// cache event.
+type CacheReport struct {
+	ChainsUsed, ChainsHit bool
+	TokensUsed, TokensHit bool
+}
+
+type cacheReportKey struct{}
+
+// WithCacheReport returns ctx carrying r, which the decision made with it fills in.
+func WithCacheReport(ctx context.Context, r *CacheReport) context.Context {
+	return context.WithValue(ctx, cacheReportKey{}, r)
+}
+
+func (r *CacheReport) record(cache string, hit bool) {
+	switch cache {
+	case "chains":
+		r.ChainsUsed, r.ChainsHit = true, hit
+	case "tokens":
+		r.TokensUsed, r.TokensHit = true, hit
+	}
+}
