@@ -6,12 +6,11 @@ import (
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"go.opentelemetry.io/contrib/propagators/b3"
-	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/certbind/certbind/extauthz"
 	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/tracing"
 )
 
 // BenchmarkCheckWarm is the whole adapter without gRPC: a CheckRequest as Envoy builds it (peer
@@ -82,8 +81,7 @@ func BenchmarkCheckTraced(b *testing.B) {
 			if tc.sampler != nil {
 				tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(tc.sampler), sdktrace.WithBatcher(discard{}))
 				defer tp.Shutdown(context.Background())
-				conf.Tracing = extauthz.Tracing{Tracer: tp.Tracer("bench"),
-					Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}, b3.New())}
+				conf.Tracing = extauthz.Tracing{Tracer: tp.Tracer("bench"), Propagator: tracing.Disabled().Propagator}
 			}
 			r := req{mode: "bound_token", path: "/api/things", peer: f.billing, xfccHeader: envoyXFCC(f.billing), headers: map[string]string{
 				"authorization": "Bearer " + s.token(b, f.billing, "read"),

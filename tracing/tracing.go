@@ -10,7 +10,7 @@
 // Off (OTEL_TRACES_EXPORTER unset or none, or OTEL_SDK_DISABLED=true), Setup returns a Tracing
 // whose Enabled is false, and certbind's code paths check that one flag and do nothing else.
 //
-// Parents are read from W3C traceparent/tracestate, baggage and B3 (single and multiple headers,
+// Parents are read from W3C traceparent/tracestate, else from B3 (single and multiple headers,
 // which Envoy's Zipkin tracer sends); outgoing fetches carry traceparent and B3.
 package tracing
 
@@ -75,8 +75,37 @@ func Setup(ctx context.Context, version string) (*Tracing, error) {
 	return &Tracing{Enabled: true, Tracer: tp.Tracer(Name), Propagator: propagator(), provider: tp}, nil
 }
 
+// propagator reads a parent from W3C trace context and, only when there is none, from B3; it
+// writes both. Baggage is not read: certbind uses none, and every check would pay for it.
 func propagator() propagation.TextMapPropagator {
-	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}, b3.New())
+	return firstOf{propagation.TraceContext{}, b3.New(b3.WithInjectEncoding(b3.B3MultipleHeader))}
+}
+
+// firstOf extracts with the first propagator that finds a valid parent, and injects with all.
+// (A composite propagator runs every extractor on every check.)
+type firstOf []propagation.TextMapPropagator
+
+func (p firstOf) Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
+	for _, q := range p {
+		if c := q.Extract(ctx, carrier); trace.SpanContextFromContext(c).IsValid() {
+			return c
+		}
+	}
+	return ctx
+}
+
+func (p firstOf) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
+	for _, q := range p {
+		q.Inject(ctx, carrier)
+	}
+}
+
+func (p firstOf) Fields() []string {
+	var out []string
+	for _, q := range p {
+		out = append(out, q.Fields()...)
+	}
+	return out
 }
 
 // Shutdown flushes the spans not yet exported and stops the exporter, within ctx's deadline.

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -310,4 +312,38 @@ func newID(n int) string {
 	defer f.Close()
 	io.ReadFull(f, b)
 	return hex.EncodeToString(b)
+}
+
+// TestPropagator: the parent comes from traceparent, else from B3 (single or multiple headers);
+// both are written on outgoing requests.
+func TestPropagator(t *testing.T) {
+	p := tracing.Disabled().Propagator
+	const id, w3c, b3id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "11f067aa0ba902b8"
+	for _, tc := range []struct {
+		name    string
+		headers map[string]string
+		parent  string
+	}{
+		{"traceparent", map[string]string{"traceparent": "00-" + id + "-" + w3c + "-01"}, w3c},
+		{"traceparent wins over B3", map[string]string{"traceparent": "00-" + id + "-" + w3c + "-01", "b3": id + "-" + b3id + "-1"}, w3c},
+		{"B3 single header", map[string]string{"b3": id + "-" + b3id + "-1"}, b3id},
+		{"B3 multiple headers", map[string]string{"x-b3-traceid": id, "x-b3-spanid": b3id, "x-b3-sampled": "1"}, b3id},
+		{"a malformed traceparent, then B3", map[string]string{"traceparent": "00-zz-" + w3c + "-01", "b3": id + "-" + b3id + "-1"}, b3id},
+		{"none", map[string]string{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := trace.SpanContextFromContext(p.Extract(context.Background(), propagation.MapCarrier(tc.headers)))
+			if got := map[bool]string{true: sc.SpanID().String()}[sc.IsValid()]; got != tc.parent {
+				t.Fatalf("parent %q, want %q", got, tc.parent)
+			}
+			if tc.parent == "" {
+				return
+			}
+			out := propagation.MapCarrier{}
+			p.Inject(trace.ContextWithSpanContext(context.Background(), sc), out)
+			if !strings.Contains(out["traceparent"], id) || out["x-b3-traceid"] != id {
+				t.Errorf("injected %v", out)
+			}
+		})
+	}
 }
