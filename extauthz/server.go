@@ -49,6 +49,9 @@ type Server struct {
 // New makes a Server.
 func New(c Config) *Server {
 	s := &Server{engine: c.Engine, log: c.Logger, now: c.Now, obs: c.Observer, tracing: c.Tracing}
+	if s.tracing.Tracer != nil && s.tracing.Propagator == nil {
+		s.tracing.Propagator = propagation.TraceContext{}
+	}
 	if c.Observer != nil {
 		s.configs.onEvent = c.Observer.ObserveCache
 	}

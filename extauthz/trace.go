@@ -15,7 +15,7 @@ import (
 // Tracing makes a span per check. The zero value (no Tracer) makes none.
 type Tracing struct {
 	Tracer     trace.Tracer
-	Propagator propagation.TextMapPropagator // the parent's formats: traceparent, B3, ...
+	Propagator propagation.TextMapPropagator // the parent's formats: traceparent, B3, ...; nil: traceparent
 }
 
 // Span attributes of a check. Never a token, a certificate, a key or Authorization text.
