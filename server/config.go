@@ -46,8 +46,9 @@ type Config struct {
 	// shutdown). Nil discards them all.
 	Logger logrus.FieldLogger
 	// Tracing, when enabled (tracing.Setup from the OTEL_* environment), makes a span per
-	// check and per fetch, and puts trace_id and span_id in the decision log; Run flushes it on
-	// shutdown within DrainTimeout (at least a second). Nil is off.
+	// check and per fetch, and puts trace_id and span_id in the decision log. Run flushes and
+	// shuts it down when it returns, within DrainTimeout (at least a second): give each Server
+	// its own. Nil is off.
 	Tracing *tracing.Tracing
 }
 
