@@ -1,12 +1,9 @@
 package envoygateway
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -24,11 +21,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/validation"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwapiv1b1 "sigs.k8s.io/gateway-api/apis/v1beta1"
-	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/certbind/certbind/deploy/kubedoc"
 )
 
 // base is the kustomization this overlay builds on.
@@ -67,7 +64,7 @@ var kustomizeGroupVersion = schema.GroupVersion{Group: "kustomize.config.k8s.io"
 
 // kinds maps every apiVersion/kind this overlay and its base may hold to a new typed object:
 // Envoy Gateway's own API types, Gateway API's, and Kubernetes'.
-var kinds = map[schema.GroupVersionKind]func() any{
+var kinds = kubedoc.Kinds{
 	corev1.SchemeGroupVersion.WithKind("Namespace"):             func() any { return new(corev1.Namespace) },
 	corev1.SchemeGroupVersion.WithKind("ServiceAccount"):        func() any { return new(corev1.ServiceAccount) },
 	corev1.SchemeGroupVersion.WithKind("ConfigMap"):             func() any { return new(corev1.ConfigMap) },
@@ -114,54 +111,7 @@ func objectKey(group, kind, namespace, name string) string {
 // decodeDocument decodes one YAML document strictly, as the API server does: duplicate keys,
 // unknown fields and keys that match a field only case-insensitively are errors at every level.
 func decodeDocument(doc []byte) (any, schema.GroupVersionKind, []byte, error) {
-	js, err := yaml.YAMLToJSONStrict(doc)
-	if err != nil {
-		return nil, schema.GroupVersionKind{}, nil, err
-	}
-	var tm metav1.TypeMeta
-	if err := json.Unmarshal(js, &tm); err != nil {
-		return nil, schema.GroupVersionKind{}, nil, err
-	}
-	gvk := schema.FromAPIVersionAndKind(tm.APIVersion, tm.Kind)
-	newObj, ok := kinds[gvk]
-	if !ok {
-		return nil, gvk, nil, fmt.Errorf("apiVersion %q kind %q: not a kind this test knows", tm.APIVersion, tm.Kind)
-	}
-	obj := newObj()
-	if err := decodeJSONStrict(js, obj); err != nil {
-		return nil, gvk, nil, err
-	}
-	return obj, gvk, js, nil
-}
-
-// decodeJSONStrict is sigs.k8s.io/json's strict decode (the API server's): case-sensitive field
-// names, no unknown and no duplicate fields.
-func decodeJSONStrict(js []byte, into any) error {
-	strict, err := kjson.UnmarshalStrict(js, into)
-	if err != nil {
-		return err
-	}
-	return errors.Join(strict...)
-}
-
-// splitDocuments returns the non-empty YAML documents of a file.
-func splitDocuments(data []byte) ([][]byte, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var docs [][]byte
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		js, err := yaml.YAMLToJSON(doc)
-		if err == nil && string(bytes.TrimSpace(js)) == "null" {
-			continue // only comments or separators
-		}
-		docs = append(docs, doc)
-	}
+	return kinds.Decode(doc)
 }
 
 // decodeFile decodes every document of a file; name is how the manifests will call it.
@@ -170,7 +120,7 @@ func decodeFile(file, name string) ([]manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	docs, err := splitDocuments(data)
+	docs, err := kubedoc.Split(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -483,7 +433,7 @@ func documentTree(t *testing.T, file string, i int) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := splitDocuments(data)
+	docs, err := kubedoc.Split(data)
 	if err != nil || len(docs) <= i {
 		t.Fatalf("%s: %v (%d documents)", file, err, len(docs))
 	}
@@ -553,7 +503,7 @@ func TestStrictDecoderRejectsMutatedCopies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			docs, err := splitDocuments(data)
+			docs, err := kubedoc.Split(data)
 			if err != nil {
 				t.Fatal(err)
 			}

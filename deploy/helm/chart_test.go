@@ -1,12 +1,9 @@
 package helm
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -31,9 +28,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/certbind/certbind/deploy/kubedoc"
 )
 
 const (
@@ -47,7 +44,7 @@ const (
 // kinds maps every apiVersion/kind the chart may render to a new typed object. The Prometheus
 // Operator types (monitoring.coreos.com/v1) import nothing but k8s.io/api and apimachinery, at
 // the versions this module already uses, so they are used as they are.
-var kinds = map[schema.GroupVersionKind]func() any{
+var kinds = kubedoc.Kinds{
 	corev1.SchemeGroupVersion.WithKind("ServiceAccount"):                       func() any { return new(corev1.ServiceAccount) },
 	corev1.SchemeGroupVersion.WithKind("ConfigMap"):                            func() any { return new(corev1.ConfigMap) },
 	corev1.SchemeGroupVersion.WithKind("Secret"):                               func() any { return new(corev1.Secret) },
@@ -73,55 +70,8 @@ func (m manifest) String() string { return fmt.Sprintf("%s#%d (%s)", m.template,
 // decodeDocument decodes one YAML document strictly: duplicate keys and unknown fields are
 // errors at every level.
 func decodeDocument(doc []byte) (any, schema.GroupVersionKind, error) {
-	js, err := yaml.YAMLToJSONStrict(doc)
-	if err != nil {
-		return nil, schema.GroupVersionKind{}, err
-	}
-	var tm metav1.TypeMeta
-	if err := json.Unmarshal(js, &tm); err != nil {
-		return nil, schema.GroupVersionKind{}, err
-	}
-	gvk := schema.FromAPIVersionAndKind(tm.APIVersion, tm.Kind)
-	newObj, ok := kinds[gvk]
-	if !ok {
-		return nil, gvk, fmt.Errorf("apiVersion %q kind %q: not a kind this test knows", tm.APIVersion, tm.Kind)
-	}
-	obj := newObj()
-	if err := decodeJSONStrict(js, obj); err != nil {
-		return nil, gvk, err
-	}
-	return obj, gvk, nil
-}
-
-// decodeJSONStrict decodes as the API server does (sigs.k8s.io/json): field names are
-// case-sensitive, and unknown or duplicate fields are errors. encoding/json with
-// DisallowUnknownFields would take "podselector" for podSelector.
-func decodeJSONStrict(js []byte, into any) error {
-	strict, err := sigsjson.UnmarshalStrict(js, into)
-	if err != nil {
-		return err
-	}
-	return errors.Join(strict...)
-}
-
-// splitDocuments returns the non-empty YAML documents of a rendered template.
-func splitDocuments(data []byte) ([][]byte, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var docs [][]byte
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		js, err := yaml.YAMLToJSON(doc)
-		if err == nil && string(bytes.TrimSpace(js)) == "null" {
-			continue // only comments or separators
-		}
-		docs = append(docs, doc)
-	}
+	obj, gvk, _, err := kinds.Decode(doc)
+	return obj, gvk, err
 }
 
 // kubeVersion is the Kubernetes version of this module's k8s.io/api (v0.37.2 is Kubernetes
@@ -203,7 +153,7 @@ func decodeRendered(out map[string]string) ([]manifest, error) {
 		if !strings.HasSuffix(tmpl, ".yaml") {
 			continue // NOTES.txt, _helpers.tpl
 		}
-		docs, err := splitDocuments([]byte(out[name]))
+		docs, err := kubedoc.Split([]byte(out[name]))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", tmpl, err)
 		}
@@ -653,7 +603,7 @@ func TestStrictDecoderRejectsMutatedCopies(t *testing.T) {
 	}
 	tested := map[string]bool{}
 	for name, text := range out {
-		docs, err := splitDocuments([]byte(text))
+		docs, err := kubedoc.Split([]byte(text))
 		if err != nil || !strings.HasSuffix(name, ".yaml") {
 			continue
 		}

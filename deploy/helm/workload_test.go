@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
+	"github.com/certbind/certbind/deploy/kubedoc"
 	"github.com/certbind/certbind/policy"
 	"github.com/certbind/certbind/testenv/pki"
 )
@@ -898,7 +899,7 @@ func remarshal(in, out any) error {
 	if err != nil {
 		return err
 	}
-	return decodeJSONStrict(b, out)
+	return kubedoc.DecodeJSONStrict(b, out)
 }
 
 func TestServiceMonitor(t *testing.T) {

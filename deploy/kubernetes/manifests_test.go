@@ -1,14 +1,12 @@
 package kubernetes
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -38,10 +36,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/certbind/certbind/deploy/kubedoc"
 	"github.com/certbind/certbind/policy"
 	"github.com/certbind/certbind/testenv/pki"
 )
@@ -63,7 +60,7 @@ type kustomization struct {
 var kustomizeGroupVersion = schema.GroupVersion{Group: "kustomize.config.k8s.io", Version: "v1beta1"}
 
 // kinds maps every apiVersion/kind the tree may hold to a new typed object.
-var kinds = map[schema.GroupVersionKind]func() any{
+var kinds = kubedoc.Kinds{
 	corev1.SchemeGroupVersion.WithKind("Namespace"):               func() any { return new(corev1.Namespace) },
 	corev1.SchemeGroupVersion.WithKind("ServiceAccount"):          func() any { return new(corev1.ServiceAccount) },
 	corev1.SchemeGroupVersion.WithKind("ConfigMap"):               func() any { return new(corev1.ConfigMap) },
@@ -88,21 +85,8 @@ func (m manifest) String() string { return fmt.Sprintf("%s#%d (%s)", m.file, m.i
 // decodeDocument decodes one YAML document strictly: duplicate keys and unknown fields are
 // errors at every level, including inside Istio specs and the mesh config.
 func decodeDocument(doc []byte) (any, schema.GroupVersionKind, error) {
-	js, err := yaml.YAMLToJSONStrict(doc)
+	obj, gvk, js, err := kinds.Decode(doc)
 	if err != nil {
-		return nil, schema.GroupVersionKind{}, err
-	}
-	var tm metav1.TypeMeta
-	if err := json.Unmarshal(js, &tm); err != nil {
-		return nil, schema.GroupVersionKind{}, err
-	}
-	gvk := schema.FromAPIVersionAndKind(tm.APIVersion, tm.Kind)
-	newObj, ok := kinds[gvk]
-	if !ok {
-		return nil, gvk, fmt.Errorf("apiVersion %q kind %q: not a kind this test knows", tm.APIVersion, tm.Kind)
-	}
-	obj := newObj()
-	if err := decodeJSONStrict(js, obj); err != nil {
 		return nil, gvk, err
 	}
 	// Istio's generated UnmarshalJSON for specs accepts unknown fields (jsonpb with
@@ -119,17 +103,6 @@ func decodeDocument(doc []byte) (any, schema.GroupVersionKind, error) {
 		}
 	}
 	return obj, gvk, nil
-}
-
-// decodeJSONStrict decodes as the API server does: field names matched case-sensitively, and
-// unknown or duplicate fields are errors (encoding/json would take "podselector" for
-// podSelector).
-func decodeJSONStrict(js []byte, into any) error {
-	strict, err := sigsjson.UnmarshalStrict(js, into)
-	if err != nil {
-		return err
-	}
-	return errors.Join(strict...)
 }
 
 func istioSpec(obj any) proto.Message {
@@ -180,32 +153,12 @@ func meshConfig(cm *corev1.ConfigMap) (*meshv1alpha1.MeshConfig, error) {
 	return mc, nil
 }
 
-// splitDocuments returns the non-empty YAML documents of a file.
-func splitDocuments(data []byte) ([][]byte, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var docs [][]byte
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		js, err := yaml.YAMLToJSON(doc)
-		if err == nil && string(bytes.TrimSpace(js)) == "null" {
-			continue // only comments or separators
-		}
-		docs = append(docs, doc)
-	}
-}
-
 func decodeFile(file string) ([]manifest, error) {
 	data, err := os.ReadFile(filepath.FromSlash(file))
 	if err != nil {
 		return nil, err
 	}
-	docs, err := splitDocuments(data)
+	docs, err := kubedoc.Split(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
@@ -392,7 +345,7 @@ func documentTree(t *testing.T, file string) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := splitDocuments(data)
+	docs, err := kubedoc.Split(data)
 	if err != nil || len(docs) == 0 {
 		t.Fatalf("%s: %v (%d documents)", file, err, len(docs))
 	}
@@ -461,7 +414,7 @@ func TestStrictDecoderRejectsMutatedCopies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			docs, err := splitDocuments(data)
+			docs, err := kubedoc.Split(data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -488,7 +441,7 @@ func TestStrictDecoderRejectsMutatedCopies(t *testing.T) {
 		setPath(t, tree, "x", "spec", "trafficPolicy", "portLevelSettings", 0, "tls", "credentialNamee")
 		js := mustJSON(t, tree)
 		lenient := new(networkingv1.DestinationRule)
-		if err := decodeJSONStrict(js, lenient); err == nil {
+		if err := kubedoc.DecodeJSONStrict(js, lenient); err == nil {
 			t.Logf("DisallowUnknownFields alone accepts it (Istio's lenient UnmarshalJSON): the protojson pass is what catches it")
 		}
 		if _, _, err := decodeDocument(js); err == nil || !strings.Contains(err.Error(), "credentialNamee") {
