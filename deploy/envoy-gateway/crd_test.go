@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/certbind/certbind/deploy/deploytest"
+
 	envoygateway "github.com/envoyproxy/gateway"
 	egv1a1 "github.com/envoyproxy/gateway/api/v1alpha1"
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
@@ -317,12 +319,12 @@ func TestCRDValidationRejectsMutatedCopies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			orig := documentTree(t, tc.file, tc.doc)
 			gvk := schema.FromAPIVersionAndKind(orig["apiVersion"].(string), orig["kind"].(string))
-			if _, err := validateAgainstCRDs(t, gvk, mustJSON(t, orig)); err != nil {
+			if _, err := validateAgainstCRDs(t, gvk, deploytest.MustJSON(t, orig)); err != nil {
 				t.Fatalf("the original does not validate: %v", err)
 			}
 			tree := documentTree(t, tc.file, tc.doc)
-			setPath(t, tree, tc.value, tc.path...)
-			js := mustJSON(t, tree)
+			deploytest.SetPath(t, tree, tc.value, tc.path...)
+			js := deploytest.MustJSON(t, tree)
 			if _, err := validateAgainstCRDs(t, gvk, js); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("mutated copy: error %v, want one containing %q", err, tc.wantErr)
 			}
@@ -334,10 +336,10 @@ func TestCRDValidationRejectsMutatedCopies(t *testing.T) {
 	t.Run("experimental field on the standard channel", func(t *testing.T) {
 		// Gateway API's own ExternalAuth filter (GEP-1494) is experimental in this release.
 		tree := documentTree(t, "httproutes.yaml", 0)
-		setPath(t, tree, []any{map[string]any{"type": "ExternalAuth", "externalAuth": map[string]any{
+		deploytest.SetPath(t, tree, []any{map[string]any{"type": "ExternalAuth", "externalAuth": map[string]any{
 			"protocol": "GRPC", "grpc": map[string]any{}, "backendRef": map[string]any{"name": "certbind", "namespace": "certbind", "port": 9191},
 		}}}, "spec", "rules", 0, "filters")
-		js := mustJSON(t, tree)
+		js := deploytest.MustJSON(t, tree)
 		eg, std := loadCRDs(t)
 		gvk := gwapiv1.SchemeGroupVersion.WithKind("HTTPRoute")
 		ev, _, _ := eg.version(gvk)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/certbind/certbind/deploy/deploytest"
+
 	egv1a1 "github.com/envoyproxy/gateway/api/v1alpha1"
 	jsonpatch "github.com/evanphx/json-patch"
 	appsv1 "k8s.io/api/apps/v1"
@@ -395,37 +397,6 @@ func TestEveryManifestDecodesStrictly(t *testing.T) {
 	}
 }
 
-// setPath sets a value inside a decoded JSON tree; each key is a map key (string) or a list index
-// (int).
-func setPath(t *testing.T, tree any, value any, keys ...any) {
-	t.Helper()
-	for i, k := range keys {
-		last := i == len(keys)-1
-		switch k := k.(type) {
-		case string:
-			m, ok := tree.(map[string]any)
-			if !ok {
-				t.Fatalf("setPath %v: %v is not an object", keys, keys[:i])
-			}
-			if last {
-				m[k] = value
-				return
-			}
-			tree = m[k]
-		case int:
-			l, ok := tree.([]any)
-			if !ok || k >= len(l) {
-				t.Fatalf("setPath %v: %v is not a list with element %d", keys, keys[:i], k)
-			}
-			if last {
-				l[k] = value
-				return
-			}
-			tree = l[k]
-		}
-	}
-}
-
 // documentTree returns document i of a file as a JSON tree.
 func documentTree(t *testing.T, file string, i int) map[string]any {
 	t.Helper()
@@ -446,15 +417,6 @@ func documentTree(t *testing.T, file string, i int) map[string]any {
 		t.Fatal(err)
 	}
 	return tree
-}
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // The decoder is only worth something if it fails: mutated copies of the real manifests must
@@ -510,7 +472,7 @@ func TestStrictDecoderRejectsMutatedCopies(t *testing.T) {
 			for i := range docs {
 				tree := documentTree(t, f, i)
 				tree["certbindUnknownField"] = true
-				if _, _, _, err := decodeDocument(mustJSON(t, tree)); err == nil || !strings.Contains(err.Error(), "certbindUnknownField") {
+				if _, _, _, err := decodeDocument(deploytest.MustJSON(t, tree)); err == nil || !strings.Contains(err.Error(), "certbindUnknownField") {
 					t.Errorf("document %d: error %v, want one naming certbindUnknownField", i, err)
 				}
 			}

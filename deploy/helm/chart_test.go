@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/certbind/certbind/deploy/deploytest"
+
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -621,7 +623,7 @@ func TestStrictDecoderRejectsMutatedCopies(t *testing.T) {
 
 			top := deepCopy(t, tree)
 			top["certbindUnknownField"] = true
-			if _, _, err := decodeDocument(mustJSON(t, top)); err == nil || !strings.Contains(err.Error(), "certbindUnknownField") {
+			if _, _, err := decodeDocument(deploytest.MustJSON(t, top)); err == nil || !strings.Contains(err.Error(), "certbindUnknownField") {
 				t.Errorf("%s#%d: unknown top-level field: error %v", name, i, err)
 			}
 
@@ -631,9 +633,9 @@ func TestStrictDecoderRejectsMutatedCopies(t *testing.T) {
 				continue
 			}
 			inner := deepCopy(t, tree)
-			setPath(t, inner, true, path...)
+			deploytest.SetPath(t, inner, true, path...)
 			field := path[len(path)-1].(string)
-			if _, _, err := decodeDocument(mustJSON(t, inner)); err == nil || !strings.Contains(err.Error(), field) {
+			if _, _, err := decodeDocument(deploytest.MustJSON(t, inner)); err == nil || !strings.Contains(err.Error(), field) {
 				t.Errorf("%s#%d: unknown field %v: error %v", name, i, path, err)
 			}
 
@@ -648,44 +650,4 @@ func TestStrictDecoderRejectsMutatedCopies(t *testing.T) {
 			t.Errorf("%s: not rendered with %s", kind, allOnValues)
 		}
 	}
-}
-
-// setPath sets a value inside a decoded JSON tree; each key is a map key (string) or a list index
-// (int).
-func setPath(t *testing.T, tree any, value any, keys ...any) {
-	t.Helper()
-	for i, k := range keys {
-		last := i == len(keys)-1
-		switch k := k.(type) {
-		case string:
-			m, ok := tree.(map[string]any)
-			if !ok {
-				t.Fatalf("setPath %v: %v is not an object", keys, keys[:i])
-			}
-			if last {
-				m[k] = value
-				return
-			}
-			tree = m[k]
-		case int:
-			l, ok := tree.([]any)
-			if !ok || k >= len(l) {
-				t.Fatalf("setPath %v: %v is not a list with element %d", keys, keys[:i], k)
-			}
-			if last {
-				l[k] = value
-				return
-			}
-			tree = l[k]
-		}
-	}
-}
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

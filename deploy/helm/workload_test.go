@@ -4,15 +4,15 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/certbind/certbind/deploy/deploytest"
 
 	jose "github.com/go-jose/go-jose/v4"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -52,35 +52,6 @@ func kustomizeDeployment(t *testing.T) *appsv1.Deployment {
 	return d
 }
 
-// serveArgs parses the container's arguments: "serve" then --name=value or --name value.
-func serveArgs(t *testing.T, args []string) map[string]string {
-	t.Helper()
-	if len(args) == 0 || args[0] != "serve" {
-		t.Fatalf("args %q: want the serve subcommand first", args)
-	}
-	flags := map[string]string{}
-	for i := 1; i < len(args); i++ {
-		a, ok := strings.CutPrefix(args[i], "--")
-		if !ok {
-			t.Fatalf("args: %q is not a --flag", args[i])
-		}
-		name, val, ok := strings.Cut(a, "=")
-		if !ok {
-			if i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
-				val = args[i+1]
-				i++
-			} else {
-				val = "true"
-			}
-		}
-		if _, dup := flags[name]; dup {
-			t.Fatalf("args: --%s twice", name)
-		}
-		flags[name] = val
-	}
-	return flags
-}
-
 // serveFlagNames reads the flags `certbind serve` defines from its source, so that the chart
 // cannot pass a flag the binary lacks.
 func serveFlagNames(t *testing.T) map[string]bool {
@@ -97,43 +68,6 @@ func serveFlagNames(t *testing.T) map[string]bool {
 		t.Fatalf("found no flag definitions in cmd/certbind/serve.go (got %v): update this test's pattern", names)
 	}
 	return names
-}
-
-func portOf(t *testing.T, addr string) int32 {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatalf("address %q: %v", addr, err)
-	}
-	n, err := strconv.ParseInt(p, 10, 32)
-	if err != nil {
-		t.Fatalf("address %q: %v", addr, err)
-	}
-	return int32(n)
-}
-
-// containerPort resolves a named or numbered port of the container.
-func containerPort(t *testing.T, c corev1.Container, p intstr.IntOrString) int32 {
-	t.Helper()
-	for _, cp := range c.Ports {
-		if (p.Type == intstr.String && cp.Name == p.StrVal) || (p.Type == intstr.Int && cp.ContainerPort == p.IntVal) {
-			return cp.ContainerPort
-		}
-	}
-	t.Fatalf("port %s is not a port of container %s", p.String(), c.Name)
-	return 0
-}
-
-func certbindContainer(t *testing.T, d *appsv1.Deployment) corev1.Container {
-	t.Helper()
-	cs := d.Spec.Template.Spec.Containers
-	if len(cs) != 1 || cs[0].Name != "certbind" {
-		t.Fatalf("want one container named certbind, got %d", len(cs))
-	}
-	if len(d.Spec.Template.Spec.InitContainers) != 0 {
-		t.Fatal("no init containers expected")
-	}
-	return cs[0]
 }
 
 func deref[T any](p *T) any {
@@ -201,13 +135,13 @@ func variants(t *testing.T) []variant {
 func TestDeployment(t *testing.T) {
 	defined := serveFlagNames(t)
 	k := kustomizeDeployment(t)
-	kc := certbindContainer(t, k)
+	kc := deploytest.CertbindContainer(t, k)
 	for _, v := range variants(t) {
 		t.Run(v.name, func(t *testing.T) {
 			all := render(t, v.vals)
 			d := only[*appsv1.Deployment](t, all)
 			ps := d.Spec.Template.Spec
-			c := certbindContainer(t, d)
+			c := deploytest.CertbindContainer(t, d)
 
 			// Replicas: 2 by default, none while the HorizontalPodAutoscaler owns the count.
 			hpas := objects[*autoscalingv2.HorizontalPodAutoscaler](all)
@@ -242,7 +176,7 @@ func TestDeployment(t *testing.T) {
 			}
 
 			// The command line, with flags the binary defines.
-			flags := serveArgs(t, c.Args)
+			flags := deploytest.ServeArgs(t, c.Args)
 			if fmt.Sprint(flags) != fmt.Sprint(v.flags) {
 				t.Errorf("serve flags\n got %v\nwant %v", flags, v.flags)
 			}
@@ -267,7 +201,7 @@ func TestDeployment(t *testing.T) {
 			for name, flag := range listeners {
 				addr, on := flags[flag]
 				switch {
-				case on && named[name] != portOf(t, addr):
+				case on && named[name] != deploytest.PortOf(t, addr):
 					t.Errorf("container port %s = %d, --%s listens on %s", name, named[name], flag, addr)
 				case !on && named[name] != 0:
 					t.Errorf("container port %s = %d without --%s", name, named[name], flag)
@@ -278,7 +212,7 @@ func TestDeployment(t *testing.T) {
 			}
 
 			// Probes: those of deploy/kubernetes, HTTP GETs on the admin listener.
-			admin := portOf(t, flags["admin-addr"])
+			admin := deploytest.PortOf(t, flags["admin-addr"])
 			for _, p := range []struct {
 				name        string
 				probe, want *corev1.Probe
@@ -299,7 +233,7 @@ func TestDeployment(t *testing.T) {
 				if g.Scheme != "" && g.Scheme != corev1.URISchemeHTTP {
 					t.Errorf("%s: scheme %q: the admin listener is plain HTTP", p.name, g.Scheme)
 				}
-				if got := containerPort(t, c, g.Port); got != admin {
+				if got := deploytest.ContainerPort(t, c, g.Port); got != admin {
 					t.Errorf("%s: port %s = %d, want the admin port %d", p.name, g.Port.String(), got, admin)
 				}
 				if !apiequality.Semantic.DeepEqual(p.probe, p.want) {
@@ -389,13 +323,13 @@ func TestDeployment(t *testing.T) {
 
 func TestDeploymentSecurityContext(t *testing.T) {
 	k := kustomizeDeployment(t)
-	kc := certbindContainer(t, k)
+	kc := deploytest.CertbindContainer(t, k)
 	for _, v := range variants(t) {
 		t.Run(v.name, func(t *testing.T) {
 			all := render(t, v.vals)
 			d := only[*appsv1.Deployment](t, all)
 			ps := d.Spec.Template.Spec
-			c := certbindContainer(t, d)
+			c := deploytest.CertbindContainer(t, d)
 			psc := ps.SecurityContext
 			if psc == nil {
 				psc = &corev1.PodSecurityContext{}
@@ -467,8 +401,8 @@ func TestDeploymentVolumes(t *testing.T) {
 			all := render(t, v.vals)
 			d := only[*appsv1.Deployment](t, all)
 			ps := d.Spec.Template.Spec
-			c := certbindContainer(t, d)
-			flags := serveArgs(t, c.Args)
+			c := deploytest.CertbindContainer(t, d)
+			flags := deploytest.ServeArgs(t, c.Args)
 			full := d.Name
 
 			volumes := map[string]corev1.Volume{}
@@ -625,8 +559,8 @@ func TestConfigMapLoadsWithParseConfig(t *testing.T) {
 	}
 	all := render(t, mergeValues(t, nil, string(filesYAML)))
 	d := only[*appsv1.Deployment](t, all)
-	c := certbindContainer(t, d)
-	flags := serveArgs(t, c.Args)
+	c := deploytest.CertbindContainer(t, d)
+	flags := deploytest.ServeArgs(t, c.Args)
 	cm := configMap(t, all, d.Name+"-config")
 	data, ok := cm.Data[path.Base(flags["config"])]
 	if !ok {
@@ -716,8 +650,8 @@ func TestServiceAndDisruptionBudget(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			all := render(t, v.vals)
 			d := only[*appsv1.Deployment](t, all)
-			c := certbindContainer(t, d)
-			flags := serveArgs(t, c.Args)
+			c := deploytest.CertbindContainer(t, d)
+			flags := deploytest.ServeArgs(t, c.Args)
 			podLabels := labels.Set(d.Spec.Template.Labels)
 
 			svc := only[*corev1.Service](t, all)
@@ -748,8 +682,8 @@ func TestServiceAndDisruptionBudget(t *testing.T) {
 				if p.Name != w.name || ap != w.appProtocol || p.Protocol != corev1.ProtocolTCP {
 					t.Errorf("Service port %d: %s appProtocol %q, want %s appProtocol %q", i, p.Name, ap, w.name, w.appProtocol)
 				}
-				listen := portOf(t, flags[w.flag])
-				if got := containerPort(t, c, p.TargetPort); got != listen || p.Port != listen {
+				listen := deploytest.PortOf(t, flags[w.flag])
+				if got := deploytest.ContainerPort(t, c, p.TargetPort); got != listen || p.Port != listen {
 					t.Errorf("Service port %s: port %d targetPort %s (container port %d), --%s listens on %d", p.Name, p.Port, p.TargetPort.String(), got, w.flag, listen)
 				}
 			}
@@ -805,7 +739,7 @@ func TestAutoscaler(t *testing.T) {
 		t.Errorf("metric %+v, want CPU utilization 60%%", m)
 	}
 	// Utilization is a share of the request: the container must request CPU.
-	if c := certbindContainer(t, d); c.Resources.Requests.Cpu().IsZero() {
+	if c := deploytest.CertbindContainer(t, d); c.Resources.Requests.Cpu().IsZero() {
 		t.Error("CPU utilization target without a CPU request")
 	}
 }
@@ -814,7 +748,7 @@ func TestNetworkPolicy(t *testing.T) {
 	vals := readValues(t, allOnValues)
 	all := render(t, vals)
 	d := only[*appsv1.Deployment](t, all)
-	c := certbindContainer(t, d)
+	c := deploytest.CertbindContainer(t, d)
 	np := only[*networkingv1.NetworkPolicy](t, all)
 
 	if s, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector); err != nil || s.Empty() || !s.Matches(labels.Set(d.Spec.Template.Labels)) {
@@ -846,13 +780,13 @@ func TestNetworkPolicy(t *testing.T) {
 				t.Errorf("ingress rule %d: port %+v", i, p)
 				continue
 			}
-			n := containerPort(t, c, *p.Port)
+			n := deploytest.ContainerPort(t, c, *p.Port)
 			admitted[n] = append(admitted[n], r.From...)
 		}
 	}
-	flags := serveArgs(t, c.Args)
+	flags := deploytest.ServeArgs(t, c.Args)
 	for flag, want := range map[string][]networkingv1.NetworkPolicyPeer{"grpc-addr": authzFrom, "http-addr": authzFrom, "admin-addr": metricsFrom} {
-		port := portOf(t, flags[flag])
+		port := deploytest.PortOf(t, flags[flag])
 		if !apiequality.Semantic.DeepEqual(admitted[port], want) {
 			t.Errorf("--%s (port %d): admitted %+v, want %+v", flag, port, admitted[port], want)
 		}
@@ -906,7 +840,7 @@ func TestServiceMonitor(t *testing.T) {
 	all := render(t, readValues(t, allOnValues))
 	svc := only[*corev1.Service](t, all)
 	d := only[*appsv1.Deployment](t, all)
-	c := certbindContainer(t, d)
+	c := deploytest.CertbindContainer(t, d)
 	sm := only[*monitoringv1.ServiceMonitor](t, all)
 
 	if s, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector); err != nil || s.Empty() || !s.Matches(labels.Set(svc.Labels)) {
@@ -938,7 +872,7 @@ func TestServiceMonitor(t *testing.T) {
 	if target == nil {
 		t.Fatalf("endpoint port %q: not a port of Service %s", ep.Port, svc.Name)
 	}
-	if got, want := containerPort(t, c, *target), portOf(t, serveArgs(t, c.Args)["admin-addr"]); got != want {
+	if got, want := deploytest.ContainerPort(t, c, *target), deploytest.PortOf(t, deploytest.ServeArgs(t, c.Args)["admin-addr"]); got != want {
 		t.Errorf("endpoint port %q reaches container port %d, want the admin listener %d", ep.Port, got, want)
 	}
 }

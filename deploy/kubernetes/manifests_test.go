@@ -8,16 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/certbind/certbind/deploy/deploytest"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -307,37 +307,6 @@ func TestEveryManifestDecodesStrictly(t *testing.T) {
 	}
 }
 
-// setPath sets a value inside a decoded JSON tree; each key is a map key (string) or a list index
-// (int).
-func setPath(t *testing.T, tree any, value any, keys ...any) {
-	t.Helper()
-	for i, k := range keys {
-		last := i == len(keys)-1
-		switch k := k.(type) {
-		case string:
-			m, ok := tree.(map[string]any)
-			if !ok {
-				t.Fatalf("setPath %v: %v is not an object", keys, keys[:i])
-			}
-			if last {
-				m[k] = value
-				return
-			}
-			tree = m[k]
-		case int:
-			l, ok := tree.([]any)
-			if !ok || k >= len(l) {
-				t.Fatalf("setPath %v: %v is not a list with element %d", keys, keys[:i], k)
-			}
-			if last {
-				l[k] = value
-				return
-			}
-			tree = l[k]
-		}
-	}
-}
-
 // documentTree returns the first document of a file as a JSON tree.
 func documentTree(t *testing.T, file string) map[string]any {
 	t.Helper()
@@ -358,15 +327,6 @@ func documentTree(t *testing.T, file string) map[string]any {
 		t.Fatal(err)
 	}
 	return tree
-}
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // The decoder is only worth something if it fails: mutated copies of the real manifests must
@@ -428,7 +388,7 @@ func TestStrictDecoderRejectsMutatedCopies(t *testing.T) {
 					t.Fatal(err)
 				}
 				tree["certbindUnknownField"] = true
-				if _, _, err := decodeDocument(mustJSON(t, tree)); err == nil || !strings.Contains(err.Error(), "certbindUnknownField") {
+				if _, _, err := decodeDocument(deploytest.MustJSON(t, tree)); err == nil || !strings.Contains(err.Error(), "certbindUnknownField") {
 					t.Errorf("document %d: error %v, want one naming certbindUnknownField", i, err)
 				}
 			}
@@ -438,8 +398,8 @@ func TestStrictDecoderRejectsMutatedCopies(t *testing.T) {
 	// Inside an Istio spec, where Istio's own JSON decoding would let it through.
 	t.Run("unknown field deep in the DestinationRule spec", func(t *testing.T) {
 		tree := documentTree(t, "istio/destinationrule.yaml")
-		setPath(t, tree, "x", "spec", "trafficPolicy", "portLevelSettings", 0, "tls", "credentialNamee")
-		js := mustJSON(t, tree)
+		deploytest.SetPath(t, tree, "x", "spec", "trafficPolicy", "portLevelSettings", 0, "tls", "credentialNamee")
+		js := deploytest.MustJSON(t, tree)
 		lenient := new(networkingv1.DestinationRule)
 		if err := kubedoc.DecodeJSONStrict(js, lenient); err == nil {
 			t.Logf("DisallowUnknownFields alone accepts it (Istio's lenient UnmarshalJSON): the protojson pass is what catches it")
@@ -492,35 +452,6 @@ func TestKustomizationsListEveryManifest(t *testing.T) {
 	}
 }
 
-// serveArgs parses the container's arguments: "serve" then --name=value or --name value.
-func serveArgs(t *testing.T, args []string) map[string]string {
-	t.Helper()
-	if len(args) == 0 || args[0] != "serve" {
-		t.Fatalf("args %q: want the serve subcommand first", args)
-	}
-	flags := map[string]string{}
-	for i := 1; i < len(args); i++ {
-		a, ok := strings.CutPrefix(args[i], "--")
-		if !ok {
-			t.Fatalf("args: %q is not a --flag", args[i])
-		}
-		name, val, ok := strings.Cut(a, "=")
-		if !ok {
-			if i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
-				val = args[i+1]
-				i++
-			} else {
-				val = "true"
-			}
-		}
-		if _, dup := flags[name]; dup {
-			t.Fatalf("args: --%s twice", name)
-		}
-		flags[name] = val
-	}
-	return flags
-}
-
 // serveFlagNames reads the flags `certbind serve` defines from its source, so that the manifest
 // cannot pass a flag the binary lacks.
 func serveFlagNames(t *testing.T) map[string]bool {
@@ -539,48 +470,11 @@ func serveFlagNames(t *testing.T) map[string]bool {
 	return names
 }
 
-func portOf(t *testing.T, addr string) int32 {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatalf("address %q: %v", addr, err)
-	}
-	n, err := strconv.ParseInt(p, 10, 32)
-	if err != nil {
-		t.Fatalf("address %q: %v", addr, err)
-	}
-	return int32(n)
-}
-
-// containerPort resolves a named or numbered port of the container.
-func containerPort(t *testing.T, c corev1.Container, p intstr.IntOrString) int32 {
-	t.Helper()
-	for _, cp := range c.Ports {
-		if (p.Type == intstr.String && cp.Name == p.StrVal) || (p.Type == intstr.Int && cp.ContainerPort == p.IntVal) {
-			return cp.ContainerPort
-		}
-	}
-	t.Fatalf("port %s is not a port of container %s", p.String(), c.Name)
-	return 0
-}
-
-func certbindContainer(t *testing.T, d *appsv1.Deployment) corev1.Container {
-	t.Helper()
-	cs := d.Spec.Template.Spec.Containers
-	if len(cs) != 1 || cs[0].Name != "certbind" {
-		t.Fatalf("want one container named certbind, got %d", len(cs))
-	}
-	if len(d.Spec.Template.Spec.InitContainers) != 0 {
-		t.Fatal("no init containers expected")
-	}
-	return cs[0]
-}
-
 func TestDeployment(t *testing.T) {
 	all := loadAll(t)
 	d := only[*appsv1.Deployment](t, all)
 	ps := d.Spec.Template.Spec
-	c := certbindContainer(t, d)
+	c := deploytest.CertbindContainer(t, d)
 
 	if d.Namespace != "certbind" {
 		t.Errorf("namespace %q", d.Namespace)
@@ -603,7 +497,7 @@ func TestDeployment(t *testing.T) {
 	}
 
 	// The command line of the brief, with flags the binary defines.
-	flags := serveArgs(t, c.Args)
+	flags := deploytest.ServeArgs(t, c.Args)
 	want := map[string]string{
 		"config":        "/etc/certbind/certbind.yaml",
 		"grpc-addr":     ":9191",
@@ -636,13 +530,13 @@ func TestDeployment(t *testing.T) {
 		named[p.Name] = p.ContainerPort
 	}
 	for name, flag := range map[string]string{"grpc": "grpc-addr", "http": "http-addr", "admin": "admin-addr"} {
-		if named[name] != portOf(t, flags[flag]) {
+		if named[name] != deploytest.PortOf(t, flags[flag]) {
 			t.Errorf("container port %s = %d, --%s listens on %s", name, named[name], flag, flags[flag])
 		}
 	}
 
 	// Probes: HTTP GETs on the admin listener.
-	admin := portOf(t, flags["admin-addr"])
+	admin := deploytest.PortOf(t, flags["admin-addr"])
 	probes := []struct {
 		name  string
 		probe *corev1.Probe
@@ -664,7 +558,7 @@ func TestDeployment(t *testing.T) {
 		if g.Scheme != "" && g.Scheme != corev1.URISchemeHTTP {
 			t.Errorf("%s: scheme %q: the admin listener is plain HTTP", p.name, g.Scheme)
 		}
-		if got := containerPort(t, c, g.Port); got != admin {
+		if got := deploytest.ContainerPort(t, c, g.Port); got != admin {
 			t.Errorf("%s: port %s = %d, want the admin port %d", p.name, g.Port.String(), got, admin)
 		}
 	}
@@ -739,7 +633,7 @@ func TestDeploymentSecurityContext(t *testing.T) {
 	all := loadAll(t)
 	d := only[*appsv1.Deployment](t, all)
 	ps := d.Spec.Template.Spec
-	c := certbindContainer(t, d)
+	c := deploytest.CertbindContainer(t, d)
 	psc := ps.SecurityContext
 	if psc == nil {
 		psc = &corev1.PodSecurityContext{}
@@ -808,8 +702,8 @@ func TestDeploymentVolumes(t *testing.T) {
 	all := loadAll(t)
 	d := only[*appsv1.Deployment](t, all)
 	ps := d.Spec.Template.Spec
-	c := certbindContainer(t, d)
-	flags := serveArgs(t, c.Args)
+	c := deploytest.CertbindContainer(t, d)
+	flags := deploytest.ServeArgs(t, c.Args)
 	cm := certbindConfigMap(t, all)
 
 	volumes := map[string]corev1.Volume{}
@@ -882,7 +776,7 @@ func fileMode(m *int32) string {
 func TestServiceAndDisruptionBudget(t *testing.T) {
 	all := loadAll(t)
 	d := only[*appsv1.Deployment](t, all)
-	c := certbindContainer(t, d)
+	c := deploytest.CertbindContainer(t, d)
 	podLabels := labels.Set(d.Spec.Template.Labels)
 
 	svc := only[*corev1.Service](t, all)
@@ -913,7 +807,7 @@ func TestServiceAndDisruptionBudget(t *testing.T) {
 		if p.Name != w.name || p.Port != w.port || ap != w.appProtocol || p.Protocol != corev1.ProtocolTCP {
 			t.Errorf("Service port %d: %s %d appProtocol %q, want %s %d appProtocol %q", i, p.Name, p.Port, ap, w.name, w.port, w.appProtocol)
 		}
-		if got := containerPort(t, c, p.TargetPort); got != w.port {
+		if got := deploytest.ContainerPort(t, c, p.TargetPort); got != w.port {
 			t.Errorf("Service port %s: targetPort %s is container port %d, want %d", p.Name, p.TargetPort.String(), got, w.port)
 		}
 	}

@@ -1,0 +1,129 @@
+// Package deploytest holds what the tests of deploy/ (the Kubernetes manifests, the Helm chart,
+// the Envoy Gateway overlay) check the same way: the certbind container of a Deployment, its
+// serve arguments and ports, and edits of decoded JSON trees for mutated copies.
+package deploytest
+
+import (
+	"encoding/json"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// CertbindContainer is the Deployment's one container, which must be named certbind, with no
+// init containers beside it.
+func CertbindContainer(t testing.TB, d *appsv1.Deployment) corev1.Container {
+	t.Helper()
+	cs := d.Spec.Template.Spec.Containers
+	if len(cs) != 1 || cs[0].Name != "certbind" {
+		t.Fatalf("want one container named certbind, got %d", len(cs))
+	}
+	if len(d.Spec.Template.Spec.InitContainers) != 0 {
+		t.Fatal("no init containers expected")
+	}
+	return cs[0]
+}
+
+// ServeArgs parses the container's arguments: "serve" then --name=value or --name value; a
+// flag given twice is an error.
+func ServeArgs(t testing.TB, args []string) map[string]string {
+	t.Helper()
+	if len(args) == 0 || args[0] != "serve" {
+		t.Fatalf("args %q: want the serve subcommand first", args)
+	}
+	flags := map[string]string{}
+	for i := 1; i < len(args); i++ {
+		a, ok := strings.CutPrefix(args[i], "--")
+		if !ok {
+			t.Fatalf("args: %q is not a --flag", args[i])
+		}
+		name, val, ok := strings.Cut(a, "=")
+		if !ok {
+			if i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+				val = args[i+1]
+				i++
+			} else {
+				val = "true"
+			}
+		}
+		if _, dup := flags[name]; dup {
+			t.Fatalf("args: --%s twice", name)
+		}
+		flags[name] = val
+	}
+	return flags
+}
+
+// PortOf is the port of a host:port address.
+func PortOf(t testing.TB, addr string) int32 {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("address %q: %v", addr, err)
+	}
+	n, err := strconv.ParseInt(p, 10, 32)
+	if err != nil {
+		t.Fatalf("address %q: %v", addr, err)
+	}
+	return int32(n)
+}
+
+// ContainerPort resolves a named or numbered port of the container.
+func ContainerPort(t testing.TB, c corev1.Container, p intstr.IntOrString) int32 {
+	t.Helper()
+	for _, cp := range c.Ports {
+		if (p.Type == intstr.String && cp.Name == p.StrVal) || (p.Type == intstr.Int && cp.ContainerPort == p.IntVal) {
+			return cp.ContainerPort
+		}
+	}
+	t.Fatalf("port %s is not a port of container %s", p.String(), c.Name)
+	return 0
+}
+
+// MustJSON is v in JSON.
+func MustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// SetPath sets a value inside a decoded JSON tree; each key is a map key (string) or a list
+// index (int).
+func SetPath(t testing.TB, tree any, value any, keys ...any) {
+	t.Helper()
+	for i, k := range keys {
+		last := i == len(keys)-1
+		switch k := k.(type) {
+		case string:
+			m, ok := tree.(map[string]any)
+			if !ok {
+				t.Fatalf("setPath %v: %v is not an object", keys, keys[:i])
+			}
+			if last {
+				m[k] = value
+				return
+			}
+			tree = m[k]
+		case int:
+			l, ok := tree.([]any)
+			if !ok || k >= len(l) {
+				t.Fatalf("setPath %v: %v is not a list with element %d", keys, keys[:i], k)
+			}
+			if last {
+				l[k] = value
+				return
+			}
+			tree = l[k]
+		default:
+			t.Fatalf("setPath %v: key %v is neither a string nor an int", keys, k)
+		}
+	}
+}
