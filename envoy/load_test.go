@@ -3,6 +3,7 @@ package envoy
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -377,6 +378,13 @@ func FuzzLoad(f *testing.F) {
 		f.Add([]byte(readConfig(f, name)))
 	}
 	f.Add([]byte("admin: {address: {socket_address: {address: 127.0.0.1, port_value: 9901}}}"))
+	// The corpus: lower-case enums, single values for lists, unlinked extensions.
+	corpus, _ := filepath.Glob("testdata/corpus/*.yaml")
+	for _, c := range corpus {
+		if data, err := os.ReadFile(c); err == nil {
+			f.Add(data)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := Load(data)
 		if err != nil {
