@@ -42,7 +42,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 200000x executions)
 
 BENCHFLAGS ?=
 
-bench: build ## certbind vs a no-op ext_authz server: rps, p50/p99, server CPU per check, ratios vs targets (BENCHFLAGS="--duration 3s --strict --memory")
+bench: build ## certbind vs a no-op ext_authz server, and tracing on vs off: rps, p50/p99, server CPU per check, ratios vs targets (BENCHFLAGS="--duration 3s --strict --memory")
 	$(BIN)/certbind-bench --certbind $(BIN)/certbind --noop $(BIN)/noop-authz $(BENCHFLAGS)
 
 bench-go: ## in-process Go benchmarks of the decision path
