@@ -6,6 +6,7 @@ package deploytest
 import (
 	"encoding/json"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,6 +125,69 @@ func SetPath(t testing.TB, tree any, value any, keys ...any) {
 			tree = l[k]
 		default:
 			t.Fatalf("setPath %v: key %v is neither a string nor an int", keys, k)
+		}
+	}
+}
+
+// RestrictedPod checks the certbind pod against the restricted Pod Security Standard and
+// certbind's own hardening: non-root as the distroless nonroot user (65532), no privilege
+// escalation, a read-only root filesystem, every capability dropped, the runtime's seccomp
+// profile, no host namespaces or ports, and only ConfigMap and Secret volumes. A container
+// setting wins over the pod's, as in Kubernetes.
+func RestrictedPod(t testing.TB, d *appsv1.Deployment) {
+	t.Helper()
+	ps := d.Spec.Template.Spec
+	c := CertbindContainer(t, d)
+	psc := ps.SecurityContext
+	if psc == nil {
+		psc = &corev1.PodSecurityContext{}
+	}
+	sc := c.SecurityContext
+	if sc == nil {
+		t.Fatal("container securityContext missing")
+	}
+	runAsNonRoot, runAsUser, seccomp := sc.RunAsNonRoot, sc.RunAsUser, sc.SeccompProfile
+	if runAsNonRoot == nil {
+		runAsNonRoot = psc.RunAsNonRoot
+	}
+	if runAsUser == nil {
+		runAsUser = psc.RunAsUser
+	}
+	if seccomp == nil {
+		seccomp = psc.SeccompProfile
+	}
+	if runAsNonRoot == nil || !*runAsNonRoot {
+		t.Error("runAsNonRoot must be true")
+	}
+	if runAsUser == nil || *runAsUser != 65532 {
+		t.Errorf("runAsUser %v, want 65532 (distroless nonroot)", runAsUser)
+	}
+	if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Error("allowPrivilegeEscalation must be false")
+	}
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Error("readOnlyRootFilesystem must be true")
+	}
+	if sc.Privileged != nil && *sc.Privileged {
+		t.Error("privileged")
+	}
+	if sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 {
+		t.Errorf("capabilities %+v, want drop [ALL] and nothing added", sc.Capabilities)
+	}
+	if seccomp == nil || seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("seccompProfile %+v, want RuntimeDefault", seccomp)
+	}
+	if ps.HostNetwork || ps.HostPID || ps.HostIPC {
+		t.Error("host namespaces")
+	}
+	for _, p := range c.Ports {
+		if p.HostPort != 0 {
+			t.Errorf("port %s: hostPort", p.Name)
+		}
+	}
+	for _, v := range ps.Volumes {
+		if v.ConfigMap == nil && v.Secret == nil {
+			t.Errorf("volume %s: only ConfigMap and Secret volumes expected", v.Name)
 		}
 	}
 }

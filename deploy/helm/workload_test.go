@@ -328,53 +328,9 @@ func TestDeploymentSecurityContext(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			all := render(t, v.vals)
 			d := only[*appsv1.Deployment](t, all)
+			deploytest.RestrictedPod(t, d)
 			ps := d.Spec.Template.Spec
-			c := deploytest.CertbindContainer(t, d)
-			psc := ps.SecurityContext
-			if psc == nil {
-				psc = &corev1.PodSecurityContext{}
-			}
-			sc := c.SecurityContext
-			if sc == nil {
-				t.Fatal("container securityContext missing")
-			}
-			// The effective settings: the container's, else the pod's.
-			runAsNonRoot := sc.RunAsNonRoot
-			if runAsNonRoot == nil {
-				runAsNonRoot = psc.RunAsNonRoot
-			}
-			runAsUser := sc.RunAsUser
-			if runAsUser == nil {
-				runAsUser = psc.RunAsUser
-			}
-			seccomp := sc.SeccompProfile
-			if seccomp == nil {
-				seccomp = psc.SeccompProfile
-			}
-			if runAsNonRoot == nil || !*runAsNonRoot {
-				t.Error("runAsNonRoot must be true")
-			}
-			if runAsUser == nil || *runAsUser != 65532 {
-				t.Errorf("runAsUser %v, want 65532 (distroless nonroot)", deref(runAsUser))
-			}
-			if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
-				t.Error("allowPrivilegeEscalation must be false")
-			}
-			if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
-				t.Error("readOnlyRootFilesystem must be true")
-			}
-			if sc.Privileged != nil && *sc.Privileged {
-				t.Error("privileged")
-			}
-			if sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 {
-				t.Errorf("capabilities %+v, want drop [ALL] and nothing added", sc.Capabilities)
-			}
-			if seccomp == nil || seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault {
-				t.Errorf("seccompProfile %+v, want RuntimeDefault", seccomp)
-			}
-			if ps.HostNetwork || ps.HostPID || ps.HostIPC {
-				t.Error("host namespaces")
-			}
+			sc := deploytest.CertbindContainer(t, d).SecurityContext
 			// And exactly deploy/kubernetes' settings, which meet the restricted Pod Security
 			// Standard its Namespace enforces.
 			if !apiequality.Semantic.DeepEqual(sc, kc.SecurityContext) {
@@ -382,11 +338,6 @@ func TestDeploymentSecurityContext(t *testing.T) {
 			}
 			if !apiequality.Semantic.DeepEqual(ps.SecurityContext, k.Spec.Template.Spec.SecurityContext) {
 				t.Errorf("pod securityContext %+v, want deploy/kubernetes' %+v", ps.SecurityContext, k.Spec.Template.Spec.SecurityContext)
-			}
-			for _, vol := range ps.Volumes {
-				if vol.ConfigMap == nil && vol.Secret == nil {
-					t.Errorf("volume %s: only ConfigMap and Secret volumes expected", vol.Name)
-				}
 			}
 		})
 	}

@@ -631,65 +631,8 @@ func TestDeployment(t *testing.T) {
 
 func TestDeploymentSecurityContext(t *testing.T) {
 	all := loadAll(t)
-	d := only[*appsv1.Deployment](t, all)
-	ps := d.Spec.Template.Spec
-	c := deploytest.CertbindContainer(t, d)
-	psc := ps.SecurityContext
-	if psc == nil {
-		psc = &corev1.PodSecurityContext{}
-	}
-	sc := c.SecurityContext
-	if sc == nil {
-		t.Fatal("container securityContext missing")
-	}
-	// The effective settings: the container's, else the pod's.
-	runAsNonRoot := sc.RunAsNonRoot
-	if runAsNonRoot == nil {
-		runAsNonRoot = psc.RunAsNonRoot
-	}
-	runAsUser := sc.RunAsUser
-	if runAsUser == nil {
-		runAsUser = psc.RunAsUser
-	}
-	seccomp := sc.SeccompProfile
-	if seccomp == nil {
-		seccomp = psc.SeccompProfile
-	}
-	if runAsNonRoot == nil || !*runAsNonRoot {
-		t.Error("runAsNonRoot must be true")
-	}
-	if runAsUser == nil || *runAsUser != 65532 {
-		t.Errorf("runAsUser %v, want 65532 (distroless nonroot)", runAsUser)
-	}
-	if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
-		t.Error("allowPrivilegeEscalation must be false")
-	}
-	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
-		t.Error("readOnlyRootFilesystem must be true")
-	}
-	if sc.Privileged != nil && *sc.Privileged {
-		t.Error("privileged")
-	}
-	if sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 {
-		t.Errorf("capabilities %+v, want drop [ALL] and nothing added", sc.Capabilities)
-	}
-	if seccomp == nil || seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault {
-		t.Errorf("seccompProfile %+v, want RuntimeDefault", seccomp)
-	}
+	deploytest.RestrictedPod(t, only[*appsv1.Deployment](t, all))
 	// The rest of the restricted Pod Security Standard, which the Namespace enforces.
-	if ps.HostNetwork || ps.HostPID || ps.HostIPC {
-		t.Error("host namespaces")
-	}
-	for _, p := range c.Ports {
-		if p.HostPort != 0 {
-			t.Errorf("port %s: hostPort", p.Name)
-		}
-	}
-	for _, v := range ps.Volumes {
-		if v.ConfigMap == nil && v.Secret == nil {
-			t.Errorf("volume %s: only ConfigMap and Secret volumes expected", v.Name)
-		}
-	}
 	ns := only[*corev1.Namespace](t, all)
 	if ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
 		t.Errorf("namespace %s: pod-security enforce %q, want restricted", ns.Name, ns.Labels["pod-security.kubernetes.io/enforce"])
