@@ -104,8 +104,7 @@ func attrs(s *tracepb.Span) map[string]string {
 // tracedConfig: the test bed's clients and routes, the demo issuer's keys from a jwks_uri over
 // the test PKI, and an introspection endpoint nothing listens on.
 func tracedConfig(jwksURI, introspection string) []byte {
-	base := string(testbed.Config)
-	base = base[:strings.Index(base, "\n# Access tokens")]
+	base := testbed.ConfigWithoutTokens()
 	return []byte(base + fmt.Sprintf(`
 tokens:
   issuers:

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -100,8 +99,7 @@ func certbindConfig(as *authServer, auth introspectionAuth) []byte {
 	if auth == introspectMTLS {
 		client = fmt.Sprintf("    client_id: %s\n    tls_cert: pki/%s\n    tls_key: pki/%s\n", rsMTLS, testbed.FileEnvoyClientCert, testbed.FileEnvoyClientKey)
 	}
-	base := string(testbed.Config)
-	base = base[:strings.Index(base, "\n# Access tokens")]
+	base := testbed.ConfigWithoutTokens()
 	return []byte(base + fmt.Sprintf(`
 # A removed signing key must stop working within seconds here, not the default 5 minutes.
 jwks_fetch: { refresh_interval: 1s, min_interval: 200ms }
