@@ -130,3 +130,24 @@ func TestNoTracingNoTraceIDs(t *testing.T) {
 		t.Errorf("decision log %v", e)
 	}
 }
+
+// TestTracingWithoutPropagator: a Tracer given without a Propagator still reads traceparent.
+func TestTracingWithoutPropagator(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, "certbind.yaml", []byte(baseConfig))
+	cfg, err := policy.LoadConfig(filepath.Join(f.dir, "certbind.yaml"), policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	s := extauthz.New(extauthz.Config{Engine: policy.NewEngine(policy.EngineConfig{Config: cfg, Now: nowT0}),
+		Tracing: extauthz.Tracing{Tracer: tp.Tracer("test")}})
+	if _, err := s.Check(context.Background(), req{mode: "identity", path: "/internal/x", peer: f.svc, xfccHeader: envoyXFCC(f.svc),
+		headers: map[string]string{"traceparent": "00-" + traceID + "-" + parentID + "-01"}}.build()); err != nil {
+		t.Fatal(err)
+	}
+	if spans := rec.Ended(); len(spans) != 1 || spans[0].Parent().SpanID().String() != parentID {
+		t.Fatalf("spans %v, want one with parent %s", spans, parentID)
+	}
+}

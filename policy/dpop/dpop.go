@@ -2,7 +2,8 @@
 // show it holds the private key an access token is bound to (cnf.jkt). It checks one proof
 // against the request it came with, as RFC 9449 section 4.3 lists, and answers the key's
 // thumbprint; whether a token must be DPoP-bound, and how a denial is challenged, is the
-// policy's decision.
+// policy's decision. The policy does not use it yet: until it does, a token bound by cnf.jkt
+// is refused (token_cnf_unsupported).
 //
 // Every failure is an *Error with a Kind, so the policy can deny with a precise reason.
 package dpop
