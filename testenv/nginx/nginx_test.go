@@ -60,6 +60,12 @@ func start(t *testing.T) *rig {
 		AS:    Serve(t, demoapp.NewAS(demoapp.ASConfig{Issuer: testbed.Issuer, Audience: testbed.Audience, Key: key, KeyID: testbed.ASKeyID})),
 		API:   Serve(t, demoapp.NewAPI()),
 	})
+	return newRig(t, srv, pki)
+}
+
+// newRig is a rig for the nginx at srv, with an HTTPS client per test bed certificate of pki.
+func newRig(t *testing.T, srv *Server, pki string) *rig {
+	t.Helper()
 	r := &rig{base: srv.Base, selfBase: srv.SelfBase, pki: pki, roots: x509.NewCertPool(), clients: map[string]*http.Client{}}
 	ca, _ := os.ReadFile(filepath.Join(pki, testbed.FileCA))
 	r.roots.AppendCertsFromPEM(ca)
@@ -369,15 +375,7 @@ func TestNginxTokenEndpointFailsClosed(t *testing.T) {
 	var reached atomic.Int32
 	as := Serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { reached.Add(1) }))
 	srv := Start(t, Config{Dir: dir, PKI: pki, Authz: freePort(t), AS: as, API: as})
-	r := &rig{base: srv.Base, pki: pki, roots: x509.NewCertPool(), clients: map[string]*http.Client{}}
-	ca, _ := os.ReadFile(filepath.Join(pki, testbed.FileCA))
-	r.roots.AppendCertsFromPEM(ca)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, testbed.CertFile(testbed.Billing)), filepath.Join(pki, testbed.KeyFile(testbed.Billing)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.clients[testbed.Billing] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		RootCAs: r.roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}}}
+	r := newRig(t, srv, pki)
 	got := r.send(t, r.base, testbed.Billing, "POST", "/oauth2/token", "", "grant_type=client_credentials&client_id=billing", nil)
 	if got.status != 500 || reached.Load() != 0 {
 		t.Fatalf("%d %s, the authorization server reached %d times", got.status, got.body, reached.Load())
