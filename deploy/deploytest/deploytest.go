@@ -6,6 +6,9 @@ package deploytest
 import (
 	"encoding/json"
 	"net"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -191,3 +194,27 @@ func RestrictedPod(t testing.TB, d *appsv1.Deployment) {
 		}
 	}
 }
+
+// ServeFlagNames reads the flags `certbind serve` defines from its source
+// (cmd/certbind/serve.go, from a package two levels below the repository root), so that a
+// manifest cannot pass a flag the binary lacks.
+func ServeFlagNames(t testing.TB) map[string]bool {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "..", "cmd", "certbind", "serve.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, m := range flagDefinition.FindAllSubmatch(src, -1) {
+		names[string(m[1])] = true
+	}
+	// One flag of each kind of definition: a pattern that stopped matching fails here.
+	for _, want := range []string{"config", "grpc-addr", "allowed-callers", "memory-limit-mb"} {
+		if !names[want] {
+			t.Fatalf("found no --%s in cmd/certbind/serve.go (got %v): update this helper's pattern", want, names)
+		}
+	}
+	return names
+}
+
+var flagDefinition = regexp.MustCompile(`fs\.[A-Za-z0-9]+Var\(&[^,]+,\s*"([a-z0-9-]+)"`)

@@ -528,7 +528,7 @@ func TestRenderAppliesThePatches(t *testing.T) {
 		t.Error("the rendered ConfigMap certbind-config is the base's: the strategic-merge patch did not apply")
 	}
 	d := named[*appsv1.Deployment](t, all, "certbind", "certbind")
-	if args := certbindContainer(t, d).Args; !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--allowed-callers=") }) {
+	if args := deploytest.CertbindContainer(t, d).Args; !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--allowed-callers=") }) {
 		t.Errorf("the rendered Deployment's args %q lack --allowed-callers: the JSON 6902 patch did not apply", args)
 	}
 	// Every namespace an object of the overlay lives in is part of it.
@@ -541,13 +541,4 @@ func TestRenderAppliesThePatches(t *testing.T) {
 			t.Errorf("%v: namespace %s is not in the overlay", m, om.GetNamespace())
 		}
 	}
-}
-
-func certbindContainer(t *testing.T, d *appsv1.Deployment) corev1.Container {
-	t.Helper()
-	cs := d.Spec.Template.Spec.Containers
-	if len(cs) != 1 || cs[0].Name != "certbind" {
-		t.Fatalf("want one container named certbind, got %d", len(cs))
-	}
-	return cs[0]
 }

@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certbind/certbind/deploy/deploytest"
 
 	egv1a1 "github.com/envoyproxy/gateway/api/v1alpha1"
 	egvalidation "github.com/envoyproxy/gateway/api/v1alpha1/validation"
@@ -513,8 +514,8 @@ func TestTLSToCertbind(t *testing.T) {
 
 	// certbind accepts that certificate and no other caller.
 	d := named[*appsv1.Deployment](t, rendered, "certbind", "certbind")
-	flags := serveArgs(t, certbindContainer(t, d).Args)
-	defined := serveFlagNames(t)
+	flags := serveArgs(t, deploytest.CertbindContainer(t, d).Args)
+	defined := deploytest.ServeFlagNames(t)
 	for name := range flags {
 		if !defined[name] {
 			t.Errorf("--%s: cmd/certbind/serve.go defines no such flag", name)
@@ -564,23 +565,6 @@ func serveArgs(t *testing.T, args []string) map[string]string {
 		flags[name] = val
 	}
 	return flags
-}
-
-// serveFlagNames reads the flags `certbind serve` defines from its source.
-func serveFlagNames(t *testing.T) map[string]bool {
-	t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", "..", "cmd", "certbind", "serve.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, m := range regexp.MustCompile(`fs\.[A-Za-z0-9]+Var\(&[^,]+,\s*"([a-z0-9-]+)"`).FindAllSubmatch(src, -1) {
-		names[string(m[1])] = true
-	}
-	if !names["config"] || !names["allowed-callers"] {
-		t.Fatalf("found no flag definitions in cmd/certbind/serve.go (got %v): update this test's pattern", names)
-	}
-	return names
 }
 
 // clientPKI is what the Secret certbind-client-ca holds, generated: a root (pki/ca.pem, the

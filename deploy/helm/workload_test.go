@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -50,24 +49,6 @@ func kustomizeDeployment(t *testing.T) *appsv1.Deployment {
 		t.Fatalf("deploy/kubernetes/deployment.yaml: %T, want a Deployment", obj)
 	}
 	return d
-}
-
-// serveFlagNames reads the flags `certbind serve` defines from its source, so that the chart
-// cannot pass a flag the binary lacks.
-func serveFlagNames(t *testing.T) map[string]bool {
-	t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", "..", "cmd", "certbind", "serve.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, m := range regexp.MustCompile(`fs\.[A-Za-z0-9]+Var\(&[^,]+,\s*"([a-z0-9-]+)"`).FindAllSubmatch(src, -1) {
-		names[string(m[1])] = true
-	}
-	if !names["config"] || !names["grpc-addr"] || !names["memory-limit-mb"] {
-		t.Fatalf("found no flag definitions in cmd/certbind/serve.go (got %v): update this test's pattern", names)
-	}
-	return names
 }
 
 func deref[T any](p *T) any {
@@ -133,7 +114,7 @@ func variants(t *testing.T) []variant {
 }
 
 func TestDeployment(t *testing.T) {
-	defined := serveFlagNames(t)
+	defined := deploytest.ServeFlagNames(t)
 	k := kustomizeDeployment(t)
 	kc := deploytest.CertbindContainer(t, k)
 	for _, v := range variants(t) {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -452,24 +451,6 @@ func TestKustomizationsListEveryManifest(t *testing.T) {
 	}
 }
 
-// serveFlagNames reads the flags `certbind serve` defines from its source, so that the manifest
-// cannot pass a flag the binary lacks.
-func serveFlagNames(t *testing.T) map[string]bool {
-	t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", "..", "cmd", "certbind", "serve.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, m := range regexp.MustCompile(`fs\.[A-Za-z]+Var\(&[^,]+,\s*"([a-z0-9-]+)"`).FindAllSubmatch(src, -1) {
-		names[string(m[1])] = true
-	}
-	if !names["config"] || !names["grpc-addr"] {
-		t.Fatalf("found no flag definitions in cmd/certbind/serve.go (got %v): update this test's pattern", names)
-	}
-	return names
-}
-
 func TestDeployment(t *testing.T) {
 	all := loadAll(t)
 	d := only[*appsv1.Deployment](t, all)
@@ -511,7 +492,7 @@ func TestDeployment(t *testing.T) {
 	if fmt.Sprint(flags) != fmt.Sprint(want) {
 		t.Errorf("serve flags\n got %v\nwant %v", flags, want)
 	}
-	defined := serveFlagNames(t)
+	defined := deploytest.ServeFlagNames(t)
 	for name := range flags {
 		if !defined[name] {
 			t.Errorf("--%s: cmd/certbind/serve.go defines no such flag", name)
