@@ -2,6 +2,7 @@ package token
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,12 +31,15 @@ type Claims struct {
 	keys *jwks.Set
 }
 
-// Confirmation is a token's cnf claim as far as RFC 8705 needs it.
+// Confirmation is a token's cnf claim as far as RFC 8705 and RFC 9449 need it.
 type Confirmation struct {
-	// X5tS256 is the x5t#S256 member exactly as written; "" when absent.
+	// X5tS256 is the x5t#S256 member exactly as written (RFC 8705 section 3.1); "" when absent.
 	X5tS256 string
-	// Members lists every member name, to tell a token bound by another method (jkt, x5t)
-	// from a certificate-bound one.
+	// JKT is the jkt member (RFC 9449 section 6.1): the base64url SHA-256 thumbprint of the
+	// DPoP key, checked to be 43 base64url characters; "" when absent.
+	JKT string
+	// Members lists every member name, to tell a token bound by another method (x5t, jwk)
+	// from one certbind can check.
 	Members []string
 }
 
@@ -361,6 +365,16 @@ func confirmation(raw json.RawMessage) (*Confirmation, error) {
 		}
 		if c.X5tS256 == "" {
 			return nil, fmt.Errorf("%w: x5t#S256 is empty", ErrConfirmation)
+		}
+	}
+	if v, ok := members["jkt"]; ok {
+		if err := json.Unmarshal(v, &c.JKT); err != nil {
+			return nil, fmt.Errorf("%w: jkt is not a string", ErrConfirmation)
+		}
+		// RFC 9449 section 6.1: base64url of a SHA-256 thumbprint, so 43 characters without
+		// padding; anything else can match no key.
+		if b, err := base64.RawURLEncoding.Strict().DecodeString(c.JKT); err != nil || len(b) != 32 {
+			return nil, fmt.Errorf("%w: jkt is not the base64url encoding, without padding, of 32 bytes", ErrConfirmation)
 		}
 	}
 	return c, nil

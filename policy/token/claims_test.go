@@ -174,8 +174,9 @@ func TestClaimsFrom(t *testing.T) {
 		{"empty scope", `{"scope":""}`, Claims{}},
 		{"scp string", `{"scp":"read write"}`, Claims{Scopes: []string{"read", "write"}}},
 		{"scope of every NQCHAR class", `{"scope":"!#[]~ a"}`, Claims{Scopes: []string{"!#[]~", "a"}}},
-		{"cnf bound by another method", `{"cnf":{"jkt":"abc"}}`, Claims{Confirmation: &Confirmation{Members: []string{"jkt"}}}},
-		{"cnf with several members", `{"cnf":{"x5t#S256":"t","jkt":"k"}}`, Claims{Confirmation: &Confirmation{X5tS256: "t", Members: []string{"jkt", "x5t#S256"}}}},
+		{"cnf bound by DPoP", `{"cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}`, Claims{Confirmation: &Confirmation{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", Members: []string{"jkt"}}}},
+		{"cnf bound by another method", `{"cnf":{"jwk":{"kty":"EC"}}}`, Claims{Confirmation: &Confirmation{Members: []string{"jwk"}}}},
+		{"cnf with several members", `{"cnf":{"x5t#S256":"t","jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}`, Claims{Confirmation: &Confirmation{X5tS256: "t", JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", Members: []string{"jkt", "x5t#S256"}}}},
 		{"empty cnf", `{"cnf":{}}`, Claims{Confirmation: &Confirmation{}}},
 		{"unknown claims ignored", `{"acr":1,"x":{"y":[1]}}`, Claims{}},
 	}
@@ -203,7 +204,7 @@ func claimsEqual(a, b *Claims) bool {
 	if (a.Confirmation == nil) != (b.Confirmation == nil) {
 		return false
 	}
-	if a.Confirmation != nil && (a.Confirmation.X5tS256 != b.Confirmation.X5tS256 ||
+	if a.Confirmation != nil && (a.Confirmation.X5tS256 != b.Confirmation.X5tS256 || a.Confirmation.JKT != b.Confirmation.JKT ||
 		!slices.Equal(a.Confirmation.Members, b.Confirmation.Members)) {
 		return false
 	}
@@ -257,6 +258,12 @@ func TestClaimsFromErrors(t *testing.T) {
 		{"x5t#S256 a number", `{"cnf":{"x5t#S256":1}}`, ErrConfirmation, "malformed cnf: x5t#S256 is not a string"},
 		{"x5t#S256 empty", `{"cnf":{"x5t#S256":""}}`, ErrConfirmation, "malformed cnf: x5t#S256 is empty"},
 		{"x5t#S256 null", `{"cnf":{"x5t#S256":null}}`, ErrConfirmation, "malformed cnf: x5t#S256 is empty"},
+		// RFC 9449 section 6.1: jkt is a base64url SHA-256 thumbprint.
+		{"jkt a number", `{"cnf":{"jkt":1}}`, ErrConfirmation, "malformed cnf: jkt is not a string"},
+		{"jkt empty", `{"cnf":{"jkt":""}}`, ErrConfirmation, "malformed cnf: jkt is not the base64url encoding, without padding, of 32 bytes"},
+		{"jkt padded", `{"cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I="}}`, ErrConfirmation, "malformed cnf: jkt is not the base64url encoding, without padding, of 32 bytes"},
+		{"jkt standard base64", `{"cnf":{"jkt":"0ZcOCORZNYy+DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}`, ErrConfirmation, "malformed cnf: jkt is not the base64url encoding, without padding, of 32 bytes"},
+		{"jkt of SHA-1 length", `{"cnf":{"jkt":"3q2-7wAAAAAAAAAAAAAAAAAAAAA"}}`, ErrConfirmation, "malformed cnf: jkt is not the base64url encoding, without padding, of 32 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

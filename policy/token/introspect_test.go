@@ -294,7 +294,7 @@ func TestIntrospectClaims(t *testing.T) {
 		// activeAnswer already holds scope: the duplicate must be refused.
 		t.Fatalf("duplicate scope: %v, want %q", err, KindUnavailable)
 	}
-	srv.answer("tok2", fmt.Sprintf(`{"active":true,"iss":%q,"sub":"user-1","azp":"billing","aud":["a",%q],"scp":["read","write"],"exp":%d.5,"nbf":%d,"cnf":{"x5t#S256":%q,"jkt":"j"}}`,
+	srv.answer("tok2", fmt.Sprintf(`{"active":true,"iss":%q,"sub":"user-1","azp":"billing","aud":["a",%q],"scp":["read","write"],"exp":%d.5,"nbf":%d,"cnf":{"x5t#S256":%q,"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}`,
 		testIssuer, testAudience, t0.Add(time.Hour).Unix(), t0.Unix(), testX5t))
 	c, err := in.Introspect(t.Context(), "tok2", t0)
 	if err != nil {
@@ -305,7 +305,7 @@ func TestIntrospectClaims(t *testing.T) {
 	}
 	want := Claims{Issuer: testIssuer, Subject: "user-1", ClientID: "billing", Audience: []string{"a", testAudience},
 		Scopes: []string{"read", "write"}, Expiry: t0.Add(time.Hour + 500*time.Millisecond), NotBefore: t0,
-		Confirmation: &Confirmation{X5tS256: testX5t, Members: []string{"jkt", "x5t#S256"}}}
+		Confirmation: &Confirmation{X5tS256: testX5t, JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", Members: []string{"jkt", "x5t#S256"}}}
 	if !claimsEqual(c, &want) {
 		t.Errorf("claims\n got %+v\nwant %+v", *c, want)
 	}
