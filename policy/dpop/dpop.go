@@ -37,6 +37,7 @@ const (
 	KindSignature   Kind = "signature"   // the signature does not verify with jwk (step 6)
 	KindMethod      Kind = "method"      // htm is not the request's method (step 8)
 	KindURI         Kind = "uri"         // htu is not the request's URI (step 9)
+	KindNonce       Kind = "nonce"       // nonces are required and the proof has none, or not a current one (step 10)
 	KindTime        Kind = "time"        // iat outside the accepted window (step 11)
 	KindTokenHash   Kind = "token_hash"  // ath missing or not the hash of the access token (step 12)
 	KindBinding     Kind = "binding"     // the key's thumbprint is not the token's cnf.jkt (step 12)
@@ -89,6 +90,8 @@ type Config struct {
 	Leeway     time.Duration             // default DefaultLeeway
 	MaxBytes   int                       // default DefaultMaxBytes
 	Replay     Replay                    // required: where jti values are remembered
+	// Nonces, when set, makes every proof carry a nonce it issued (RFC 9449 section 9).
+	Nonces *Nonces
 }
 
 // Verifier checks DPoP proofs. It is safe for concurrent use.
@@ -124,6 +127,9 @@ func NewVerifier(c Config) (*Verifier, error) {
 	}
 	return &Verifier{c: c}, nil
 }
+
+// Nonces is the nonce source when proofs must carry a nonce, else nil.
+func (v *Verifier) Nonces() *Nonces { return v.c.Nonces }
 
 // Algorithms are the algorithms proofs may use (for a challenge's algs parameter).
 func (v *Verifier) Algorithms() []jose.SignatureAlgorithm { return slices.Clone(v.c.Algorithms) }
@@ -161,6 +167,8 @@ type proofClaims struct {
 	JTI *string      `json:"jti"`
 	HTM *string      `json:"htm"`
 	HTU *string      `json:"htu"`
+	// Nonce is a pointer so that a nonce of the wrong type is malformed, not absent.
+	Nonce *string `json:"nonce"`
 	IAT *json.Number `json:"iat"`
 	ATH *string      `json:"ath"`
 }
@@ -189,6 +197,14 @@ func (v *Verifier) Verify(ctx context.Context, headers []string, r Request, now 
 	}
 	if err := sameURI(*claims.HTU, r.URI); err != nil {
 		return nil, err
+	}
+	if n := v.c.Nonces; n != nil {
+		if claims.Nonce == nil {
+			return nil, fail(KindNonce, "no nonce, and nonces are required")
+		}
+		if err := n.Check(*claims.Nonce, now); err != nil {
+			return nil, &Error{Kind: KindNonce, Err: err}
+		}
 	}
 	if iat.Before(now.Add(-v.c.Window-v.c.Leeway)) || iat.After(now.Add(v.c.Leeway)) {
 		return nil, fail(KindTime, "iat %s is outside [now-%s, now+%s]", iat.UTC().Format(time.RFC3339), v.c.Window, v.c.Leeway)
