@@ -164,13 +164,13 @@ type Proof struct {
 
 // proofClaims are the claims of a proof, RFC 9449 section 4.2.
 type proofClaims struct {
-	JTI *string      `json:"jti"`
-	HTM *string      `json:"htm"`
-	HTU *string      `json:"htu"`
+	JTI *string `json:"jti"`
+	HTM *string `json:"htm"`
+	HTU *string `json:"htu"`
 	// Nonce is a pointer so that a nonce of the wrong type is malformed, not absent.
-	Nonce *string `json:"nonce"`
-	IAT *json.Number `json:"iat"`
-	ATH *string      `json:"ath"`
+	Nonce *string      `json:"nonce"`
+	IAT   *json.Number `json:"iat"`
+	ATH   *string      `json:"ath"`
 }
 
 // Verify checks the proofs of one request: headers is every value of its DPoP header. The
