@@ -56,6 +56,11 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if len(remove) > 0 {
 			w.Header().Set("x-envoy-auth-headers-to-remove", strings.Join(remove, ","))
 		}
+		// For the client's response (Envoy's allowed_client_headers_on_success, nginx
+		// add_header from auth_request_set).
+		for _, h := range ClientHeaders(d) {
+			w.Header().Set(h.Name, h.Value)
+		}
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -90,10 +95,17 @@ func readHTTPInput(r *http.Request, ac *adapterConfig, configs *adapterConfigs) 
 	in := policy.Input{
 		Request: policy.Request{
 			Method:  r.Method,
+			Scheme:  "https",
 			Host:    r.Host,
 			Path:    r.URL.RequestURI(),
 			Headers: hdr,
 		},
+	}
+	if set.OriginalSchemeHeader != "" {
+		in.Request.Scheme = hdr[set.OriginalSchemeHeader]
+	}
+	if set.OriginalAuthorityHeader != "" {
+		in.Request.Authority = hdr[set.OriginalAuthorityHeader]
 	}
 	if set.ModeHeader != "" {
 		in.ModeHint = hdr[set.ModeHeader]

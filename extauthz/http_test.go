@@ -65,7 +65,7 @@ http_authz:
 		resp.Header.Get(extauthz.HeaderClientCert) != ":"+base64.StdEncoding.EncodeToString(f.billing.DER())+":" {
 		t.Fatalf("allow: %d %v", resp.StatusCode, resp.Header)
 	}
-	if got := resp.Header.Get("x-envoy-auth-headers-to-remove"); got != extauthz.HeaderClientCertChain+","+extauthz.HeaderSubject+","+extauthz.HeaderScope {
+	if got := resp.Header.Get("x-envoy-auth-headers-to-remove"); got != extauthz.HeaderClientCertChain+","+extauthz.HeaderSubject+","+extauthz.HeaderScope+","+extauthz.HeaderDPoPKey {
 		t.Errorf("headers to remove %q", got)
 	}
 	for _, tc := range []struct {

@@ -26,9 +26,16 @@ const (
 	HeaderClientCertChain = "client-cert-chain"
 	HeaderSubject         = "x-certbind-subject"
 	HeaderScope           = "x-certbind-scope"
+	// HeaderDPoPKey is the RFC 7638 thumbprint of the key a DPoP proof was signed with (the
+	// token's cnf.jkt), when the token is DPoP-bound.
+	HeaderDPoPKey = "x-certbind-dpop-jkt"
 )
 
-var upstreamHeaders = []string{HeaderClientID, HeaderThumbprint, HeaderClientCert, HeaderClientCertChain, HeaderSubject, HeaderScope}
+// HeaderDPoPNonce carries a server nonce to the client (RFC 9449 section 8.1), on denials and,
+// when nonces are on, on allowed responses.
+const HeaderDPoPNonce = "dpop-nonce"
+
+var upstreamHeaders = []string{HeaderClientID, HeaderThumbprint, HeaderClientCert, HeaderClientCertChain, HeaderSubject, HeaderScope, HeaderDPoPKey}
 
 // grpcCode is the CheckResponse status code of a reason's class. Envoy only tells OK from
 // the rest; the code is for logs and for clients of the gRPC API.
@@ -57,36 +64,50 @@ type HTTPDenial struct {
 
 // Denial renders a deny for the HTTP client from the reason's class and the mode. client_auth
 // speaks OAuth at the token endpoint (RFC 6749 section 5.2: invalid_client 401,
-// invalid_request 400); bound_token speaks RFC 6750 with a WWW-Authenticate challenge;
-// identity and unrouted requests get 403.
+// invalid_request 400); bound_token speaks RFC 6750 and RFC 9449 with a WWW-Authenticate
+// challenge in the scheme the request used (Bearer or DPoP), or in every scheme the resource
+// accepts when it sent no token; identity and unrouted requests get 403.
 func Denial(d policy.Decision, rs policy.Response) HTTPDenial {
 	class := d.Reason.Class()
 	failedAuth := class == policy.ClassUnauthenticated || class == policy.ClassUnidentified
 	status, oauthErr := http.StatusForbidden, "access_denied"
-	h := make([]Header, 1, 3)
+	h := make([]Header, 1, 4)
 	h[0] = Header{"cache-control", "no-store"}
-	wwwAuthenticate := func(v string) { h = append(h, Header{"www-authenticate", v}) }
+	wwwAuthenticate := func(schemes policy.Schemes, errCode, desc string, scopes []string) {
+		h = append(h, Header{"www-authenticate", challenges(schemes, rs, errCode, desc, scopes)})
+	}
+	if d.DPoPNonce != "" {
+		h = append(h, Header{HeaderDPoPNonce, d.DPoPNonce})
+	}
 	switch {
 	case class == policy.ClassBadRequest:
 		status, oauthErr = http.StatusBadRequest, "invalid_request"
 		if d.Mode == policy.ModeBoundToken {
-			wwwAuthenticate(challenge(rs.Realm, "invalid_request", d.Reason.Description(), nil))
+			wwwAuthenticate(d.Challenge, "invalid_request", d.Reason.Description(), nil)
 		}
 	case class == policy.ClassForbidden:
 	case d.Mode == policy.ModeBoundToken:
 		switch class {
 		case policy.ClassTokenMissing:
 			// RFC 6750 section 3.1: no error code when the request has no token at all.
-			wwwAuthenticate(challenge(rs.Realm, "", "", nil))
+			wwwAuthenticate(d.Challenge, "", "", nil)
 			return HTTPDenial{Status: http.StatusUnauthorized, Headers: h}
 		case policy.ClassInsufficientScope:
 			status, oauthErr = http.StatusForbidden, "insufficient_scope"
-			wwwAuthenticate(challenge(rs.Realm, oauthErr, d.Reason.Description(), d.RequiredScopes))
+			wwwAuthenticate(d.Challenge, oauthErr, d.Reason.Description(), d.RequiredScopes)
 		case policy.ClassUnavailable:
 			status, oauthErr = http.StatusServiceUnavailable, "temporarily_unavailable"
+		case policy.ClassProofInvalid:
+			// RFC 9449 section 7.1: a DPoP challenge, whatever else the resource accepts.
+			status, oauthErr = http.StatusUnauthorized, "invalid_dpop_proof"
+			wwwAuthenticate(policy.SchemeDPoP, oauthErr, d.Reason.Description(), nil)
+		case policy.ClassNonceRequired:
+			// RFC 9449 section 9: use_dpop_nonce, with the nonce to use in DPoP-Nonce.
+			status, oauthErr = http.StatusUnauthorized, "use_dpop_nonce"
+			wwwAuthenticate(policy.SchemeDPoP, oauthErr, d.Reason.Description(), nil)
 		default:
 			status, oauthErr = http.StatusUnauthorized, "invalid_token"
-			wwwAuthenticate(challenge(rs.Realm, oauthErr, d.Reason.Description(), nil))
+			wwwAuthenticate(d.Challenge, oauthErr, d.Reason.Description(), nil)
 		}
 	case d.Mode == policy.ModeClientAuth && failedAuth:
 		status, oauthErr = http.StatusUnauthorized, "invalid_client"
@@ -99,9 +120,26 @@ func Denial(d policy.Decision, rs policy.Response) HTTPDenial {
 	return HTTPDenial{Status: status, Headers: h, Body: string(body), OAuthError: oauthErr, Description: d.Reason.Description()}
 }
 
-// challenge renders an RFC 6750 section 3 WWW-Authenticate value. Every value comes from
-// configuration validated at load or from our own constants: none needs escaping.
-func challenge(realm, errCode, desc string, scopes []string) string {
+// challenges renders a WWW-Authenticate value: one challenge per scheme (RFC 9110 section
+// 11.6.1 allows a list), Bearer (RFC 6750 section 3) before DPoP (RFC 9449 section 7.1, with
+// algs). No scheme is Bearer. Every value comes from configuration validated at load or from
+// our own constants: none needs escaping.
+func challenges(schemes policy.Schemes, rs policy.Response, errCode, desc string, scopes []string) string {
+	if schemes == 0 {
+		schemes = policy.SchemeBearer
+	}
+	var out []string
+	if schemes&policy.SchemeBearer != 0 {
+		out = append(out, challenge("Bearer", rs.Realm, errCode, desc, scopes, ""))
+	}
+	if schemes&policy.SchemeDPoP != 0 {
+		out = append(out, challenge("DPoP", rs.Realm, errCode, desc, scopes, rs.DPoPAlgorithms))
+	}
+	return strings.Join(out, ", ")
+}
+
+// challenge renders one challenge of scheme with its auth-params.
+func challenge(scheme, realm, errCode, desc string, scopes []string, algs string) string {
 	var parts []string
 	if realm != "" {
 		parts = append(parts, `realm="`+realm+`"`)
@@ -115,10 +153,22 @@ func challenge(realm, errCode, desc string, scopes []string) string {
 	if len(scopes) > 0 {
 		parts = append(parts, `scope="`+strings.Join(scopes, " ")+`"`)
 	}
-	if len(parts) == 0 {
-		return "Bearer"
+	if algs != "" {
+		parts = append(parts, `algs="`+algs+`"`)
 	}
-	return "Bearer " + strings.Join(parts, ", ")
+	if len(parts) == 0 {
+		return scheme
+	}
+	return scheme + " " + strings.Join(parts, ", ")
+}
+
+// ClientHeaders are the headers an allowed request's response carries to the client: a fresh
+// DPoP nonce when nonces are on (RFC 9449 section 8.2).
+func ClientHeaders(d policy.Decision) []Header {
+	if d.DPoPNonce == "" {
+		return nil
+	}
+	return []Header{{HeaderDPoPNonce, d.DPoPNonce}}
 }
 
 // Header is one header name and value.
@@ -165,6 +215,8 @@ func upstreamValue(d policy.Decision, h string) string {
 		if d.Mode == policy.ModeBoundToken {
 			return strings.Join(d.Scopes, " ")
 		}
+	case HeaderDPoPKey:
+		return d.DPoPKey
 	}
 	return ""
 }
@@ -177,6 +229,9 @@ func Render(d policy.Decision, rs policy.Response) *authv3.CheckResponse {
 		ok := &authv3.OkHttpResponse{HeadersToRemove: remove, Headers: make([]*corev3.HeaderValueOption, len(set))}
 		for i, h := range set {
 			ok.Headers[i] = overwrite(h.Name, h.Value)
+		}
+		for _, h := range ClientHeaders(d) {
+			ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, overwrite(h.Name, h.Value))
 		}
 		return &authv3.CheckResponse{
 			Status:          &rpcstatus.Status{Code: int32(codes.OK)},

@@ -273,9 +273,12 @@ func TestSecurityReview(t *testing.T) {
 		{"scope split by LF", attempt{path: "/api/admin", headers: with("read\nadmin", nil), cert: f.billing}, policy.ReasonTokenMalformed, 401},
 		{"scope split by EM SPACE", attempt{path: "/api/admin", headers: with("read\u2003admin", nil), cert: f.billing}, policy.ReasonTokenMalformed, 401},
 		{"scope split by NEL", attempt{path: "/api/admin", headers: with("read\u0085admin", nil), cert: f.billing}, policy.ReasonTokenMalformed, 401},
-		// 5. A binding certbind cannot check.
-		{"cnf x5t#S256 and jkt", attempt{path: "/api/x", headers: with("read", map[string]any{"cnf": map[string]any{
-			"x5t#S256": policy.ThumbprintOf(f.billing.DER()).String(), "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}), cert: f.billing}, policy.ReasonTokenCNFUnsupported, 401},
+		// 5. A binding certbind cannot check, and one it checks beside the certificate's: a
+		// token bound by certificate and DPoP key needs both proofs, so as Bearer it fails.
+		{"cnf x5t#S256 and jwk", attempt{path: "/api/x", headers: with("read", map[string]any{"cnf": map[string]any{
+			"x5t#S256": policy.ThumbprintOf(f.billing.DER()).String(), "jwk": map[string]any{"kty": "EC"}}}), cert: f.billing}, policy.ReasonTokenCNFUnsupported, 401},
+		{"cnf x5t#S256 and jkt, as Bearer", attempt{path: "/api/x", headers: with("read", map[string]any{"cnf": map[string]any{
+			"x5t#S256": policy.ThumbprintOf(f.billing.DER()).String(), "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}), cert: f.billing}, policy.ReasonTokenDPoPAsBearer, 401},
 		// 6. Control characters in upstream header values.
 		{"sub with CR LF", attempt{path: "/api/x", headers: with("read", map[string]any{"sub": "billing\r\nx-certbind-client-id: admin"}), cert: f.billing}, policy.ReasonTokenMalformed, 401},
 		{"client_id with a NUL", attempt{path: "/api/x", headers: with("read", map[string]any{"client_id": "billing\x00"}), cert: f.billing}, policy.ReasonTokenMalformed, 401},
@@ -331,8 +334,8 @@ func TestAuthorizationNeverLogged(t *testing.T) {
 		}
 	}
 	// A scheme from the registry is named in certbind's own spelling.
-	got := tr.viaGRPC(t, attempt{path: "/api/x", headers: map[string]string{"authorization": "dpop abc"}, cert: f.billing})
-	if !strings.Contains(got.log, "Authorization scheme DPoP is not Bearer") {
+	got := tr.viaGRPC(t, attempt{path: "/api/x", headers: map[string]string{"authorization": "digest abc"}, cert: f.billing})
+	if !strings.Contains(got.log, "Authorization scheme Digest is neither Bearer nor DPoP") {
 		t.Errorf("log line %q", got.log)
 	}
 	// At the token endpoint, Basic credentials that do not decode are not quoted either.

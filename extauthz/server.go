@@ -88,6 +88,7 @@ func (s *Server) readInput(req *authv3.CheckRequest, ac *adapterConfig) (policy.
 		ModeHint: attrs.GetContextExtensions()[ModeKey],
 		Request: policy.Request{
 			Method:  h.GetMethod(),
+			Scheme:  h.GetScheme(),
 			Host:    h.GetHost(),
 			Path:    h.GetPath(),
 			Headers: headers(h),

@@ -265,7 +265,7 @@ func TestCheckAllowHeaders(t *testing.T) {
 	}
 	// Envoy applies headers_to_remove after the additions (Envoy's ext_authz filter, onComplete): it must list
 	// exactly certbind's headers this decision does not set.
-	if rm := strings.Join(ok.GetHeadersToRemove(), ","); rm != extauthz.HeaderClientCertChain+","+extauthz.HeaderSubject+","+extauthz.HeaderScope {
+	if rm := strings.Join(ok.GetHeadersToRemove(), ","); rm != extauthz.HeaderClientCertChain+","+extauthz.HeaderSubject+","+extauthz.HeaderScope+","+extauthz.HeaderDPoPKey {
 		t.Errorf("headers_to_remove %q", rm)
 	}
 	md := resp.GetDynamicMetadata().GetFields()

@@ -10,21 +10,65 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certbind/certbind/policy/dpop"
 	"github.com/certbind/certbind/policy/token"
 )
 
-// boundToken is RFC 8705 section 3 at a resource server: the Bearer token must be valid and, if
-// it carries cnf x5t#S256, bound to the certificate presented on this very request.
+// boundToken is RFC 8705 section 3 and RFC 9449 section 7 at a resource server: the access
+// token must be valid and sender-constrained as the route or its issuer requires, and every
+// binding it carries must hold on this very request: cnf x5t#S256 with the certificate
+// presented, cnf jkt with a DPoP proof signed by that key.
 func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input, rt *route) Decision {
 	ts := cfg.tokens
 	if ts == nil || (ts.verifier.Len() == 0 && ts.introspector == nil) {
 		return deny(ReasonTokenUnverifiable, errors.New("bound_token mode without tokens.issuers or tokens.introspection"))
 	}
-	raw, err := bearerToken(in.Request.Headers)
-	if err != nil {
-		return decisionOf(err)
-	}
 	now := e.now()
+	raw, scheme, err := accessToken(in.Request.Headers)
+	if err != nil {
+		d := decisionOf(err)
+		d.Challenge = scheme
+		if d.Reason == ReasonTokenMissing || scheme == 0 {
+			// No token: every scheme the resource accepts is offered (RFC 9449 section 7.1).
+			d.Challenge = ts.offered(rt)
+		}
+		ts.nonce(&d, now)
+		return d
+	}
+	d := e.boundTokenWith(ctx, cfg, in, rt, raw, scheme, now)
+	d.Challenge = scheme
+	if d.Reason == ReasonTokenDPoPAsBearer {
+		d.Challenge = SchemeDPoP // tell the client how the token must be sent
+	}
+	ts.nonce(&d, now)
+	return d
+}
+
+// nonce gives a decision a fresh DPoP nonce when nonces are on and the request uses DPoP or
+// is offered it.
+func (ts *tokenSettings) nonce(d *Decision, now time.Time) {
+	if n := ts.dpop.nonces; n != nil && d.Challenge&SchemeDPoP != 0 {
+		d.DPoPNonce = n.Issue(now)
+	}
+}
+
+// offered is the schemes a resource accepts: those of the route's binding, else those of
+// every issuer's.
+func (ts *tokenSettings) offered(rt *route) Schemes {
+	if rt != nil && rt.mode == ModeBoundToken && rt.binding != "" {
+		return rt.binding.schemes()
+	}
+	var s Schemes
+	for _, p := range ts.issuers {
+		s |= p.binding.schemes()
+	}
+	if ts.introspector != nil {
+		s |= ts.introspection.binding.schemes()
+	}
+	return s
+}
+
+func (e *Engine) boundTokenWith(ctx context.Context, cfg *Config, in Input, rt *route, raw string, scheme Schemes, now time.Time) Decision {
 	claims, pol, err := cfg.verifyToken(ctx, raw, now)
 	if err != nil {
 		return deny(tokenReason(err), err)
@@ -41,9 +85,18 @@ func (e *Engine) boundToken(ctx context.Context, cfg *Config, in Input, rt *rout
 		required = rt.scopes
 	}
 	d := Decision{ClientID: claims.ClientID, Subject: claims.Subject, Scopes: claims.Scopes, RequiredScopes: required}
-	if err := checkBinding(claims.Confirmation, in.Certificate, binding); err != nil {
+	proof, err := checkBinding(claims.Confirmation, in.Certificate, binding, scheme)
+	if err != nil {
 		d.fail(err)
 		return d
+	}
+	if proof {
+		jkt, err := cfg.tokens.checkProof(ctx, in.Request, raw, claims.Confirmation, now)
+		if err != nil {
+			d.fail(err)
+			return d
+		}
+		d.DPoPKey = jkt
 	}
 	if requireClient || (rt != nil && rt.clients != nil) {
 		// The certificate's client: for require_client_match it must be the token's, and for
@@ -179,68 +232,159 @@ func tokenReason(err error) Reason {
 	return ReasonTokenMalformed
 }
 
-// checkBinding applies RFC 8705 section 3.1: a token with cnf x5t#S256 is only good with the
-// certificate whose SHA-256 it names, compared as the canonical string in constant time. A cnf
-// that binds by another method is refused whatever the policy: certbind cannot check it, and
-// letting it pass would strip the binding.
-func checkBinding(cnf *token.Confirmation, cert *Presented, binding Binding) error {
-	if cnf == nil {
-		if binding == BindingOptional {
-			return nil
-		}
-		return Deny(ReasonTokenUnbound, errors.New("token has no cnf claim and binding is required"))
-	}
-	if cnf.X5tS256 == "" {
-		return Deny(ReasonTokenCNFUnsupported, fmt.Errorf("cnf members %.200q, no x5t#S256", cnf.Members))
-	}
-	// A token bound by x5t#S256 and another method (jkt for DPoP, jwk, kid, ...) needs every
-	// proof: checking only the certificate would strip the other binding.
-	for _, m := range cnf.Members {
-		if m != "x5t#S256" {
-			return Deny(ReasonTokenCNFUnsupported, fmt.Errorf("cnf also binds by %.40q, which certbind cannot verify", m))
-		}
-	}
-	bound, ok := ParseX5tS256(cnf.X5tS256)
-	if !ok {
-		return Deny(ReasonTokenCNFMalformed, errors.New("cnf x5t#S256 is not the base64url encoding, without padding, of 32 bytes"))
-	}
-	if cert == nil {
-		return Deny(ReasonTokenCertMissing, errors.New("certificate-bound token without a client certificate"))
-	}
-	// RFC 8705 section 3.1: the digests compared in constant time.
-	if subtle.ConstantTimeCompare(bound[:], cert.Thumbprint[:]) != 1 {
-		return Deny(ReasonTokenBindingMismatch, fmt.Errorf("token bound to %s, certificate is %s", cnf.X5tS256, cert.X5tS256))
-	}
-	return nil
-}
-
-// bearerToken reads the access token from the Authorization header only (RFC 6750 section
-// 2.1). No header, or another scheme, is "no token"; a malformed or repeated Bearer value (Envoy
-// joins repeated headers with ",") is an invalid request. No part of the value ever goes into
-// an error, which the decision log prints: a scheme is named only as certbind's own spelling
-// of a registered one.
-func bearerToken(h map[string]string) (string, error) {
-	v, ok := h["authorization"]
-	if !ok || v == "" {
-		return "", Deny(ReasonTokenMissing, nil)
-	}
-	scheme, tok, found := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		if strings.Contains(strings.ToLower(v), "bearer ") {
-			return "", Deny(ReasonTokenRequestInvalid, errors.New("several Authorization values"))
-		}
-		for _, known := range authSchemes {
-			if strings.EqualFold(scheme, known) {
-				return "", Deny(ReasonTokenMissing, fmt.Errorf("Authorization scheme %s is not Bearer", known))
+// checkBinding applies RFC 8705 section 3.1 and RFC 9449 section 7 to a token presented with
+// scheme: the token must be bound as binding accepts, a token with cnf x5t#S256 is only good
+// with the certificate whose SHA-256 it names (compared as the canonical string in constant
+// time), and a DPoP-bound token only with the DPoP scheme. proof reports that a DPoP proof must
+// be checked: always with the DPoP scheme. A cnf that binds by a method certbind cannot check
+// is refused whatever the policy: letting it pass would strip the binding.
+func checkBinding(cnf *token.Confirmation, cert *Presented, binding Binding, scheme Schemes) (proof bool, _ error) {
+	var x5t, jkt bool
+	if cnf != nil {
+		// A token bound by several methods needs every proof: checking one would strip the
+		// other binding.
+		for _, m := range cnf.Members {
+			if m != "x5t#S256" && m != "jkt" {
+				return false, Deny(ReasonTokenCNFUnsupported, fmt.Errorf("cnf binds by %.40q, which certbind cannot verify", m))
 			}
 		}
-		return "", Deny(ReasonTokenMissing, errors.New("Authorization value has no Bearer scheme"))
+		x5t, jkt = cnf.X5tS256 != "", cnf.JKT != ""
+	}
+	switch {
+	case jkt && scheme != SchemeDPoP:
+		// RFC 9449 section 7.2: a DPoP-bound token presented as a bearer token.
+		return false, Deny(ReasonTokenDPoPAsBearer, errors.New("DPoP-bound token with the Bearer scheme"))
+	case scheme == SchemeDPoP && !jkt && binding != BindingOptional:
+		return false, Deny(ReasonTokenNotDPoPBound, errors.New("the DPoP scheme with a token that has no cnf jkt"))
+	case !binding.accepts(x5t, jkt) && !x5t && !jkt:
+		return false, Deny(ReasonTokenUnbound, fmt.Errorf("token has no cnf binding and binding is %s", binding))
+	case !binding.accepts(x5t, jkt):
+		return false, Deny(ReasonTokenBindingMethod, fmt.Errorf("token bound by %s, binding is %s", boundBy(x5t, jkt), binding))
+	}
+	if x5t {
+		bound, ok := ParseX5tS256(cnf.X5tS256)
+		if !ok {
+			return false, Deny(ReasonTokenCNFMalformed, errors.New("cnf x5t#S256 is not the base64url encoding, without padding, of 32 bytes"))
+		}
+		if cert == nil {
+			return false, Deny(ReasonTokenCertMissing, errors.New("certificate-bound token without a client certificate"))
+		}
+		// RFC 8705 section 3.1: the digests compared in constant time.
+		if subtle.ConstantTimeCompare(bound[:], cert.Thumbprint[:]) != 1 {
+			return false, Deny(ReasonTokenBindingMismatch, fmt.Errorf("token bound to %s, certificate is %s", cnf.X5tS256, cert.X5tS256))
+		}
+	}
+	return scheme == SchemeDPoP, nil
+}
+
+func boundBy(x5t, jkt bool) string {
+	switch {
+	case x5t && jkt:
+		return "certificate and DPoP"
+	case jkt:
+		return "DPoP"
+	}
+	return "certificate"
+}
+
+// checkProof verifies the request's DPoP proof for raw (RFC 9449 section 4.3), bound to the
+// token's cnf jkt when it has one, and returns the proof key's thumbprint.
+func (ts *tokenSettings) checkProof(ctx context.Context, r Request, raw string, cnf *token.Confirmation, now time.Time) (string, error) {
+	uri, err := r.uri()
+	if err != nil {
+		return "", Deny(ReasonDPoPURI, err)
+	}
+	var jkt string
+	if cnf != nil {
+		jkt = cnf.JKT
+	}
+	var headers []string
+	if v, ok := r.Headers["dpop"]; ok {
+		// Envoy and certbind's HTTP endpoint join repeated headers with ","; a proof (a
+		// compact JWS) has none.
+		headers = strings.Split(v, ",")
+	}
+	p, err := ts.dpop.verifier.Verify(ctx, headers, dpop.Request{Method: r.Method, URI: uri, AccessToken: raw, JKT: jkt}, now)
+	if err != nil {
+		return "", Deny(proofReason(dpop.KindOf(err)), err)
+	}
+	return p.JKT, nil
+}
+
+func proofReason(k dpop.Kind) Reason {
+	switch k {
+	case dpop.KindMissing:
+		return ReasonDPoPProofMissing
+	case dpop.KindType:
+		return ReasonDPoPProofType
+	case dpop.KindAlgorithm:
+		return ReasonDPoPAlgorithm
+	case dpop.KindKey:
+		return ReasonDPoPKey
+	case dpop.KindSignature:
+		return ReasonDPoPSignature
+	case dpop.KindMethod:
+		return ReasonDPoPMethod
+	case dpop.KindURI:
+		return ReasonDPoPURI
+	case dpop.KindNonce:
+		return ReasonDPoPNonce
+	case dpop.KindTime:
+		return ReasonDPoPTime
+	case dpop.KindTokenHash:
+		return ReasonDPoPTokenHash
+	case dpop.KindBinding:
+		return ReasonDPoPKeyMismatch
+	case dpop.KindReplay:
+		return ReasonDPoPReplay
+	case dpop.KindUnavailable:
+		return ReasonDPoPReplayDown
+	}
+	return ReasonDPoPProofMalformed
+}
+
+// accessToken reads the access token and its scheme from the Authorization header only: Bearer
+// (RFC 6750 section 2.1) or DPoP (RFC 9449 section 7.1), both with a token68 value. No header,
+// or another scheme, is "no token"; a malformed or repeated value (Envoy joins repeated headers
+// with ",") is an invalid request, with the scheme when it was read. No part of the value ever
+// goes into an error, which the decision log prints: a scheme is named only as certbind's own
+// spelling of a registered one.
+func accessToken(h map[string]string) (string, Schemes, error) {
+	v, ok := h["authorization"]
+	if !ok || v == "" {
+		return "", 0, Deny(ReasonTokenMissing, nil)
+	}
+	name, tok, found := strings.Cut(v, " ")
+	var scheme Schemes
+	switch {
+	case strings.EqualFold(name, "Bearer"):
+		scheme = SchemeBearer
+	case strings.EqualFold(name, "DPoP"):
+		scheme = SchemeDPoP
+	default:
+		lv := strings.ToLower(v)
+		if strings.Contains(lv, "bearer ") || strings.Contains(lv, "dpop ") {
+			return "", 0, Deny(ReasonTokenRequestInvalid, errors.New("several Authorization values"))
+		}
+		for _, known := range authSchemes {
+			if strings.EqualFold(name, known) {
+				return "", 0, Deny(ReasonTokenMissing, fmt.Errorf("Authorization scheme %s is neither Bearer nor DPoP", known))
+			}
+		}
+		return "", 0, Deny(ReasonTokenMissing, errors.New("Authorization value has no Bearer or DPoP scheme"))
 	}
 	tok = strings.TrimLeft(tok, " ")
 	if !found || !b64token(tok) {
-		return "", Deny(ReasonTokenRequestInvalid, errors.New("Authorization: Bearer value is not a b64token (RFC 6750 section 2.1)"))
+		return "", scheme, Deny(ReasonTokenRequestInvalid, fmt.Errorf("Authorization: %s value is not a token68 (RFC 6750 section 2.1, RFC 9449 section 7.1)", schemeName(scheme)))
 	}
-	return tok, nil
+	return tok, scheme, nil
+}
+
+func schemeName(s Schemes) string {
+	if s == SchemeDPoP {
+		return "DPoP"
+	}
+	return "Bearer"
 }
 
 // authSchemes are the HTTP authentication schemes of the IANA registry (and DPoP, RFC 9449)

@@ -195,8 +195,11 @@ func TestBoundTokenJWT(t *testing.T) {
 		{"cnf x5t#S256 not a string", required, k.sign(t, "rsa-1", nil, with(func(c map[string]any) { c["cnf"] = map[string]any{"x5t#S256": []string{thumb.String()}} })), w.billing, policy.ReasonTokenCNFMalformed},
 		{"cnf not an object", required, k.sign(t, "rsa-1", nil, with(func(c map[string]any) { c["cnf"] = thumb.String() })), w.billing, policy.ReasonTokenCNFMalformed},
 		{"cnf x5t (SHA-1) only", required, k.sign(t, "rsa-1", nil, with(func(c map[string]any) { c["cnf"] = map[string]any{"x5t": "BhJU_fcg8sDkvT8zOaL-U1ChXeE"} })), w.billing, policy.ReasonTokenCNFUnsupported},
-		{"cnf jkt (DPoP) with optional binding", optional, k.sign(t, "rsa-1", nil, with(func(c map[string]any) {
+		{"cnf jkt (DPoP) as Bearer, optional binding", optional, k.sign(t, "rsa-1", nil, with(func(c map[string]any) {
 			c["cnf"] = map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+		})), w.billing, policy.ReasonTokenDPoPAsBearer},
+		{"cnf jwk, optional binding", optional, k.sign(t, "rsa-1", nil, with(func(c map[string]any) {
+			c["cnf"] = map[string]any{"jwk": map[string]any{"kty": "EC"}}
 		})), w.billing, policy.ReasonTokenCNFUnsupported},
 
 		{"alg none", required, forge(map[string]any{"alg": "none", "typ": "at+jwt", "kid": "rsa-1"}, claims(w.billing), func(string) []byte { return nil }), w.billing, policy.ReasonTokenAlgorithm},

@@ -227,7 +227,8 @@ func (b *builder) httpAuthz(f *fileConfig, c *Config) {
 		CertificateFormat: CertFormat(h.CertificateFormat),
 		ModeHeader:        strings.ToLower(h.ModeHeader), OriginalURIHeader: strings.ToLower(h.OriginalURIHeader),
 		OriginalMethodHeader: strings.ToLower(h.OriginalMethodHeader), MaxBodyBytes: h.MaxBodyBytes,
-		AuthRequestStatuses: h.AuthRequestStatuses,
+		AuthRequestStatuses:  h.AuthRequestStatuses,
+		OriginalSchemeHeader: strings.ToLower(h.OriginalSchemeHeader), OriginalAuthorityHeader: strings.ToLower(h.OriginalAuthorityHeader),
 	}
 }
 

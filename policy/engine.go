@@ -43,7 +43,25 @@ type Decision struct {
 	Subject        string
 	Scopes         []string
 	RequiredScopes []string
+	// DPoPKey is the thumbprint (cnf.jkt) of the key a DPoP proof showed possession of, on
+	// allow of a DPoP-bound token.
+	DPoPKey string
+	// Challenge is the authentication schemes a bound_token denial challenges with: the one
+	// the request used, or those the resource accepts when it sent no token.
+	Challenge Schemes
+	// DPoPNonce is a fresh server nonce for the response's DPoP-Nonce header, when nonces are
+	// on and the request uses DPoP (or could).
+	DPoPNonce string
 }
+
+// Schemes is a set of HTTP authentication schemes for access tokens.
+type Schemes uint8
+
+// Schemes.
+const (
+	SchemeBearer Schemes = 1 << iota // RFC 6750
+	SchemeDPoP                       // RFC 9449
+)
 
 func deny(r Reason, cause error) Decision { return Decision{Reason: r, Cause: cause} }
 
@@ -88,8 +106,13 @@ func NewEngine(c EngineConfig) *Engine {
 	return e
 }
 
-// Swap installs a new configuration for the requests that start after it.
-func (e *Engine) Swap(c *Config) { e.cfg.Store(c) }
+// Swap installs a new configuration for the requests that start after it. The new
+// configuration takes over the DPoP proofs the old one remembered (when it remembers as many),
+// so a reload opens no window to replay a proof.
+func (e *Engine) Swap(c *Config) {
+	adoptReplay(e.cfg.Load(), c)
+	e.cfg.Store(c)
+}
 
 // Config returns the configuration in force (nil before the first one).
 func (e *Engine) Config() *Config { return e.cfg.Load() }

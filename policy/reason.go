@@ -70,13 +70,32 @@ const (
 	ReasonTokenInactive        Reason = "token_inactive"            // introspection: active false
 	ReasonTokenRejected        Reason = "token_rejected"            // introspection: an error answer about the token (RFC 7662, RFC 6749 section 5.2)
 	ReasonTokenUnverifiable    Reason = "token_unverifiable"        // keys or introspection unavailable: fail closed
-	ReasonTokenUnbound         Reason = "token_unbound"             // no cnf x5t#S256 where binding is required
-	ReasonTokenCNFMalformed    Reason = "token_cnf_malformed"       // cnf or x5t#S256 not canonical (RFC 8705 section 3.1)
-	ReasonTokenCNFUnsupported  Reason = "token_cnf_unsupported"     // bound by another method (x5t, jkt) that certbind cannot check
+	ReasonTokenUnbound         Reason = "token_unbound"             // no cnf binding where binding is required
+	ReasonTokenBindingMethod   Reason = "token_binding_method"      // bound, but not by a method the route or issuer accepts
+	ReasonTokenCNFMalformed    Reason = "token_cnf_malformed"       // cnf, x5t#S256 or jkt not canonical (RFC 8705 section 3.1, RFC 9449 section 6.1)
+	ReasonTokenCNFUnsupported  Reason = "token_cnf_unsupported"     // bound by another method (x5t, jwk) that certbind cannot check
 	ReasonTokenCertMissing     Reason = "token_certificate_missing" // a bound token without a client certificate
 	ReasonTokenBindingMismatch Reason = "token_binding_mismatch"    // x5t#S256 of another certificate
 	ReasonTokenClientMismatch  Reason = "token_client_mismatch"     // token client_id is not the certificate's client
 	ReasonInsufficientScope    Reason = "insufficient_scope"        // RFC 6750 section 3.1
+
+	// DPoP-bound access tokens (RFC 9449): how the token is presented, and its proof.
+	ReasonTokenDPoPAsBearer  Reason = "token_dpop_as_bearer"    // a DPoP-bound token with the Bearer scheme (section 7.2)
+	ReasonTokenNotDPoPBound  Reason = "token_not_dpop_bound"    // the DPoP scheme with a token that has no cnf.jkt (section 7.1)
+	ReasonDPoPProofMissing   Reason = "dpop_proof_missing"      // no DPoP header, or more than one (section 4.3 step 1)
+	ReasonDPoPProofMalformed Reason = "dpop_proof_malformed"    // not a JWS, or a claim missing or ill-typed (steps 2, 3)
+	ReasonDPoPProofType      Reason = "dpop_proof_type"         // typ is not dpop+jwt (step 4)
+	ReasonDPoPAlgorithm      Reason = "dpop_proof_algorithm"    // alg not allowed (step 5)
+	ReasonDPoPKey            Reason = "dpop_proof_key"          // jwk missing, private or not a signing key (steps 6, 7)
+	ReasonDPoPSignature      Reason = "dpop_proof_signature"    // the signature does not verify with the jwk (step 6)
+	ReasonDPoPMethod         Reason = "dpop_proof_method"       // htm is not the request's method (step 8)
+	ReasonDPoPURI            Reason = "dpop_proof_uri"          // htu is not the request's URI (step 9)
+	ReasonDPoPNonce          Reason = "dpop_nonce"              // no current server nonce (step 10, section 9: use_dpop_nonce)
+	ReasonDPoPTime           Reason = "dpop_proof_time"         // iat outside the accepted window (step 11)
+	ReasonDPoPTokenHash      Reason = "dpop_proof_token_hash"   // ath missing or not the token's hash (step 12)
+	ReasonDPoPKeyMismatch    Reason = "dpop_key_mismatch"       // the proof's key is not the token's cnf.jkt (step 12)
+	ReasonDPoPReplay         Reason = "dpop_proof_replayed"     // the proof's jti was seen before (section 11.1)
+	ReasonDPoPReplayDown     Reason = "dpop_replay_unavailable" // the replay store cannot answer: fail closed
 )
 
 // Class groups reasons by what went wrong, independent of transport: the adapter derives the
@@ -93,6 +112,8 @@ const (
 	ClassTokenMissing            // no access token at all (RFC 6750 section 3.1: no error code)
 	ClassInsufficientScope       // a valid token without the scope the route requires
 	ClassUnavailable             // certbind cannot decide now (keys or introspection down): fail closed
+	ClassProofInvalid            // the DPoP proof is missing or fails a check (RFC 9449 invalid_dpop_proof)
+	ClassNonceRequired           // the DPoP proof needs a current server nonce (RFC 9449 use_dpop_nonce)
 )
 
 type reasonInfo struct {
@@ -147,13 +168,30 @@ var reasonTable = []reasonInfo{
 	{ReasonTokenInactive, ClassUnauthenticated, "the access token is not active"},
 	{ReasonTokenRejected, ClassUnauthenticated, "the authorization server refused the access token"},
 	{ReasonTokenUnverifiable, ClassUnavailable, "the access token cannot be verified right now"},
-	{ReasonTokenUnbound, ClassUnauthenticated, "the access token is not bound to a client certificate"},
+	{ReasonTokenUnbound, ClassUnauthenticated, "the access token is not sender-constrained"},
+	{ReasonTokenBindingMethod, ClassUnauthenticated, "the access token is not bound by a method this resource accepts"},
 	{ReasonTokenCNFMalformed, ClassUnauthenticated, "the access token's certificate confirmation is malformed"},
 	{ReasonTokenCNFUnsupported, ClassUnauthenticated, "the access token is bound by an unsupported confirmation method"},
 	{ReasonTokenCertMissing, ClassUnauthenticated, "the access token is certificate-bound but no client certificate was presented"},
 	{ReasonTokenBindingMismatch, ClassUnauthenticated, "the access token is bound to a different client certificate"},
 	{ReasonTokenClientMismatch, ClassUnauthenticated, "the access token was issued to a different client than the certificate's"},
 	{ReasonInsufficientScope, ClassInsufficientScope, "the access token lacks the scope this resource requires"},
+	{ReasonTokenDPoPAsBearer, ClassUnauthenticated, "the access token is DPoP-bound and must be sent with the DPoP scheme"},
+	{ReasonTokenNotDPoPBound, ClassUnauthenticated, "the access token sent with the DPoP scheme is not DPoP-bound"},
+	{ReasonDPoPProofMissing, ClassProofInvalid, "exactly one DPoP proof is required"},
+	{ReasonDPoPProofMalformed, ClassProofInvalid, "the DPoP proof is malformed"},
+	{ReasonDPoPProofType, ClassProofInvalid, "the DPoP proof has the wrong type"},
+	{ReasonDPoPAlgorithm, ClassProofInvalid, "the DPoP proof is signed with an algorithm that is not accepted"},
+	{ReasonDPoPKey, ClassProofInvalid, "the DPoP proof's key is not an acceptable public key"},
+	{ReasonDPoPSignature, ClassProofInvalid, "the DPoP proof signature is invalid"},
+	{ReasonDPoPMethod, ClassProofInvalid, "the DPoP proof is for another HTTP method"},
+	{ReasonDPoPURI, ClassProofInvalid, "the DPoP proof is for another URI"},
+	{ReasonDPoPNonce, ClassNonceRequired, "the DPoP proof must carry the server's current nonce"},
+	{ReasonDPoPTime, ClassProofInvalid, "the DPoP proof is too old or from the future"},
+	{ReasonDPoPTokenHash, ClassProofInvalid, "the DPoP proof is not for this access token"},
+	{ReasonDPoPKeyMismatch, ClassProofInvalid, "the DPoP proof is signed by a key the access token is not bound to"},
+	{ReasonDPoPReplay, ClassProofInvalid, "the DPoP proof has been used before"},
+	{ReasonDPoPReplayDown, ClassUnavailable, "the DPoP proof cannot be checked right now"},
 }
 
 // reasonIndex finds a reason's row in reasonTable.

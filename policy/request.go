@@ -12,14 +12,39 @@ import (
 
 // Request is the HTTP request being authorized, as the proxy describes it.
 type Request struct {
-	Method  string
-	Host    string
-	Path    string            // as received: path and query, not decoded
-	Headers map[string]string // lower-case names; repeated headers joined with ","; read-only
-	Body    []byte            // what the proxy forwarded (Envoy with_request_body), possibly nothing
+	Method string
+	// Scheme is the URI scheme the client used ("https", "http"), from the proxy; a DPoP
+	// proof's htu is compared with Scheme://Authority Path.
+	Scheme string
+	Host   string // the authority as the proxy routes it (Envoy's :authority, nginx's $host)
+	// Authority is the authority the client sent, port included, when the proxy says it
+	// apart from Host (nginx's $http_host); "" means Host.
+	Authority string
+	Path      string            // as received: path and query, not decoded
+	Headers   map[string]string // lower-case names; repeated headers joined with ","; read-only
+	Body      []byte            // what the proxy forwarded (Envoy with_request_body), possibly nothing
 	// BodyTruncated is true when the proxy forwarded only part of the body
 	// (Envoy x-envoy-auth-partial-body: true).
 	BodyTruncated bool
+}
+
+// uri is the request's URI as the client used it, for a DPoP proof's htu: scheme, authority
+// and path, without query (RFC 9449 section 4.3 step 9). An unknown scheme or authority is an
+// error: a proof cannot be checked against a guess.
+func (r Request) uri() (string, error) {
+	authority := r.Authority
+	if authority == "" {
+		authority = r.Host
+	}
+	switch {
+	case !strings.EqualFold(r.Scheme, "https") && !strings.EqualFold(r.Scheme, "http"):
+		return "", fmt.Errorf("the proxy sent no request scheme (%.10q)", r.Scheme)
+	case authority == "":
+		return "", errors.New("the proxy sent no request authority")
+	}
+	path, _, _ := strings.Cut(r.Path, "?")
+	path, _, _ = strings.Cut(path, "#")
+	return r.Scheme + "://" + authority + path, nil
 }
 
 // malformed is a request_malformed deny with its cause.

@@ -152,7 +152,7 @@ func (b *builder) route(path string, r *fileRoute, f *fileConfig, c *Config) (ro
 	if r.Binding != "" {
 		bind, ok := parseBinding(r.Binding)
 		if !ok {
-			b.errf(path+".binding", "%q: want required or optional", r.Binding)
+			b.errf(path+".binding", "%q: want %s", r.Binding, bindingNames)
 		}
 		rt.binding = bind
 	}

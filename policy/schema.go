@@ -50,8 +50,11 @@ type fileHTTPAuthz struct {
 	ModeHeader           string `yaml:"mode_header"`
 	OriginalURIHeader    string `yaml:"original_uri_header"`
 	OriginalMethodHeader string `yaml:"original_method_header"`
-	MaxBodyBytes         int    `yaml:"max_body_bytes"`
-	AuthRequestStatuses  bool   `yaml:"auth_request_statuses"`
+	// For DPoP's htu: the scheme and the authority (port included) the client used.
+	OriginalSchemeHeader    string `yaml:"original_scheme_header"`
+	OriginalAuthorityHeader string `yaml:"original_authority_header"`
+	MaxBodyBytes            int    `yaml:"max_body_bytes"`
+	AuthRequestStatuses     bool   `yaml:"auth_request_statuses"`
 }
 
 type fileSources struct {
@@ -192,6 +195,7 @@ type fileTokens struct {
 	MaxTokenBytes        int                `yaml:"max_token_bytes"`
 	Issuers              []fileIssuer       `yaml:"issuers"`
 	Introspection        *fileIntrospection `yaml:"introspection"`
+	DPoP                 fileDPoP           `yaml:"dpop"`
 }
 
 type fileIssuer struct {

@@ -66,7 +66,12 @@ type HTTPAuthzSettings struct {
 	ModeHeader           string
 	OriginalURIHeader    string // "" means the request's own path
 	OriginalMethodHeader string // "" means the request's own method
-	MaxBodyBytes         int
+	// OriginalSchemeHeader and OriginalAuthorityHeader give the URI scheme and authority the
+	// client used, for a DPoP proof's htu. "" means https (certbind sits behind a TLS proxy)
+	// and the request's Host.
+	OriginalSchemeHeader    string
+	OriginalAuthorityHeader string
+	MaxBodyBytes            int
 	// AuthRequestStatuses limits denials to 401 and 403, the only ones nginx auth_request
 	// passes on (it turns any other status into 500); the full status is in x-certbind-status.
 	AuthRequestStatuses bool

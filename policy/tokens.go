@@ -17,21 +17,63 @@ import (
 	"github.com/certbind/certbind/policy/token"
 )
 
-// Binding is the certificate-binding policy for access tokens (RFC 8705 section 3).
+// Binding says how an access token must be sender-constrained: to the request's client
+// certificate (RFC 8705 section 3, cnf x5t#S256), to the key of a DPoP proof (RFC 9449, cnf
+// jkt), or either. Whatever the binding accepts, every binding a token carries is enforced: a
+// token with both x5t#S256 and jkt needs the certificate and the proof.
 type Binding string
 
-// Binding policies.
+// Bindings.
 const (
-	BindingRequired Binding = "required" // a token without cnf x5t#S256 is rejected
-	BindingOptional Binding = "optional" // unbound tokens pass; bound tokens are enforced (migrations)
+	BindingCertificate Binding = "certificate" // cnf x5t#S256 required
+	BindingDPoP        Binding = "dpop"        // cnf jkt required
+	BindingEither      Binding = "either"      // x5t#S256 or jkt (or both) required
+	BindingBoth        Binding = "both"        // x5t#S256 and jkt required
+	BindingOptional    Binding = "optional"    // unbound tokens pass; bound tokens are enforced (migrations)
+	// BindingRequired is the name certificate had before DPoP: it still means certificate.
+	BindingRequired Binding = "required"
 )
+
+// bindingNames is what a configuration may write, for error messages.
+const bindingNames = "certificate, dpop, either, both or optional (required is certificate)"
 
 func parseBinding(s string) (Binding, bool) {
 	switch b := Binding(s); b {
-	case BindingRequired, BindingOptional:
+	case BindingRequired:
+		return BindingCertificate, true
+	case BindingCertificate, BindingDPoP, BindingEither, BindingBoth, BindingOptional:
 		return b, true
 	}
 	return "", false
+}
+
+// accepts reports whether a token bound by certificate (x5t) and/or DPoP (jkt) meets b.
+func (b Binding) accepts(x5t, jkt bool) bool {
+	switch b {
+	case BindingCertificate:
+		return x5t
+	case BindingDPoP:
+		return jkt
+	case BindingEither:
+		return x5t || jkt
+	case BindingBoth:
+		return x5t && jkt
+	case BindingOptional:
+		return true
+	}
+	return false
+}
+
+// schemes are the authentication schemes a binding lets a client use: Bearer for a
+// certificate-bound (or unbound) token, DPoP for a DPoP-bound one.
+func (b Binding) schemes() Schemes {
+	switch b {
+	case BindingCertificate:
+		return SchemeBearer
+	case BindingDPoP, BindingBoth:
+		return SchemeDPoP
+	}
+	return SchemeBearer | SchemeDPoP
 }
 
 // tokenSettings is the compiled tokens section.
@@ -45,6 +87,8 @@ type tokenSettings struct {
 	// introspectUnknown sends a JWT whose issuer is not configured to introspection
 	// (tokens.introspection.jwt_unknown_issuers: introspect) instead of refusing it.
 	introspectUnknown bool
+	// dpop checks DPoP proofs (always set in a valid configuration).
+	dpop *dpopSettings
 }
 
 type issuerPolicy struct {
@@ -56,6 +100,7 @@ type issuerPolicy struct {
 type Response struct {
 	Realm                string // WWW-Authenticate realm; "" for none
 	ForwardAuthorization bool   // whether the upstream sees the Authorization header
+	DPoPAlgorithms       string // a DPoP challenge's algs parameter: the accepted proof algorithms
 }
 
 // Response returns the response settings.
@@ -63,7 +108,11 @@ func (c *Config) Response() Response {
 	if c.tokens == nil {
 		return Response{ForwardAuthorization: true}
 	}
-	return Response{Realm: c.tokens.realm, ForwardAuthorization: c.tokens.forwardAuthz}
+	r := Response{Realm: c.tokens.realm, ForwardAuthorization: c.tokens.forwardAuthz}
+	if c.tokens.dpop != nil {
+		r.DPoPAlgorithms = c.tokens.dpop.algs
+	}
+	return r
 }
 
 func (b *builder) tokens(t *fileTokens, c *Config) *tokenSettings {
@@ -88,17 +137,18 @@ func (b *builder) tokens(t *fileTokens, c *Config) *tokenSettings {
 		}
 		bind, ok := parseBinding(fi.Binding)
 		if !ok {
-			b.errf(path+".binding", "%q: want required or optional", fi.Binding)
+			b.errf(path+".binding", "%q: want %s", fi.Binding, bindingNames)
 		}
 		ts.issuers[fi.Issuer] = issuerPolicy{binding: bind, requireClientMatch: fi.RequireClientMatch}
 		issuers = append(issuers, is)
 	}
 	ts.verifier = token.NewVerifier(issuers, t.MaxTokenBytes)
+	ts.dpop = b.dpop(&t.DPoP)
 	if in := t.Introspection; in != nil {
 		ts.introspector = b.introspector("tokens.introspection", in)
 		bind, ok := parseBinding(in.Binding)
 		if !ok {
-			b.errf("tokens.introspection.binding", "%q: want required or optional", in.Binding)
+			b.errf("tokens.introspection.binding", "%q: want %s", in.Binding, bindingNames)
 		}
 		ts.introspection = issuerPolicy{binding: bind, requireClientMatch: in.RequireClientMatch}
 		switch in.UnknownIssuers {

@@ -2,8 +2,8 @@
 // show it holds the private key an access token is bound to (cnf.jkt). It checks one proof
 // against the request it came with, as RFC 9449 section 4.3 lists, and answers the key's
 // thumbprint; whether a token must be DPoP-bound, and how a denial is challenged, is the
-// policy's decision. The policy does not use it yet: until it does, a token bound by cnf.jkt
-// is refused (token_cnf_unsupported).
+// policy's decision (policy/bound.go). Replay protection is a Replay: Memory in process, or
+// Redis shared by every replica.
 //
 // Every failure is an *Error with a Kind, so the policy can deny with a precise reason.
 package dpop
@@ -78,9 +78,10 @@ const (
 var DefaultAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.PS256, jose.PS384, jose.PS512, jose.RS256, jose.EdDSA}
 
 // Replay remembers the proofs seen: Add records key until the given time and reports whether
-// it was new. A shared store lets several replicas see each proof once.
+// it was new; now is the verifier's clock, the one until is measured on. A shared store lets
+// several replicas see each proof once.
 type Replay interface {
-	Add(ctx context.Context, key string, until time.Time) (added bool, err error)
+	Add(ctx context.Context, key string, now, until time.Time) (added bool, err error)
 }
 
 // Config is what a Verifier checks against.
@@ -228,7 +229,7 @@ func (v *Verifier) Verify(ctx context.Context, headers []string, r Request, now 
 	// The key is the thumbprint and the jti, hashed: one client's jti values cannot collide
 	// with another's, and the store never holds client text.
 	key := sha256.Sum256([]byte(jkt + "\x00" + *claims.JTI))
-	added, err := v.c.Replay.Add(ctx, base64.RawURLEncoding.EncodeToString(key[:]), iat.Add(v.c.Window+2*v.c.Leeway))
+	added, err := v.c.Replay.Add(ctx, base64.RawURLEncoding.EncodeToString(key[:]), now, iat.Add(v.c.Window+2*v.c.Leeway))
 	switch {
 	case err != nil:
 		return nil, &Error{Kind: KindUnavailable, Err: fmt.Errorf("replay store: %w", err)}

@@ -77,7 +77,7 @@ func (m *minter) mint(t testing.TB, header, claims map[string]any) string {
 
 func verifier(t testing.TB, algs ...jose.SignatureAlgorithm) *Verifier {
 	t.Helper()
-	v, err := NewVerifier(Config{Algorithms: algs, Replay: NewMemory(1000, func() time.Time { return t0 })})
+	v, err := NewVerifier(Config{Algorithms: algs, Replay: NewMemory(1000)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestVerifyAlgorithms(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewVerifier(Config{Algorithms: []jose.SignatureAlgorithm{jose.HS256}, Replay: NewMemory(1, nil)}); err == nil {
+	if _, err := NewVerifier(Config{Algorithms: []jose.SignatureAlgorithm{jose.HS256}, Replay: NewMemory(1)}); err == nil {
 		t.Error("a verifier accepting HS256 was made")
 	}
 	if _, err := NewVerifier(Config{}); err == nil {
@@ -208,8 +208,7 @@ func TestVerifyAlgorithms(t *testing.T) {
 func TestReplay(t *testing.T) {
 	m := newMinter(t)
 	r := Request{Method: "GET", URI: apiURI, AccessToken: token}
-	now := t0
-	mem := NewMemory(2, func() time.Time { return now })
+	mem := NewMemory(2)
 	v, err := NewVerifier(Config{Replay: mem})
 	if err != nil {
 		t.Fatal(err)
@@ -237,8 +236,8 @@ func TestReplay(t *testing.T) {
 	if k := verify(m.mint(t, m.header(), with(claims("b"), "htm", "GET"))); k != KindUnavailable {
 		t.Fatalf("a third proof with the store full of live ones: %q, want unavailable", k)
 	}
-	now = t0.Add(DefaultWindow + 3*DefaultLeeway)
-	if added, err := mem.Add(context.Background(), "later", now.Add(time.Minute)); !added || err != nil {
+	now := t0.Add(DefaultWindow + 3*DefaultLeeway)
+	if added, err := mem.Add(context.Background(), "later", now, now.Add(time.Minute)); !added || err != nil {
 		t.Fatalf("once the entries expired: %v %v", added, err)
 	}
 
@@ -255,7 +254,7 @@ func newMinterProof(t *testing.T, jti string) string {
 
 type replayFunc func() (bool, error)
 
-func (f replayFunc) Add(context.Context, string, time.Time) (bool, error) { return f() }
+func (f replayFunc) Add(context.Context, string, time.Time, time.Time) (bool, error) { return f() }
 
 // TestNormalizeURI: RFC 3986 section 6.2.2 and 6.2.3, and what is not a request URI.
 func TestNormalizeURI(t *testing.T) {

@@ -66,7 +66,7 @@ func TestNonces(t *testing.T) {
 func TestVerifyNonce(t *testing.T) {
 	m := newMinter(t)
 	n, _ := NewNonces(bytes.Repeat([]byte{7}, MinNonceKey), time.Minute)
-	v, err := NewVerifier(Config{Replay: NewMemory(100, func() time.Time { return t0 }), Nonces: n})
+	v, err := NewVerifier(Config{Replay: NewMemory(100), Nonces: n})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,8 +37,7 @@ type RedisConfig struct {
 	TLS *tls.Config
 	// Timeout bounds each call (Add, Ping), connecting included; default DefaultRedisTimeout.
 	Timeout time.Duration
-	Prefix  string           // of every key; default DefaultRedisPrefix
-	Now     func() time.Time // the clock an expiry is measured from; nil: time.Now
+	Prefix  string // of every key; default DefaultRedisPrefix
 }
 
 // Redis is a Replay on Redis (or Valkey), shared by every certbind replica that uses the same
@@ -64,7 +63,6 @@ type Redis struct {
 	client  *redis.Client
 	prefix  string
 	timeout time.Duration
-	now     func() time.Time
 }
 
 // NewRedis makes a Redis replay store from c; it does not connect (see Ping).
@@ -73,15 +71,12 @@ func NewRedis(c RedisConfig) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dpop: redis: %w", err)
 	}
-	r := &Redis{prefix: c.Prefix, timeout: c.Timeout, now: c.Now}
+	r := &Redis{prefix: c.Prefix, timeout: c.Timeout}
 	if r.prefix == "" {
 		r.prefix = DefaultRedisPrefix
 	}
 	if r.timeout <= 0 {
 		r.timeout = DefaultRedisTimeout
-	}
-	if r.now == nil {
-		r.now = time.Now
 	}
 	o.DialTimeout = r.timeout
 	o.ContextTimeoutEnabled = true // the call's deadline bounds the socket reads and writes
@@ -160,14 +155,15 @@ func redisOptions(c RedisConfig) (*redis.Options, error) {
 	return o, nil
 }
 
-// Add records key until the given time with SET NX; it reports false when the key is already
+// Add records key until the given time with SET NX, the expiry measured from now (the
+// verifier's clock, not the Redis server's); it reports false when the key is already
 // recorded. It fails, never answering added, when Redis does not answer OK or nil within the
 // timeout.
-func (r *Redis) Add(ctx context.Context, key string, until time.Time) (bool, error) {
+func (r *Redis) Add(ctx context.Context, key string, now, until time.Time) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	// Rounded up: the key must not expire before until.
-	ms := max((until.Sub(r.now())+time.Millisecond-1)/time.Millisecond, 1)
+	ms := max((until.Sub(now)+time.Millisecond-1)/time.Millisecond, 1)
 	reply, err := r.client.Do(ctx, "SET", r.prefix+key, "1", "PX", strconv.FormatInt(int64(ms), 10), "NX").Result()
 	switch {
 	case errors.Is(err, redis.Nil):

@@ -38,10 +38,10 @@ func TestRedisAdd(t *testing.T) {
 	addr := redisenv.Start(t)
 	ctx := context.Background()
 	now := time.Now()
-	r := newRedis(t, RedisConfig{Address: addr, Now: func() time.Time { return now }})
+	r := newRedis(t, RedisConfig{Address: addr})
 	add := func(r *Redis, key string, until time.Time) bool {
 		t.Helper()
-		added, err := r.Add(ctx, key, until)
+		added, err := r.Add(ctx, key, now, until)
 		if err != nil {
 			t.Fatalf("Add(%s): %v", key, err)
 		}
@@ -59,7 +59,7 @@ func TestRedisAdd(t *testing.T) {
 		t.Errorf("%sk expires in %s (%v), want about a minute", DefaultRedisPrefix, ttl, err)
 	}
 
-	other := newRedis(t, RedisConfig{Address: addr, Prefix: "other:", Now: func() time.Time { return now }})
+	other := newRedis(t, RedisConfig{Address: addr, Prefix: "other:"})
 	if !add(other, "k", now.Add(time.Minute)) {
 		t.Error("another prefix: the key is not new")
 	}
@@ -100,7 +100,7 @@ func TestRedisRace(t *testing.T) {
 		for i := range 64 {
 			wg.Go(func() {
 				<-start
-				ok, err := replicas[i%2].Add(context.Background(), key, until)
+				ok, err := replicas[i%2].Add(context.Background(), key, time.Now(), until)
 				if err != nil {
 					t.Error(err)
 					failed.Add(1)
@@ -176,7 +176,7 @@ func TestRedisUnavailable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.setup(t)
 			start := time.Now()
-			added, err := r.Add(context.Background(), "k", time.Now().Add(time.Minute))
+			added, err := r.Add(context.Background(), "k", time.Now(), time.Now().Add(time.Minute))
 			elapsed := time.Since(start)
 			if err == nil || added {
 				t.Fatalf("Add: %v %v, want an error", added, err)
@@ -234,10 +234,9 @@ func (a answer) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // the key) is accepted again: the documented limit.
 func TestRedisVerifier(t *testing.T) {
 	s := redisenv.Run(t, redisenv.Config{Password: "pw"})
-	clock := func() time.Time { return t0 }
 	var vs []*Verifier
 	for range 2 {
-		r := newRedis(t, RedisConfig{Address: "redis://" + s.Addr + "/3", Password: "pw", Now: clock})
+		r := newRedis(t, RedisConfig{Address: "redis://" + s.Addr + "/3", Password: "pw"})
 		ping(t, r)
 		v, err := NewVerifier(Config{Replay: r})
 		if err != nil {
@@ -298,7 +297,7 @@ func TestRedisTLS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.c.Timeout = time.Second
 			r := newRedis(t, tc.c)
-			added, err := r.Add(context.Background(), tc.name, time.Now().Add(time.Minute))
+			added, err := r.Add(context.Background(), tc.name, time.Now(), time.Now().Add(time.Minute))
 			switch {
 			case tc.want == "" && (err != nil || !added):
 				t.Errorf("Add: %v %v, want added", added, err)

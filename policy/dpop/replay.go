@@ -16,28 +16,23 @@ var ErrReplayFull = errors.New("dpop: replay store full of live proofs")
 // Memory is an in-process Replay: each replica remembers the proofs it saw, so a proof sent to
 // two replicas behind one proxy is accepted by both. Use a shared store for several replicas.
 type Memory struct {
-	mu    sync.Mutex
-	seen  *lru.Cache[string, time.Time]
-	size  int
-	clock func() time.Time
+	mu   sync.Mutex
+	seen *lru.Cache[string, time.Time]
+	size int
 }
 
-// NewMemory remembers up to size proofs (at least 1); now is the clock (nil: time.Now).
-func NewMemory(size int, now func() time.Time) *Memory {
+// NewMemory remembers up to size proofs (at least 1).
+func NewMemory(size int) *Memory {
 	size = max(size, 1)
 	c, _ := lru.New[string, time.Time](size) // size >= 1 cannot fail
-	if now == nil {
-		now = time.Now
-	}
-	return &Memory{seen: c, size: size, clock: now}
+	return &Memory{seen: c, size: size}
 }
 
 // Add records key until the given time; it reports false when key is already recorded and
-// not yet expired.
-func (m *Memory) Add(_ context.Context, key string, until time.Time) (bool, error) {
+// not yet expired at now.
+func (m *Memory) Add(_ context.Context, key string, now, until time.Time) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.clock()
 	if exp, ok := m.seen.Peek(key); ok && now.Before(exp) {
 		return false, nil
 	}

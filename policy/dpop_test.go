@@ -1,0 +1,320 @@
+package policy_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/policy/dpop"
+)
+
+const dpopURI = "https://api.example.org/api/things"
+
+// holder is a DPoP client: its key and the proofs it signs with the JOSE library.
+type holder struct {
+	key *ecdsa.PrivateKey
+	jkt string
+	n   int
+}
+
+func newHolder(t testing.TB) *holder {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, err := (&jose.JSONWebKey{Key: &k.PublicKey}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &holder{key: k, jkt: base64.RawURLEncoding.EncodeToString(th)}
+}
+
+// proofClaims are a valid proof's claims for a GET of dpopURI with tok.
+func (h *holder) claims(tok string) map[string]any {
+	h.n++
+	sum := sha256.Sum256([]byte(tok))
+	return map[string]any{"jti": fmt.Sprintf("p-%d", h.n), "htm": "GET", "htu": dpopURI, "iat": t0.Unix(),
+		"ath": base64.RawURLEncoding.EncodeToString(sum[:])}
+}
+
+// proof signs c with typ (dpop+jwt unless given) and the public key embedded.
+func (h *holder) proof(t testing.TB, c map[string]any, typ ...string) string {
+	t.Helper()
+	ty := "dpop+jwt"
+	if len(typ) > 0 {
+		ty = typ[0]
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: h.key}, (&jose.SignerOptions{EmbedJWK: true}).WithType(jose.ContentType(ty)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(c)
+	jws, err := s.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// dpopRequest is a GET of dpopURI with tok under scheme ("DPoP" or "Bearer") and the proofs.
+func dpopRequest(scheme, tok string, proofs ...string) policy.Request {
+	h := map[string]string{"authorization": scheme + " " + tok}
+	if len(proofs) > 0 {
+		h["dpop"] = strings.Join(proofs, ",")
+	}
+	return policy.Request{Method: "GET", Scheme: "https", Host: "api.example.org", Path: "/api/things?page=2", Headers: h}
+}
+
+func set(c map[string]any, k string, v any) map[string]any {
+	if v == nil {
+		delete(c, k)
+	} else {
+		c[k] = v
+	}
+	return c
+}
+
+// TestBoundTokenDPoP is the RFC 9449 matrix at a resource server: how a token is presented
+// (section 7), the proof checks (section 4.3), and the bindings a route accepts.
+func TestBoundTokenDPoP(t *testing.T) {
+	w := newWorld(t)
+	k := newIssuerKeys(t)
+	w.write(t, "pki/as.jwks.json", k.jwks(t))
+	engines := map[string]*policy.Engine{}
+	for _, b := range []string{"dpop", "either", "both", "required", "certificate", "optional"} {
+		engines[b] = w.engine(t, tokenConfig("jwks_file: pki/as.jwks.json", b))
+	}
+	alice, mallory := newHolder(t), newHolder(t)
+	token := func(cnf map[string]any) string {
+		c := claims(nil)
+		if cnf != nil {
+			c["cnf"] = cnf
+		}
+		return k.sign(t, "ec-1", nil, c)
+	}
+	x5t := policy.ThumbprintOf(w.billing.DER()).String()
+	jktTok := token(map[string]any{"jkt": alice.jkt})
+	bothTok := token(map[string]any{"jkt": alice.jkt, "x5t#S256": x5t})
+	certTok := token(map[string]any{"x5t#S256": x5t})
+	plainTok := token(nil)
+	otherTok := token(map[string]any{"jkt": alice.jkt, "jti": "other"})
+	hs256 := forge(map[string]any{"typ": "dpop+jwt", "alg": "HS256", "jwk": map[string]any{"kty": "oct", "k": "c2VjcmV0"}}, alice.claims(jktTok), func(string) []byte { return []byte("sig") })
+
+	replayed := alice.proof(t, alice.claims(jktTok))
+	tests := []struct {
+		name    string
+		binding string
+		req     policy.Request
+		cert    bool
+		want    policy.Reason
+	}{
+		{"DPoP-bound token with its proof", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, alice.claims(jktTok))), false, policy.ReasonOK},
+		{"the same under either", "either", dpopRequest("DPoP", jktTok, alice.proof(t, alice.claims(jktTok))), false, policy.ReasonOK},
+		{"the same under optional", "optional", dpopRequest("DPoP", jktTok, alice.proof(t, alice.claims(jktTok))), false, policy.ReasonOK},
+		{"the scheme in lower case", "dpop", dpopRequest("dpop", jktTok, alice.proof(t, alice.claims(jktTok))), false, policy.ReasonOK},
+		{"htu compared after normalization", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, set(alice.claims(jktTok), "htu", "HTTPS://API.example.org:443/api/things#x"))), false, policy.ReasonOK},
+		{"both bindings, certificate and proof", "both", dpopRequest("DPoP", bothTok, alice.proof(t, alice.claims(bothTok))), true, policy.ReasonOK},
+		{"both bindings under either still need both", "either", dpopRequest("DPoP", bothTok, alice.proof(t, alice.claims(bothTok))), false, policy.ReasonTokenCertMissing},
+		{"both bindings under certificate still need the proof", "certificate", dpopRequest("Bearer", bothTok), true, policy.ReasonTokenDPoPAsBearer},
+		{"both bindings without a proof", "both", dpopRequest("DPoP", bothTok), true, policy.ReasonDPoPProofMissing},
+		{"unbound token with the DPoP scheme, optional", "optional", dpopRequest("DPoP", plainTok, alice.proof(t, alice.claims(plainTok))), false, policy.ReasonOK},
+		{"unbound token with the DPoP scheme, optional, bad proof", "optional", dpopRequest("DPoP", plainTok, alice.proof(t, set(alice.claims(plainTok), "htm", "POST"))), false, policy.ReasonDPoPMethod},
+
+		{"DPoP-bound token as Bearer (section 7.2)", "dpop", dpopRequest("Bearer", jktTok, alice.proof(t, alice.claims(jktTok))), false, policy.ReasonTokenDPoPAsBearer},
+		{"DPoP-bound token as Bearer, optional", "optional", dpopRequest("Bearer", jktTok), false, policy.ReasonTokenDPoPAsBearer},
+		{"unbound token with the DPoP scheme", "dpop", dpopRequest("DPoP", plainTok, alice.proof(t, alice.claims(plainTok))), false, policy.ReasonTokenNotDPoPBound},
+		{"certificate-bound token with the DPoP scheme", "either", dpopRequest("DPoP", certTok, alice.proof(t, alice.claims(certTok))), true, policy.ReasonTokenNotDPoPBound},
+		{"DPoP-bound token where certificates are required", "required", dpopRequest("DPoP", jktTok, alice.proof(t, alice.claims(jktTok))), false, policy.ReasonTokenBindingMethod},
+		{"DPoP-bound token where both are required", "both", dpopRequest("DPoP", jktTok, alice.proof(t, alice.claims(jktTok))), false, policy.ReasonTokenBindingMethod},
+		{"certificate-bound token where DPoP is required", "dpop", dpopRequest("Bearer", certTok), true, policy.ReasonTokenBindingMethod},
+		{"unbound token where DPoP is required", "dpop", dpopRequest("Bearer", plainTok), false, policy.ReasonTokenUnbound},
+
+		{"no proof", "dpop", dpopRequest("DPoP", jktTok), false, policy.ReasonDPoPProofMissing},
+		{"two proofs", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, alice.claims(jktTok)), alice.proof(t, alice.claims(jktTok))), false, policy.ReasonDPoPProofMissing},
+		{"a proof by another key", "dpop", dpopRequest("DPoP", jktTok, mallory.proof(t, mallory.claims(jktTok))), false, policy.ReasonDPoPKeyMismatch},
+		{"wrong htm", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, set(alice.claims(jktTok), "htm", "POST"))), false, policy.ReasonDPoPMethod},
+		{"wrong htu host", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, set(alice.claims(jktTok), "htu", "https://evil.example/api/things"))), false, policy.ReasonDPoPURI},
+		{"wrong htu path", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, set(alice.claims(jktTok), "htu", "https://api.example.org/api/other"))), false, policy.ReasonDPoPURI},
+		{"htu with http", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, set(alice.claims(jktTok), "htu", "http://api.example.org/api/things"))), false, policy.ReasonDPoPURI},
+		{"no ath", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, set(alice.claims(jktTok), "ath", nil))), false, policy.ReasonDPoPTokenHash},
+		{"ath of another token", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, alice.claims(otherTok))), false, policy.ReasonDPoPTokenHash},
+		{"iat too old", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, set(alice.claims(jktTok), "iat", t0.Add(-2*time.Minute).Unix()))), false, policy.ReasonDPoPTime},
+		{"iat in the future", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, set(alice.claims(jktTok), "iat", t0.Add(time.Minute).Unix()))), false, policy.ReasonDPoPTime},
+		{"typ JWT", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, alice.claims(jktTok), "JWT")), false, policy.ReasonDPoPProofType},
+		{"HS256", "dpop", dpopRequest("DPoP", jktTok, hs256), false, policy.ReasonDPoPAlgorithm},
+		{"not a JWS", "dpop", dpopRequest("DPoP", jktTok, "garbage"), false, policy.ReasonDPoPProofMalformed},
+		{"no jti", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, set(alice.claims(jktTok), "jti", nil))), false, policy.ReasonDPoPProofMalformed},
+		{"first use", "dpop", dpopRequest("DPoP", jktTok, replayed), false, policy.ReasonOK},
+		{"replayed", "dpop", dpopRequest("DPoP", jktTok, replayed), false, policy.ReasonDPoPReplay},
+		{"the proxy sent no scheme", "dpop", func() policy.Request {
+			r := dpopRequest("DPoP", jktTok, alice.proof(t, alice.claims(jktTok)))
+			r.Scheme = ""
+			return r
+		}(), false, policy.ReasonDPoPURI},
+		{"the authority the client used differs from Host", "dpop", func() policy.Request {
+			r := dpopRequest("DPoP", jktTok, alice.proof(t, set(alice.claims(jktTok), "htu", "https://api.example.org:8443/api/things")))
+			r.Authority = "api.example.org:8443"
+			return r
+		}(), false, policy.ReasonOK},
+		{"DPoP scheme without a token", "dpop", policy.Request{Method: "GET", Scheme: "https", Host: "api.example.org", Path: "/", Headers: map[string]string{"authorization": "DPoP"}}, false, policy.ReasonTokenRequestInvalid},
+		{"DPoP and Bearer values joined", "either", policy.Request{Method: "GET", Path: "/api/things", Headers: map[string]string{"authorization": "Basic x, DPoP " + jktTok}}, false, policy.ReasonTokenRequestInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := policy.Input{ModeHint: "bound_token", Request: tc.req}
+			if tc.cert {
+				in.Certificate = presented(t, w.billing)
+			}
+			d := decide(engines[tc.binding], in)
+			if d.Reason != tc.want || d.Allow != (tc.want == policy.ReasonOK) {
+				t.Fatalf("%s (cause %v), want %s", d.Reason, d.Cause, tc.want)
+			}
+			if d.Allow && strings.HasPrefix(strings.ToLower(tc.req.Headers["authorization"]), "dpop ") && d.DPoPKey != alice.jkt {
+				t.Errorf("allowed with DPoPKey %q, want %q", d.DPoPKey, alice.jkt)
+			}
+			if d.Allow && !strings.HasPrefix(strings.ToLower(tc.req.Headers["authorization"]), "dpop ") && d.DPoPKey != "" {
+				t.Errorf("a Bearer allow with DPoPKey %q", d.DPoPKey)
+			}
+			if d.Cause != nil && (strings.Contains(d.Cause.Error(), jktTok) || strings.Contains(d.Cause.Error(), tc.req.Headers["dpop"]) && tc.req.Headers["dpop"] != "") {
+				t.Errorf("the cause quotes the token or the proof: %v", d.Cause)
+			}
+		})
+	}
+}
+
+// TestBoundTokenDPoPChallenge: a denial challenges in the scheme the request used, a request
+// without a token in every scheme the resource accepts, and a DPoP-bound token sent as Bearer
+// with DPoP.
+func TestBoundTokenDPoPChallenge(t *testing.T) {
+	w := newWorld(t)
+	k := newIssuerKeys(t)
+	w.write(t, "pki/as.jwks.json", k.jwks(t))
+	alice := newHolder(t)
+	c := claims(nil)
+	c["cnf"] = map[string]any{"jkt": alice.jkt}
+	jktTok := k.sign(t, "ec-1", nil, c)
+	bearer, dp, both := policy.SchemeBearer, policy.SchemeDPoP, policy.SchemeBearer|policy.SchemeDPoP
+	for _, tc := range []struct {
+		binding string
+		req     policy.Request
+		want    policy.Schemes
+	}{
+		{"certificate", apiRequest(""), bearer},
+		{"dpop", apiRequest(""), dp},
+		{"both", apiRequest(""), dp},
+		{"either", apiRequest(""), both},
+		{"optional", apiRequest(""), both},
+		{"either", dpopRequest("DPoP", "junk.token.here"), dp},
+		{"either", dpopRequest("Bearer", "junk.token.here"), bearer},
+		{"either", dpopRequest("Bearer", jktTok), dp},
+		{"dpop", dpopRequest("DPoP", jktTok), dp},
+	} {
+		d := decide(w.engine(t, tokenConfig("jwks_file: pki/as.jwks.json", tc.binding)), policy.Input{ModeHint: "bound_token", Request: tc.req})
+		if d.Allow || d.Challenge != tc.want {
+			t.Errorf("binding %s, %q: %s challenges %b, want %b", tc.binding, tc.req.Headers["authorization"], d.Reason, d.Challenge, tc.want)
+		}
+		if d.DPoPNonce != "" {
+			t.Errorf("binding %s: a nonce with nonces off", tc.binding)
+		}
+	}
+}
+
+// TestBoundTokenDPoPNonce: with tokens.dpop.nonce, a proof needs a nonce certbind issued
+// (use_dpop_nonce otherwise), and every DPoP answer carries a fresh one.
+func TestBoundTokenDPoPNonce(t *testing.T) {
+	w := newWorld(t)
+	k := newIssuerKeys(t)
+	w.write(t, "pki/as.jwks.json", k.jwks(t))
+	w.write(t, "nonce.key", []byte(strings.Repeat("k", 32)))
+	e := w.engine(t, tokenConfig("jwks_file: pki/as.jwks.json", "dpop")+`  dpop:
+    nonce: { key_file: nonce.key, lifetime: 2m }
+`)
+	alice := newHolder(t)
+	c := claims(nil)
+	c["cnf"] = map[string]any{"jkt": alice.jkt}
+	tok := k.sign(t, "ec-1", nil, c)
+
+	d := decide(e, policy.Input{ModeHint: "bound_token", Request: dpopRequest("DPoP", tok, alice.proof(t, alice.claims(tok)))})
+	if d.Reason != policy.ReasonDPoPNonce || d.DPoPNonce == "" {
+		t.Fatalf("a proof without a nonce: %s (%v), nonce %q; want dpop_nonce and a nonce", d.Reason, d.Cause, d.DPoPNonce)
+	}
+	d = decide(e, policy.Input{ModeHint: "bound_token", Request: dpopRequest("DPoP", tok, alice.proof(t, set(alice.claims(tok), "nonce", d.DPoPNonce)))})
+	if !d.Allow || d.DPoPNonce == "" {
+		t.Fatalf("a proof with the nonce: %s (%v), nonce %q", d.Reason, d.Cause, d.DPoPNonce)
+	}
+	// A replica with the same key file accepts it; one with another key does not.
+	n, _ := dpop.NewNonces([]byte(strings.Repeat("x", 32)), time.Minute)
+	d = decide(e, policy.Input{ModeHint: "bound_token", Request: dpopRequest("DPoP", tok, alice.proof(t, set(alice.claims(tok), "nonce", n.Issue(t0))))})
+	if d.Reason != policy.ReasonDPoPNonce {
+		t.Errorf("a nonce of another key: %s", d.Reason)
+	}
+	w.write(t, "short.key", []byte("short"))
+	if _, err := policy.LoadConfig(w.write(t, "bad.yaml", []byte(tokenConfig("jwks_file: pki/as.jwks.json", "dpop")+`  dpop:
+    nonce: { key_file: short.key }
+`)), policy.LoadOptions{}); err == nil || !strings.Contains(err.Error(), "tokens.dpop.nonce: nonce key of 5 bytes, want at least 32") {
+		t.Errorf("a 5-byte nonce key: %v", err)
+	}
+}
+
+// TestDPoPReplaySurvivesReload: a configuration swapped in takes over the proofs the one in
+// force remembered.
+func TestDPoPReplaySurvivesReload(t *testing.T) {
+	w := newWorld(t)
+	k := newIssuerKeys(t)
+	w.write(t, "pki/as.jwks.json", k.jwks(t))
+	alice := newHolder(t)
+	c := claims(nil)
+	c["cnf"] = map[string]any{"jkt": alice.jkt}
+	tok := k.sign(t, "ec-1", nil, c)
+	e := w.engine(t, tokenConfig("jwks_file: pki/as.jwks.json", "dpop"))
+	proof := alice.proof(t, alice.claims(tok))
+	in := policy.Input{ModeHint: "bound_token", Request: dpopRequest("DPoP", tok, proof)}
+	if d := decide(e, in); !d.Allow {
+		t.Fatalf("first use: %s (%v)", d.Reason, d.Cause)
+	}
+	e.Swap(w.load(t, tokenConfig("jwks_file: pki/as.jwks.json", "dpop")))
+	if d := decide(e, in); d.Reason != policy.ReasonDPoPReplay {
+		t.Errorf("after a reload: %s, want %s", d.Reason, policy.ReasonDPoPReplay)
+	}
+}
+
+// TestBoundTokenIntrospectionDPoP: an introspection answer's cnf.jkt binds like a JWT's.
+func TestBoundTokenIntrospectionDPoP(t *testing.T) {
+	w := newWorld(t)
+	alice, mallory := newHolder(t), newHolder(t)
+	srv := newIntrospectionServer(t, map[string]string{
+		"opaque-dpop": fmt.Sprintf(`{"active":true,"client_id":"billing","sub":"user-1","exp":%d,"cnf":{"jkt":%q}}`, t0.Add(time.Hour).Unix(), alice.jkt),
+	})
+	e := w.engine(t, exampleConfig+`tokens:
+  introspection:
+    endpoint: `+srv.URL+`
+    client_id: certbind
+    client_secret: s3cret
+    binding: dpop
+`)
+	if d := decide(e, policy.Input{ModeHint: "bound_token", Request: dpopRequest("DPoP", "opaque-dpop", alice.proof(t, alice.claims("opaque-dpop")))}); !d.Allow || d.DPoPKey != alice.jkt {
+		t.Errorf("its holder's proof: %s (%v)", d.Reason, d.Cause)
+	}
+	if d := decide(e, policy.Input{ModeHint: "bound_token", Request: dpopRequest("DPoP", "opaque-dpop", mallory.proof(t, mallory.claims("opaque-dpop")))}); d.Reason != policy.ReasonDPoPKeyMismatch {
+		t.Errorf("another key's proof: %s", d.Reason)
+	}
+	if d := decide(e, policy.Input{ModeHint: "bound_token", Request: dpopRequest("Bearer", "opaque-dpop")}); d.Reason != policy.ReasonTokenDPoPAsBearer {
+		t.Errorf("as Bearer: %s", d.Reason)
+	}
+}
