@@ -17,6 +17,7 @@ import (
 
 	"github.com/certbind/certbind/policy"
 	"github.com/certbind/certbind/policy/dpop"
+	redisenv "github.com/certbind/certbind/testenv/redis"
 )
 
 const dpopURI = "https://api.example.org/api/things"
@@ -316,5 +317,80 @@ func TestBoundTokenIntrospectionDPoP(t *testing.T) {
 	}
 	if d := decide(e, policy.Input{ModeHint: "bound_token", Request: dpopRequest("Bearer", "opaque-dpop")}); d.Reason != policy.ReasonTokenDPoPAsBearer {
 		t.Errorf("as Bearer: %s", d.Reason)
+	}
+}
+
+// TestDPoPRedisReplicas: two replicas sharing Redis refuse a proof replayed across them; with
+// Redis down a proof is denied (dpop_replay_unavailable) or, with on_error: memory, decided by
+// the replica's own memory.
+func TestDPoPRedisReplicas(t *testing.T) {
+	s := redisenv.Run(t, redisenv.Config{Password: "pw"})
+	w := newWorld(t)
+	k := newIssuerKeys(t)
+	w.write(t, "pki/as.jwks.json", k.jwks(t))
+	w.write(t, "redis.pw", []byte("pw\n"))
+	alice := newHolder(t)
+	c := claims(nil)
+	c["cnf"] = map[string]any{"jkt": alice.jkt}
+	tok := k.sign(t, "ec-1", nil, c)
+	conf := func(extra string) string {
+		return tokenConfig("jwks_file: pki/as.jwks.json", "dpop") + `  dpop:
+    replay:
+      store: redis
+      redis: { address: "redis://` + s.Addr + `/2", password_file: redis.pw, timeout: 200ms }
+` + extra
+	}
+	a, b := w.engine(t, conf("")), w.engine(t, conf(""))
+	proof := alice.proof(t, alice.claims(tok))
+	in := policy.Input{ModeHint: "bound_token", Request: dpopRequest("DPoP", tok, proof)}
+	if d := decide(a, in); !d.Allow {
+		t.Fatalf("first use at replica a: %s (%v)", d.Reason, d.Cause)
+	}
+	if d := decide(b, in); d.Reason != policy.ReasonDPoPReplay {
+		t.Fatalf("the same proof at replica b: %s, want %s", d.Reason, policy.ReasonDPoPReplay)
+	}
+	fallback := w.engine(t, conf("      on_error: memory\n"))
+	s.Stop()
+	fresh := policy.Input{ModeHint: "bound_token", Request: dpopRequest("DPoP", tok, alice.proof(t, alice.claims(tok)))}
+	d := decide(a, fresh)
+	if d.Reason != policy.ReasonDPoPReplayDown || d.Reason.Class() != policy.ClassUnavailable {
+		t.Errorf("Redis down: %s, want %s", d.Reason, policy.ReasonDPoPReplayDown)
+	}
+	if d.Cause == nil || strings.Contains(d.Cause.Error(), "pw") {
+		t.Errorf("the cause %v quotes the password or says nothing", d.Cause)
+	}
+	if d := decide(fallback, fresh); !d.Allow {
+		t.Errorf("Redis down, on_error memory: %s (%v)", d.Reason, d.Cause)
+	}
+	if d := decide(fallback, fresh); d.Reason != policy.ReasonDPoPReplay {
+		t.Errorf("Redis down, on_error memory, replayed: %s", d.Reason)
+	}
+}
+
+func TestDPoPConfigErrors(t *testing.T) {
+	w := newWorld(t)
+	k := newIssuerKeys(t)
+	w.write(t, "pki/as.jwks.json", k.jwks(t))
+	for _, tc := range []struct{ dpop, want string }{
+		{"replay: { store: redis }", "tokens.dpop.replay.redis.address: required with store: redis"},
+		{"replay: { store: redis, redis: { address: 'redis://u:secret@127.0.0.1:1' } }", "tokens.dpop.replay.redis: "},
+		{"replay: { store: memcached }", `tokens.dpop.replay.store: "memcached": want memory or redis`},
+		{"replay: { on_error: memory }", "tokens.dpop.replay: redis and on_error apply to store: redis"},
+		{"replay: { store: redis, on_error: allow, redis: { address: '127.0.0.1:1' } }", `tokens.dpop.replay.on_error: "allow": want deny or memory`},
+		{"algorithms: [HS256]", `tokens.dpop.algorithms[0]: "HS256"`},
+		{"window: 2h", "tokens.dpop.window: 2h0m0s: want between 1s and 1h"},
+		{"nonce: { key_file: missing.key }", "tokens.dpop.nonce.key_file: "},
+	} {
+		_, err := policy.LoadConfig(w.write(t, "bad.yaml", []byte(tokenConfig("jwks_file: pki/as.jwks.json", "dpop")+"  dpop: { "+tc.dpop+" }\n")), policy.LoadOptions{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.dpop, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the error quotes the password: %v", tc.dpop, err)
+		}
+	}
+	if _, err := policy.LoadConfig(w.write(t, "bad.yaml", []byte(tokenConfig("jwks_file: pki/as.jwks.json", "bound"))), policy.LoadOptions{}); err == nil ||
+		!strings.Contains(err.Error(), `binding: "bound": want certificate, dpop, either, both or optional`) {
+		t.Errorf("binding bound: %v", err)
 	}
 }

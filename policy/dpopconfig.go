@@ -3,7 +3,9 @@ package policy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,8 +30,26 @@ type fileDPoP struct {
 
 // fileReplay is where the jti of every accepted proof is remembered.
 type fileReplay struct {
-	Store      string `yaml:"store"`       // memory (default) or redis
-	MemorySize int    `yaml:"memory_size"` // proofs remembered in process
+	Store      string     `yaml:"store"`       // memory (default) or redis
+	MemorySize int        `yaml:"memory_size"` // proofs remembered in process
+	Redis      *fileRedis `yaml:"redis"`
+	// OnError is what a proof gets when Redis cannot answer: deny (default: 503
+	// dpop_replay_unavailable) or memory (this replica's own memory decides, so a proof could
+	// be accepted once by each replica while Redis is down).
+	OnError string `yaml:"on_error"`
+}
+
+// fileRedis is the shared replay store.
+type fileRedis struct {
+	Address      string        `yaml:"address"` // host:port, or redis:// or rediss:// URL without a password
+	Username     string        `yaml:"username"`
+	PasswordFile string        `yaml:"password_file"`
+	DB           int           `yaml:"db"`
+	KeyPrefix    string        `yaml:"key_prefix"`
+	Timeout      time.Duration `yaml:"timeout"`
+	TLSCA        string        `yaml:"tls_ca"`
+	TLSCert      string        `yaml:"tls_cert"`
+	TLSKey       string        `yaml:"tls_key"`
 }
 
 // fileNonce turns server nonces on (RFC 9449 section 9).
@@ -54,7 +74,30 @@ type dpopSettings struct {
 	// memory is the in-process replay store; a reload hands the one in force on (Engine.Swap),
 	// so a proof seen before the reload is still refused after it.
 	memory *memoryReplay
+	// redis is the shared replay store (nil with store: memory); a reload that keeps its
+	// settings keeps its connections.
+	redis *redisReplay
 }
+
+// redisReplay is a dpop.Redis that a newer configuration with the same settings takes over.
+type redisReplay struct {
+	settings [32]byte // what it was made from, the password included
+	r        atomic.Pointer[dpop.Redis]
+	fallback *memoryReplay // on_error: memory; nil denies
+	obs      Observer
+}
+
+func (r *redisReplay) Add(ctx context.Context, key string, now, until time.Time) (bool, error) {
+	added, err := r.r.Load().Add(ctx, key, now, until)
+	r.obs.ObserveFetch("dpop_replay", "redis", err)
+	if err != nil && r.fallback != nil {
+		return r.fallback.Add(ctx, key, now, until)
+	}
+	return added, err
+}
+
+// redisRetired is how long a replaced Redis client stays open for the requests still using it.
+const redisRetired = time.Minute
 
 // memoryReplay is a dpop.Memory that a newer configuration can take over.
 type memoryReplay struct {
@@ -67,15 +110,32 @@ func (r *memoryReplay) Add(ctx context.Context, key string, now, until time.Time
 }
 
 // adoptReplay keeps the replay memory of the configuration in force when the new one
-// remembers as many proofs.
+// remembers as many proofs, and its Redis client when the settings are the same (a replaced
+// client is closed once the requests using it are done).
 func adoptReplay(old, c *Config) {
-	if old == nil || c == nil || old.tokens == nil || c.tokens == nil || old.tokens.dpop == nil || c.tokens.dpop == nil {
+	var o, n *dpopSettings
+	if old != nil && old.tokens != nil {
+		o = old.tokens.dpop
+	}
+	if c != nil && c.tokens != nil {
+		n = c.tokens.dpop
+	}
+	if o == nil || o == n {
 		return
 	}
-	o, n := old.tokens.dpop.memory, c.tokens.dpop.memory
-	if o != nil && n != nil && o.size == n.size && o != n {
-		n.m.Store(o.m.Load())
+	if n != nil && o.memory != nil && n.memory != nil && o.memory.size == n.memory.size {
+		n.memory.m.Store(o.memory.m.Load())
 	}
+	if o.redis == nil {
+		return
+	}
+	if n != nil && n.redis != nil && n.redis.settings == o.redis.settings {
+		unused := n.redis.r.Swap(o.redis.r.Load())
+		unused.Close()
+		return
+	}
+	retired := o.redis.r.Load()
+	time.AfterFunc(redisRetired, func() { retired.Close() })
 }
 
 // processNonceKey is the nonce key of a configuration without nonce.key_file: random, once
@@ -106,21 +166,41 @@ func (b *builder) dpop(f *fileDPoP) *dpopSettings {
 		b.errf(path+".max_proof_bytes", "%d: want between 1 and 65536", f.MaxProofBytes)
 	}
 	s := &dpopSettings{}
+	size := f.Replay.MemorySize
+	if size == 0 {
+		size = DefaultDPoPMemorySize
+	}
+	if size < 0 {
+		b.errf(path+".replay.memory_size", "must be positive")
+		size = 1
+	}
+	memory := &memoryReplay{size: size}
+	memory.m.Store(dpop.NewMemory(size))
 	switch f.Replay.Store {
 	case "", "memory":
-		size := f.Replay.MemorySize
-		if size == 0 {
-			size = DefaultDPoPMemorySize
+		if f.Replay.Redis != nil || f.Replay.OnError != "" {
+			b.errf(path+".replay", "redis and on_error apply to store: redis")
+			return nil
 		}
-		if size < 0 {
-			b.errf(path+".replay.memory_size", "must be positive")
-			size = 1
+		s.memory = memory
+		cfg.Replay = memory
+	case "redis":
+		r := b.redisReplay(path+".replay", &f.Replay)
+		if r == nil {
+			return nil
 		}
-		s.memory = &memoryReplay{size: size}
-		s.memory.m.Store(dpop.NewMemory(size))
-		cfg.Replay = s.memory
+		switch f.Replay.OnError {
+		case "", "deny":
+		case "memory":
+			s.memory, r.fallback = memory, memory
+		default:
+			b.errf(path+".replay.on_error", "%q: want deny or memory", f.Replay.OnError)
+			return nil
+		}
+		s.redis = r
+		cfg.Replay = r
 	default:
-		b.errf(path+".replay.store", "%q: want memory", f.Replay.Store)
+		b.errf(path+".replay.store", "%q: want memory or redis", f.Replay.Store)
 		return nil
 	}
 	if n := f.Nonce; n != nil {
@@ -154,4 +234,50 @@ func (b *builder) dpop(f *fileDPoP) *dpopSettings {
 	}
 	s.algs = strings.Join(algs, " ")
 	return s
+}
+
+// redisReplay builds the Redis store of replay.redis; the password file is read like every
+// other file of the configuration (a change reloads it), and never quoted.
+func (b *builder) redisReplay(path string, f *fileReplay) *redisReplay {
+	r := f.Redis
+	if r == nil || r.Address == "" {
+		b.errf(path+".redis.address", "required with store: redis")
+		return nil
+	}
+	c := dpop.RedisConfig{Address: r.Address, Username: r.Username, DB: r.DB, Prefix: r.KeyPrefix, Timeout: r.Timeout}
+	if r.Timeout < 0 || r.Timeout > 10*time.Second {
+		b.errf(path+".redis.timeout", "%s: want between 1ms and 10s", r.Timeout)
+		return nil
+	}
+	if r.PasswordFile != "" {
+		data, ok := b.readFile(path+".redis.password_file", r.PasswordFile)
+		if !ok {
+			return nil
+		}
+		c.Password = strings.TrimRight(string(data), "\r\n")
+	}
+	tc, ok := b.tlsConfig(path+".redis", "tls_", fileTLS{CA: r.TLSCA, Cert: r.TLSCert, Key: r.TLSKey})
+	if !ok {
+		return nil
+	}
+	c.TLS = tc
+	store, err := dpop.NewRedis(c)
+	if err != nil {
+		b.errf(path+".redis", "%v", strings.TrimPrefix(err.Error(), "dpop: redis: "))
+		return nil
+	}
+	// The settings as compared on reload: every field and the files' contents as read.
+	h := sha256.New()
+	fmt.Fprintf(h, "%q %q %q %d %q %s %q %q %q\x00", r.Address, r.Username, c.Password, r.DB, r.KeyPrefix, r.Timeout, r.TLSCA, r.TLSCert, r.TLSKey)
+	for _, name := range []string{r.TLSCA, r.TLSCert, r.TLSKey} {
+		if name != "" {
+			data, _ := os.ReadFile(b.resolve(name)) // read above already; a digest only
+			h.Write(data)
+			h.Write([]byte{0})
+		}
+	}
+	out := &redisReplay{obs: b.obs}
+	copy(out.settings[:], h.Sum(nil))
+	out.r.Store(store)
+	return out
 }

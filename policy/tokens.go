@@ -300,6 +300,15 @@ type fileTLS struct{ CA, Cert, Key string }
 // configuration (so a change reloads it); nil when t sets nothing, for the default client. ok
 // is false when t has errors, reported under path and the keys prefix+"ca", "cert", "key".
 func (b *builder) tlsClient(path, prefix string, t fileTLS) (*http.Client, bool) {
+	tc, ok := b.tlsConfig(path, prefix, t)
+	if tc == nil {
+		return nil, ok
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}, true
+}
+
+// tlsConfig is tlsClient's TLS configuration: nil when t sets nothing or has errors (ok false).
+func (b *builder) tlsConfig(path, prefix string, t fileTLS) (*tls.Config, bool) {
 	if t.CA == "" && t.Cert == "" && t.Key == "" {
 		return nil, true
 	}
@@ -331,5 +340,5 @@ func (b *builder) tlsClient(path, prefix string, t fileTLS) (*http.Client, bool)
 			tc.RootCAs.AddCert(c)
 		}
 	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}, true
+	return tc, true
 }

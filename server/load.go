@@ -25,6 +25,8 @@ func (o observer) ObserveFetch(kind, target string, err error) {
 		o.log.WithField("jwks_uri", target).WithError(err).Warn("jwks fetch failed; keeping the last good key set")
 	case kind == "introspection":
 		o.log.WithError(err).Warn("introspection failed; the token is refused (fail closed)")
+	case kind == "dpop_replay":
+		o.log.WithError(err).Warn("the DPoP replay store did not answer; replay.on_error decides (deny by default)")
 	default:
 		o.log.WithFields(logrus.Fields{"kind": kind, "url": target}).WithError(err).Warn("revocation fetch failed")
 	}

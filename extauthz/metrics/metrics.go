@@ -155,7 +155,7 @@ func (m *Metrics) ObserveReload(cfg *policy.Config, err error, now time.Time) {
 	m.expiry.set(cfg)
 }
 
-// ObserveFetch records one remote fetch of kind (jwks, introspection, ocsp, crl).
+// ObserveFetch records one remote call of kind (jwks, introspection, ocsp, crl, dpop_replay).
 func (m *Metrics) ObserveFetch(kind string, err error) {
 	result := "ok"
 	if err != nil {
