@@ -25,6 +25,8 @@ http_authz:
   mode_header: x-certbind-mode
   original_uri_header: x-original-uri
   original_method_header: x-original-method
+  original_scheme_header: x-original-scheme
+  original_authority_header: x-original-authority
   auth_request_statuses: true
 `
 
