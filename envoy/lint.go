@@ -49,6 +49,9 @@ type LintOptions struct {
 	// "require" or "ignore". Behind Envoy Gateway, which cannot send the peer certificate,
 	// certbind ignores it and reads XFCC only.
 	PeerSource string
+	// DPoP says certbind's configuration accepts DPoP-bound tokens somewhere (a binding of
+	// dpop, either, both or optional): then the DPoP header must reach it.
+	DPoP bool
 }
 
 // certbind's context_extensions key and the modes it serves.
@@ -75,7 +78,7 @@ func warnf(path, format string, args ...any) Finding {
 // listener whose HTTP connection manager runs ext_authz, that manager's XFCC handling and routes,
 // the ext_authz filter, and the authz cluster. Findings come in config order.
 func Lint(b *bootstrapv3.Bootstrap, opt LintOptions) []Finding {
-	l := linter{b: b, peer: opt.PeerSource}
+	l := linter{b: b, peer: opt.PeerSource, dpop: opt.DPoP}
 	switch opt.XFCCElements {
 	case "", "single":
 	case "last":
@@ -129,6 +132,7 @@ type linter struct {
 	b    *bootstrapv3.Bootstrap
 	last bool   // xfcc.elements=last
 	peer string // certificate_sources.peer
+	dpop bool   // DPoP proofs must reach certbind
 	out  []Finding
 }
 
@@ -280,12 +284,26 @@ func (l *linter) authzFilter(s site, f authzFilter, mode hcmv3.HttpConnectionMan
 	if c.GetHttpService() != nil {
 		l.add(warnf(f.path+".http_service", "http_service: over HTTP Envoy sends certbind neither context_extensions (certbind_mode) nor source.certificate; prefer grpc_service"))
 	}
-	if mode != hcmv3.HttpConnectionManager_SANITIZE {
-		ah, ahPath := c.GetAllowedHeaders(), f.path+".allowed_headers"
-		//lint:ignore SA1019 the deprecated http_service field still selects the headers when allowed_headers is unset
-		if old := c.GetHttpService().GetAuthorizationRequest().GetAllowedHeaders(); ah == nil && old != nil {
-			ah, ahPath = old, f.path+".http_service.authorization_request.allowed_headers"
+	ah, ahPath := c.GetAllowedHeaders(), f.path+".allowed_headers"
+	//lint:ignore SA1019 the deprecated http_service field still selects the headers when allowed_headers is unset
+	if old := c.GetHttpService().GetAuthorizationRequest().GetAllowedHeaders(); ah == nil && old != nil {
+		ah, ahPath = old, f.path+".http_service.authorization_request.allowed_headers"
+	}
+	if l.dpop {
+		// Envoy sends a header only if allowed_headers lists it (over HTTP, only then or if it
+		// is one of a few it always sends, which DPoP is not).
+		const lost = "DPoP proofs never reach certbind, which refuses every DPoP-bound token (dpop_proof_missing)"
+		switch {
+		case ah != nil && !listMatches(ah, "dpop"):
+			l.add(errorf(ahPath, "allowed_headers does not include dpop: "+lost))
+		case ah == nil && c.GetHttpService() != nil:
+			l.add(errorf(f.path+".allowed_headers", "http_service sends dpop only if allowed_headers lists it: "+lost))
 		}
+		if dh := c.GetDisallowedHeaders(); dh != nil && listMatches(dh, "dpop") {
+			l.add(errorf(f.path+".disallowed_headers", "disallowed_headers removes dpop: "+lost))
+		}
+	}
+	if mode != hcmv3.HttpConnectionManager_SANITIZE {
 		switch {
 		case ah != nil && !listMatches(ah, xfccHeader):
 			l.add(errorf(ahPath, "allowed_headers does not include x-forwarded-client-cert: certbind gets no chain"))

@@ -89,6 +89,7 @@ func TestLintShippedConfigs(t *testing.T) {
 		{mainConfig, LintOptions{}, nil},
 		{mainConfig, LintOptions{XFCCElements: "single"}, nil},
 		{mainConfig, LintOptions{XFCCElements: "last"}, []Finding{lastWarning}},
+		{mainConfig, LintOptions{DPoP: true}, nil}, // every header reaches certbind, DPoP included
 		{selfSignedConfig, LintOptions{}, []Finding{untrusted}},
 	}
 	for _, tt := range tests {
@@ -302,6 +303,30 @@ func TestLintRules(t *testing.T) {
 			name:  "disallowed_headers with XFCC",
 			edits: []edit{{"include_peer_certificate: true\n", "include_peer_certificate: true\n              disallowed_headers: { patterns: [{ exact: X-Forwarded-Client-Cert }] }\n"}},
 			want:  []Finding{errorf(authzPath+".disallowed_headers", "disallowed_headers removes x-forwarded-client-cert: certbind gets no chain")},
+		},
+		// DPoP proofs must reach certbind when its configuration accepts DPoP-bound tokens.
+		{
+			name:  "DPoP: allowed_headers without dpop",
+			edits: []edit{{"include_peer_certificate: true\n", "include_peer_certificate: true\n              allowed_headers: { patterns: [{ exact: authorization }, { exact: x-forwarded-client-cert }] }\n"}},
+			opt:   LintOptions{DPoP: true},
+			want: []Finding{errorf(authzPath+".allowed_headers",
+				"allowed_headers does not include dpop: DPoP proofs never reach certbind, which refuses every DPoP-bound token (dpop_proof_missing)")},
+		},
+		{
+			name:  "DPoP: allowed_headers with dpop",
+			edits: []edit{{"include_peer_certificate: true\n", "include_peer_certificate: true\n              allowed_headers: { patterns: [{ exact: authorization }, { exact: DPoP }, { exact: x-forwarded-client-cert }] }\n"}},
+			opt:   LintOptions{DPoP: true},
+		},
+		{
+			name:  "no DPoP: allowed_headers without dpop",
+			edits: []edit{{"include_peer_certificate: true\n", "include_peer_certificate: true\n              allowed_headers: { patterns: [{ exact: authorization }, { exact: x-forwarded-client-cert }] }\n"}},
+		},
+		{
+			name:  "DPoP: disallowed_headers with dpop",
+			edits: []edit{{"include_peer_certificate: true\n", "include_peer_certificate: true\n              disallowed_headers: { patterns: [{ prefix: dp }] }\n"}},
+			opt:   LintOptions{DPoP: true},
+			want: []Finding{errorf(authzPath+".disallowed_headers",
+				"disallowed_headers removes dpop: DPoP proofs never reach certbind, which refuses every DPoP-bound token (dpop_proof_missing)")},
 		},
 		{
 			name:  "shadow_mode",

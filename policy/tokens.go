@@ -103,6 +103,23 @@ type Response struct {
 	DPoPAlgorithms       string // a DPoP challenge's algs parameter: the accepted proof algorithms
 }
 
+// AcceptsDPoP reports whether some issuer, the introspection endpoint or a route accepts
+// DPoP-bound tokens.
+func (c *Config) AcceptsDPoP() bool {
+	if c.tokens == nil {
+		return false
+	}
+	if c.tokens.offered(nil)&SchemeDPoP != 0 {
+		return true
+	}
+	for i := range c.routes {
+		if c.routes[i].binding != "" && c.routes[i].binding.schemes()&SchemeDPoP != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Response returns the response settings.
 func (c *Config) Response() Response {
 	if c.tokens == nil {

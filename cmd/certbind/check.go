@@ -232,13 +232,13 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	if *config == "" && *envoyFile == "" {
 		return exit.Usage("validate: give --config, --envoy, or both")
 	}
-	elements, peer := "single", ""
+	elements, peer, dpop := "single", "", false
 	if *config != "" {
 		cfg, err := loadConfig(*config, nil)
 		if err != nil {
 			return err
 		}
-		elements, peer = string(cfg.XFCC.Elements), string(cfg.Sources.Peer)
+		elements, peer, dpop = string(cfg.XFCC.Elements), string(cfg.Sources.Peer), cfg.AcceptsDPoP()
 		for _, w := range cfg.Warnings() {
 			fmt.Fprintf(stdout, "%s: warning: %s\n", *config, w)
 		}
@@ -251,7 +251,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exit.Error{Code: 2, Err: fmt.Errorf("%s: %w", *envoyFile, err)}
 	}
-	findings := envoy.Lint(b, envoy.LintOptions{XFCCElements: elements, PeerSource: peer})
+	findings := envoy.Lint(b, envoy.LintOptions{XFCCElements: elements, PeerSource: peer, DPoP: dpop})
 	errs := 0
 	for _, f := range findings {
 		fmt.Fprintf(stdout, "%s: %s\n", *envoyFile, f)
