@@ -27,6 +27,9 @@ type checkFlags struct {
 	tokenFile string
 	path      string
 	mode      string
+	dpop      string
+	method    string
+	url       string
 }
 
 func parseCheckFlags(args []string, stderr io.Writer) (checkFlags, error) {
@@ -40,12 +43,24 @@ func parseCheckFlags(args []string, stderr io.Writer) (checkFlags, error) {
 	fs.StringVar(&f.token, "token", "", "access token to check in bound_token mode (prefer --token-file: argv is visible to other users)")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the access token")
 	fs.StringVar(&f.path, "path", "/", "request path, for route-based options such as required scopes")
+	fs.StringVar(&f.dpop, "dpop", "", "DPoP proof: the token is sent with the DPoP scheme and this proof (checked against --method and --url, now; no replay state outside serve)")
+	fs.StringVar(&f.method, "method", "POST", "request method")
+	fs.StringVar(&f.url, "url", "", "request URL (https://host[:port]/path?query): sets the scheme, host and path a DPoP proof's htu is checked against; overrides --path")
 	fs.StringVar(&f.mode, "mode", "", "client_auth, bound_token or identity (default: bound_token with a token, client_auth with --client-id, else identity)")
 	if err := parseFlags(fs, args); err != nil {
 		return f, err
 	}
 	if f.config == "" {
 		return f, exit.Usage("check: --config is required")
+	}
+	if f.dpop != "" && f.token == "" && f.tokenFile == "" {
+		return f, exit.Usage("check: --dpop goes with --token or --token-file")
+	}
+	if f.url != "" {
+		u, err := url.Parse(f.url)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return f, exit.Usage("check: --url %q is not an absolute http(s) URL", f.url)
+		}
 	}
 	return f, nil
 }
@@ -135,13 +150,21 @@ func (f *checkFlags) modeHint() string {
 	return string(policy.ModeIdentity)
 }
 
-// input is the request the flags describe: a form POST to --path carrying the token as a bearer
-// credential and the client_id in the body, each when given.
+// input is the request the flags describe: a form request (--method, POST by default) to --url
+// or --path carrying the token as a bearer credential (or with the DPoP scheme and its proof)
+// and the client_id in the body, each when given.
 func (f *checkFlags) input(presented *policy.Presented) policy.Input {
 	in := policy.Input{ModeHint: f.modeHint(), Certificate: presented, Request: policy.Request{
-		Method: "POST", Path: f.path, Headers: map[string]string{"content-type": "application/x-www-form-urlencoded"},
+		Method: f.method, Scheme: "https", Path: f.path, Headers: map[string]string{"content-type": "application/x-www-form-urlencoded"},
 	}}
-	if f.token != "" {
+	if u, err := url.Parse(f.url); f.url != "" && err == nil {
+		in.Request.Scheme, in.Request.Host, in.Request.Path = u.Scheme, u.Host, u.RequestURI()
+	}
+	switch {
+	case f.token != "" && f.dpop != "":
+		in.Request.Headers["authorization"] = "DPoP " + f.token
+		in.Request.Headers["dpop"] = f.dpop
+	case f.token != "":
 		in.Request.Headers["authorization"] = "Bearer " + f.token
 	}
 	if f.clientID != "" {
@@ -165,6 +188,9 @@ func printDecision(w io.Writer, d policy.Decision) {
 	}
 	if d.Mode == policy.ModeBoundToken && (d.Subject != "" || len(d.Scopes) > 0) {
 		fmt.Fprintf(w, "  token: sub %q, scope %q\n", d.Subject, strings.Join(d.Scopes, " "))
+	}
+	if d.DPoPKey != "" {
+		fmt.Fprintf(w, "  dpop: key jkt %s\n", d.DPoPKey)
 	}
 	if len(d.RequiredScopes) > 0 {
 		fmt.Fprintf(w, "  route requires scope %q\n", strings.Join(d.RequiredScopes, " "))
