@@ -63,6 +63,7 @@ type options struct {
 	memoryMode     string
 	memoryMaxMB    float64
 	tracing        bool
+	dpop           bool
 }
 
 type stringList []string
@@ -90,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.memoryCerts, "memory-certs", 1_000_000, "distinct certificates of the memory scenario")
 	fs.StringVar(&o.memoryMode, "memory-mode", "mixed", "memory scenario requests: client_auth, bound_token (each with a new token) or mixed (alternating)")
 	fs.Float64Var(&o.memoryMaxMB, "memory-max-mb", 150, "memory target: certbind's peak RSS during the memory scenario stays below this many MB")
+	fs.BoolVar(&o.dpop, "dpop", true, "also measure a warm DPoP-bound token with a new proof per request over gRPC, against the no-op")
 	fs.BoolVar(&o.tracing, "tracing", true, "also measure warm bound_token with OpenTelemetry tracing on (100% sampling, and an unsampled parent) against tracing off")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -119,8 +121,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--cold-pool and --memory-certs must be positive")
 	case o.memoryMode != "mixed" && o.memoryMode != string(bench.ModeClientAuth) && o.memoryMode != string(bench.ModeBoundToken):
 		return o, fmt.Errorf("--memory-mode %q: want client_auth, bound_token or mixed", o.memoryMode)
-	case len(o.scenarios) == 0 && !o.memory && !o.tracing:
-		return o, errors.New("nothing to run: no --scenarios, no --memory, no --tracing")
+	case len(o.scenarios) == 0 && !o.memory && !o.tracing && !o.dpop:
+		return o, errors.New("nothing to run: no --scenarios, no --memory, no --tracing, no --dpop")
 	}
 	return o, nil
 }
@@ -195,6 +197,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout)
 	}
 	var more []bench.Check
+	if o.dpop {
+		if err := runDPoP(ctx, o, f, noop, cb, stdout, stderr); err != nil {
+			return err
+		}
+	}
 	if o.tracing {
 		checks, err := runTracing(ctx, o, f, cb, dir, stdout, stderr)
 		if err != nil {

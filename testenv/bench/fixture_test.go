@@ -192,3 +192,50 @@ func TestStream(t *testing.T) {
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// TestDPoPRequests: the DPoP scenario's requests pass certbind over gRPC, each once: the same
+// proof again is a replay, and a proof of another key is refused, so the scenario measures a
+// proof verified on every request.
+func TestDPoPRequests(t *testing.T) {
+	f, srv := certbindFixture(t)
+	warm, err := f.WarmCredential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.NewDPoP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := f.NewDPoP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	reqs, err := d.Requests(warm, 1, 3, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.ath = d.ath // a proof for d's token, by another key
+	foreign, err := other.Proof(99, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, err := Frames(append(reqs, reqs[0], d.Request(warm, foreign, 99)), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, startGRPC(t, srv), 1)
+	ctx := context.Background()
+	for i := range reqs {
+		if err := c.Check(ctx, 0, frames[i]); err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	var de *DeniedError
+	if err := c.Check(ctx, 0, frames[3]); !errors.As(err, &de) || !strings.Contains(de.Detail, "dpop_proof_replayed") {
+		t.Errorf("the first proof again: %v, want dpop_proof_replayed", err)
+	}
+	if err := c.Check(ctx, 0, frames[4]); !errors.As(err, &de) || !strings.Contains(de.Detail, "dpop_key_mismatch") {
+		t.Errorf("another key's proof: %v, want dpop_key_mismatch", err)
+	}
+}
