@@ -16,7 +16,7 @@ import (
 type suite struct {
 	dir     string
 	as      *authServer
-	clients map[string]oauthClient // by test bed certificate name, and rsMTLS
+	clients map[string]oauthClient // by test bed certificate name, and dpopClient
 	fronts  []front
 }
 
@@ -45,6 +45,7 @@ func setup(t *testing.T) *suite {
 		s.clients[name] = oauthClient{node: node, ca: filepath.Join(pki, testbed.FileCA),
 			cert: filepath.Join(pki, testbed.CertFile(name)), key: filepath.Join(pki, testbed.KeyFile(name))}
 	}
+	s.clients[dpopClient] = oauthClient{node: node, ca: filepath.Join(pki, testbed.FileCA)} // no certificate
 	return s
 }
 
@@ -55,7 +56,7 @@ func (s *suite) issuer() string { return s.as.Providers[provMain].Issuer }
 // client (openid-client), behind the real nginx and behind the Envoy stand-in.
 func TestInterop(t *testing.T) {
 	s := setup(t)
-	s.fronts = startFronts(t, s.dir, s.as, certbindConfig(s.as, introspectBasic))
+	s.fronts = startFronts(t, s.dir, s.as, certbindConfig(s.as, introspectBasic, ""))
 	for _, f := range s.fronts {
 		t.Run(f.name, func(t *testing.T) {
 			t.Run("tls_client_auth", func(t *testing.T) { s.tlsClientAuth(t, f) })
@@ -64,8 +65,10 @@ func TestInterop(t *testing.T) {
 			t.Run("opaque token, introspection with client_secret_basic", func(t *testing.T) { s.opaque(t, f) })
 			t.Run("JWT through a configured jwks_uri", func(t *testing.T) { s.otherIssuer(t, f) })
 			t.Run("unknown issuer", func(t *testing.T) { s.unknownIssuer(t, f) })
+			t.Run("DPoP", func(t *testing.T) { s.dpop(t, f) })
 		})
 	}
+	t.Run("DPoP proof replayed at the other replica, store: memory", func(t *testing.T) { s.dpopReplicas(t, false) })
 	t.Run("key rotation", func(t *testing.T) { s.keyRotation(t) })
 }
 
@@ -73,7 +76,7 @@ func TestInterop(t *testing.T) {
 // client certificate (RFC 8705 tls_client_auth: client_id in the form, no Authorization).
 func TestInteropIntrospectionMTLS(t *testing.T) {
 	s := setup(t)
-	s.fronts = startFronts(t, s.dir, s.as, certbindConfig(s.as, introspectMTLS))
+	s.fronts = startFronts(t, s.dir, s.as, certbindConfig(s.as, introspectMTLS, ""))
 	for _, f := range s.fronts {
 		t.Run(f.name, func(t *testing.T) { s.opaque(t, f) })
 	}

@@ -174,10 +174,10 @@ func (as *authServer) currentKey(provider string) json.RawMessage {
 	return as.keys[provider][0]
 }
 
-// oauthClient runs client.mjs (openid-client) with one client's certificate.
+// oauthClient runs client.mjs (openid-client) with one client's certificate, or none.
 type oauthClient struct {
 	node, ca string
-	cert     string // the chain file the client presents
+	cert     string // the chain file the client presents; "" presents none
 	key      string
 }
 
@@ -185,6 +185,7 @@ type oauthClient struct {
 type tokenResult struct {
 	OK          bool   `json:"ok"`
 	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"` // lower case: "bearer", "dpop"
 	Status      int    `json:"status"`
 	Error       string `json:"error"`
 	Description string `json:"error_description"`
@@ -199,15 +200,28 @@ type callResult struct {
 	Reason          string `json:"reason"`
 	Body            string `json:"body"`
 	Error           string `json:"error"`
+	Proof           string `json:"dpop"` // the DPoP proof sent, if any
 }
 
 func (c oauthClient) run(t *testing.T, v any, args ...string) {
 	t.Helper()
-	args = append([]string{"client.mjs"}, append(args, "--cert", c.cert, "--key", c.key, "--ca", c.ca)...)
+	c.runWith(t, nil, v, args...)
+}
+
+// runWith runs client.mjs with stdin (nil: none) and decodes its answer into v.
+func (c oauthClient) runWith(t *testing.T, stdin []byte, v any, args ...string) {
+	t.Helper()
+	args = append([]string{"client.mjs"}, append(args, "--ca", c.ca)...)
+	if c.cert != "" {
+		args = append(args, "--cert", c.cert, "--key", c.key)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.node, args...)
 	cmd.Dir = nodeDir
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

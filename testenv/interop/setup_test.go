@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +80,7 @@ func asClients(t *testing.T, pki string) []map[string]any {
 		client(testbed.Partner, "self_signed_tls_client_auth", map[string]any{"jwks": json.RawMessage(partner)}),
 		client(rsBasic, "client_secret_basic", map[string]any{"client_secret": rsBasicSecret}),
 		client(rsMTLS, "tls_client_auth", map[string]any{"tls_client_auth_san_uri": testbed.EnvoySPIFFEID}),
+		client(dpopClient, "client_secret_basic", map[string]any{"client_secret": dpopSecret, "dpop_bound_access_tokens": true}),
 	}
 }
 
@@ -92,8 +94,10 @@ const (
 
 // certbindConfig is the test bed's clients and routes with the authorization server's
 // issuers: main through discovery, other through its jwks_uri, both over the test PKI (a
-// private CA), and main's introspection endpoint for opaque tokens.
-func certbindConfig(as *authServer, auth introspectionAuth) []byte {
+// private CA), and main's introspection endpoint for opaque tokens. main's tokens may be bound
+// to a certificate or a DPoP key, other's only to a certificate. replay is tokens.dpop.replay
+// ("" is the default: each certbind's own memory).
+func certbindConfig(as *authServer, auth introspectionAuth, replay string) []byte {
 	main, other := as.Providers[provMain].Issuer, as.Providers[provOther].Issuer
 	client := fmt.Sprintf("    client_id: %s\n    client_secret: %s\n", rsBasic, rsBasicSecret)
 	if auth == introspectMTLS {
@@ -110,7 +114,7 @@ tokens:
       discovery: true
       tls_ca: pki/ca.pem
       audiences: [%[3]s]
-      binding: required
+      binding: either
     - issuer: %[2]s
       jwks_uri: %[2]s/oauth2/jwks
       tls_ca: pki/ca.pem
@@ -121,8 +125,10 @@ tokens:
     issuer: %[1]s
     audiences: [%[4]s]
     tls_ca: pki/ca.pem
-    binding: required
-%[5]s`, main, other, jwtAPI, opaqueAPI, client) + nginx.HTTPAuthzConfig)
+    binding: either
+%[5]s  dpop:
+    algorithms: [%[6]s]
+%[7]s`, main, other, jwtAPI, opaqueAPI, client, strings.ReplaceAll(dpopAlgs, " ", ", "), replay) + nginx.HTTPAuthzConfig)
 }
 
 // front is one proxy in front of certbind, the authorization server and the API.

@@ -253,6 +253,10 @@ async function buildProvider(state) {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // RFC 9449: a token request with a DPoP proof gets a token bound to the proof's key
+      // (cnf.jkt, token_type DPoP); a client with dpop_bound_access_tokens must send one. No
+      // server nonces: certbind's interop is about the resource server.
+      dPoP: { enabled: true, requireNonce: () => false },
       introspection: {
         enabled: true,
         // Any authenticated client (a resource server) may introspect any client's token; a
