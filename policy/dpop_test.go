@@ -394,3 +394,38 @@ func TestDPoPConfigErrors(t *testing.T) {
 		t.Errorf("binding bound: %v", err)
 	}
 }
+
+// FuzzBoundTokenDPoP: whatever the Authorization value, proofs, method and URI, a decision
+// never panics, and the only allows are of the one valid token with a proof of its key for this
+// method and URI, each proof at most once.
+func FuzzBoundTokenDPoP(f *testing.F) {
+	w := newWorld(f)
+	k := newIssuerKeys(f)
+	w.write(f, "pki/as.jwks.json", k.jwks(f))
+	e := w.engine(f, tokenConfig("jwks_file: pki/as.jwks.json", "either"))
+	alice := newHolder(f)
+	c := claims(nil)
+	c["cnf"] = map[string]any{"jkt": alice.jkt}
+	tok := k.sign(f, "ec-1", nil, c)
+	valid := alice.proof(f, alice.claims(tok))
+	f.Add("DPoP "+tok, valid, "GET", "https", "api.example.org", "/api/things")
+	f.Add("DPoP "+tok, valid+","+valid, "GET", "https", "api.example.org", "/api/things")
+	f.Add("Bearer "+tok, valid, "GET", "https", "api.example.org", "/api/things")
+	f.Add("dpop  "+tok, alice.proof(f, set(alice.claims(tok), "htm", "POST")), "POST", "HTTPS", "API.example.org:443", "/api/things?x#y")
+	f.Add("DPoP x.y.z", "e30.e30.", "GET", "", "", "")
+	seen := map[string]bool{}
+	f.Fuzz(func(t *testing.T, authz, proof, method, scheme, authority, path string) {
+		h := map[string]string{"authorization": authz}
+		if proof != "" {
+			h["dpop"] = proof
+		}
+		d := decide(e, policy.Input{ModeHint: "bound_token", Request: policy.Request{Method: method, Scheme: scheme, Host: authority, Path: path, Headers: h}})
+		if !d.Allow {
+			return
+		}
+		if d.DPoPKey != alice.jkt || seen[proof] {
+			t.Fatalf("allowed %q with proof %q (key %q, seen before %v)", authz, proof, d.DPoPKey, seen[proof])
+		}
+		seen[proof] = true
+	})
+}
