@@ -62,7 +62,7 @@ type fileNonce struct {
 
 // DPoP defaults.
 const (
-	DefaultDPoPMemorySize = 100_000
+	DefaultDPoPMemorySize = 1_000_000 // about 40 MB when full: two windows of 7,500 proofs a second
 	DefaultNonceLifetime  = 5 * time.Minute
 )
 

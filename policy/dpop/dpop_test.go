@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	mrand "math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -339,5 +340,42 @@ func BenchmarkES256Verify(b *testing.B) {
 		if !ecdsa.VerifyASN1(&k.PublicKey, h[:], sig) {
 			b.Fatal("no")
 		}
+	}
+}
+
+// TestMemoryGenerations: over a long run of proofs with random windows, Memory answers as a
+// plain map of every key to its expiry would, and holds no more than two windows of entries.
+func TestMemoryGenerations(t *testing.T) {
+	const window = 65 * time.Second
+	mem := NewMemory(1 << 20)
+	ref := map[string]time.Time{}
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	now := t0
+	maxLen := 0
+	for i := range 200_000 {
+		now = now.Add(time.Duration(rng.IntN(2000)) * time.Microsecond) // about 1000 per second
+		// Mostly new keys, some repeated from the recent past, some from long ago.
+		key := strconv.Itoa(i)
+		if rng.IntN(4) == 0 {
+			key = strconv.Itoa(max(0, i-rng.IntN(150_000)))
+		}
+		until := now.Add(window - time.Duration(rng.IntN(10))*time.Second)
+		got, err := mem.Add(context.Background(), key, now, until)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, seen := ref[key]
+		want := !seen || !now.Before(e)
+		if got != want {
+			t.Fatalf("proof %d (key %s) at %s: added %v, want %v (recorded until %s)", i, key, now.Sub(t0), got, want, e.Sub(t0))
+		}
+		if want {
+			ref[key] = until
+		}
+		maxLen = max(maxLen, mem.Len())
+	}
+	// About 1000 proofs a second: two windows are about 130,000 entries.
+	if maxLen > 140_000 {
+		t.Errorf("the store held %d entries, more than two windows' worth", maxLen)
 	}
 }
