@@ -176,7 +176,7 @@ type Header struct{ Name, Value string }
 
 // Allowed returns the upstream headers to set on allow, and the headers to remove: certbind's
 // own headers this decision does not set (so no client-sent copy survives), and Authorization
-// when it is not to be forwarded.
+// and the DPoP proof when the token is not to be forwarded.
 func Allowed(d policy.Decision, rs policy.Response) (set []Header, remove []string) {
 	set = make([]Header, 0, len(upstreamHeaders))
 	remove = make([]string, 0, len(upstreamHeaders)+1)
@@ -189,7 +189,8 @@ func Allowed(d policy.Decision, rs policy.Response) (set []Header, remove []stri
 		set = append(set, Header{h, v})
 	}
 	if d.Mode == policy.ModeBoundToken && !rs.ForwardAuthorization {
-		remove = append(remove, "authorization")
+		// The DPoP proof goes with the token it was made for (its ath).
+		remove = append(remove, "authorization", "dpop")
 	}
 	return set, remove
 }
