@@ -281,25 +281,49 @@ func (v *Verifier) signature(raw string) (*jose.JSONWebKey, []byte, error) {
 	case h.JWK == nil:
 		return nil, nil, fail(KindKey, "no jwk")
 	}
-	var jwk jose.JSONWebKey
-	if err := jwk.UnmarshalJSON(*h.JWK); err != nil {
-		return nil, nil, fail(KindKey, "jwk: %v", err)
-	}
-	if !jwk.IsPublic() || !jwk.Valid() {
-		return nil, nil, fail(KindKey, "jwk is not a public key")
-	}
-	if _, symmetric := jwk.Key.([]byte); symmetric {
-		return nil, nil, fail(KindKey, "jwk is a symmetric key")
-	}
 	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(*h.Alg)})
 	if err != nil {
+		// go-jose parses the embedded jwk too: say whether the key is what it refused.
+		if kerr := publicKey(*h.JWK); kerr != nil {
+			return nil, nil, kerr
+		}
 		return nil, nil, fail(KindMalformed, "%v", err)
+	}
+	// The key go-jose parsed from the protected header, the one the signature is checked with:
+	// parsed once.
+	jwk := jws.Signatures[0].Protected.JSONWebKey
+	if jwk == nil {
+		return nil, nil, fail(KindKey, "no jwk")
+	}
+	if err := checkPublic(jwk); err != nil {
+		return nil, nil, err
 	}
 	payload, err := jws.Verify(jwk.Key)
 	if err != nil {
 		return nil, nil, fail(KindSignature, "signature does not verify with the proof's jwk")
 	}
-	return &jwk, payload, nil
+	return jwk, payload, nil
+}
+
+// publicKey parses raw as a JWK and says why it is not an acceptable proof key, nil if it is.
+func publicKey(raw json.RawMessage) error {
+	var jwk jose.JSONWebKey
+	if err := jwk.UnmarshalJSON(raw); err != nil {
+		return fail(KindKey, "jwk: %v", err)
+	}
+	return checkPublic(&jwk)
+}
+
+// checkPublic: a proof key is a valid public asymmetric key (RFC 9449 section 4.3 step 7: no
+// private members).
+func checkPublic(jwk *jose.JSONWebKey) error {
+	if _, symmetric := jwk.Key.([]byte); symmetric {
+		return fail(KindKey, "jwk is a symmetric key")
+	}
+	if !jwk.IsPublic() || !jwk.Valid() {
+		return fail(KindKey, "jwk is not a public key")
+	}
+	return nil
 }
 
 // parseClaims reads the claims every proof has (jti, htm, htu, iat) and ath.
