@@ -105,7 +105,7 @@ func (a attempt) checkRequest() *authv3.CheckRequest {
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source: &authv3.AttributeContext_Peer{},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: a.method, Path: a.path, Host: a.host, Headers: h, Body: a.body,
+			Method: a.method, Scheme: "https", Path: a.path, Host: a.host, Headers: h, Body: a.body,
 		}},
 	}}
 }
