@@ -379,6 +379,7 @@ func TestDPoPConfigErrors(t *testing.T) {
 		{"replay: { store: redis, on_error: allow, redis: { address: '127.0.0.1:1' } }", `tokens.dpop.replay.on_error: "allow": want deny or memory`},
 		{"algorithms: [HS256]", `tokens.dpop.algorithms[0]: "HS256"`},
 		{"window: 2h", "tokens.dpop.window: 2h0m0s: want between 1s and 1h"},
+		{"window: 500ms", "tokens.dpop.window: 500ms: want between 1s and 1h"},
 		{"nonce: { key_file: missing.key }", "tokens.dpop.nonce.key_file: "},
 	} {
 		_, err := policy.LoadConfig(w.write(t, "bad.yaml", []byte(tokenConfig("jwks_file: pki/as.jwks.json", "dpop")+"  dpop: { "+tc.dpop+" }\n")), policy.LoadOptions{})

@@ -156,7 +156,7 @@ func (b *builder) dpop(f *fileDPoP) *dpopSettings {
 		}
 		cfg.Algorithms = append(cfg.Algorithms, jose.SignatureAlgorithm(a))
 	}
-	if f.Window < 0 || f.Window > time.Hour {
+	if f.Window < 0 || (f.Window > 0 && f.Window < time.Second) || f.Window > time.Hour {
 		b.errf(path+".window", "%s: want between 1s and 1h", f.Window)
 	}
 	if f.Leeway < 0 || f.Leeway > 5*time.Minute {
