@@ -15,6 +15,8 @@ import (
 
 // Tracing makes a span per check. The zero value (no Tracer) makes none.
 type Tracing struct {
+	// Tracer, the OpenTelemetry SDK's: its spans' SetAttributes copies the slice it is given,
+	// which certbind recycles.
 	Tracer     trace.Tracer
 	Propagator propagation.TextMapPropagator // the parent's formats: traceparent, B3, ...; nil: traceparent
 }
