@@ -40,7 +40,7 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ac := h.s.configs.forConfig(cfg)
 	in, certCached := readHTTPInput(r, ac, &h.s.configs)
-	ctx, c := h.s.startCheck(r.Context(), "http", propagation.HeaderCarrier(r.Header), nil)
+	ctx, c := h.s.startCheck(r.Context(), "http", propagation.HeaderCarrier(r.Header), false)
 	d := h.s.engine.DecideWith(ctx, cfg, in)
 	h.s.record(c.spanOf(), d, in.Request.Headers["x-request-id"], start)
 	endCheck(c, d, certCached)

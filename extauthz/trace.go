@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
@@ -14,6 +15,8 @@ import (
 
 // Tracing makes a span per check. The zero value (no Tracer) makes none.
 type Tracing struct {
+	// Tracer, the OpenTelemetry SDK's: its spans' SetAttributes copies the slice it is given,
+	// which certbind recycles.
 	Tracer     trace.Tracer
 	Propagator propagation.TextMapPropagator // the parent's formats: traceparent, B3, ...; nil: traceparent
 }
@@ -30,6 +33,22 @@ const (
 	attrTransport   = attribute.Key("certbind.transport")         // grpc | http
 )
 
+// The values of a check span known before the check: made once, not per check.
+var (
+	allowDecision = attrDecision.String("allow")
+	denyDecision  = attrDecision.String("deny")
+	// checkStart is the start option of every check span (a variadic slice built per call
+	// would be allocated per check).
+	checkStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+)
+
+// checkAttrs is the most attributes a check span gets.
+const checkAttrs = 8
+
+// attrBufs recycles the slice a check's attributes are handed over in: the SDK's SetAttributes
+// copies them into the span, and the slice would otherwise escape to the heap on every check.
+var attrBufs = sync.Pool{New: func() any { return new([checkAttrs]attribute.KeyValue) }}
+
 // check is one traced check: its span and what its decision reports of the caches.
 type check struct {
 	span      trace.Span
@@ -38,19 +57,21 @@ type check struct {
 }
 
 // startCheck starts the span of one check, a child of the request's trace: the parent is read
-// from the request's own headers (what Envoy forwards, or nginx's subrequest), and failing that
-// from fallback (the gRPC metadata of the Check call). Without a Tracer it returns ctx and nil.
-func (s *Server) startCheck(ctx context.Context, transport string, headers propagation.TextMapCarrier, fallback func() propagation.TextMapCarrier) (context.Context, *check) {
+// from the request's own headers (what Envoy forwards, or nginx's subrequest), and failing that,
+// with orMetadata, from the gRPC metadata of the Check call. Without a Tracer it returns ctx and
+// nil.
+func (s *Server) startCheck(ctx context.Context, transport string, headers propagation.TextMapCarrier, orMetadata bool) (context.Context, *check) {
 	t := s.tracing
 	if t.Tracer == nil {
 		return ctx, nil
 	}
 	parent := t.Propagator.Extract(ctx, headers)
-	if !trace.SpanContextFromContext(parent).IsValid() && fallback != nil {
-		parent = t.Propagator.Extract(ctx, fallback())
+	if !trace.SpanContextFromContext(parent).IsValid() && orMetadata {
+		md, _ := grpcmd.FromIncomingContext(ctx)
+		parent = t.Propagator.Extract(ctx, metadataCarrier(md))
 	}
 	c := &check{transport: transport}
-	ctx, c.span = t.Tracer.Start(parent, "certbind.check", trace.WithSpanKind(trace.SpanKindServer))
+	ctx, c.span = t.Tracer.Start(parent, "certbind.check", checkStart...)
 	if c.span.IsRecording() {
 		ctx = policy.WithCacheReport(ctx, &c.caches)
 	}
@@ -75,12 +96,12 @@ func endCheck(c *check, d policy.Decision, certCached bool) {
 		span.End()
 		return
 	}
-	decision := "deny"
+	decision := denyDecision
 	if d.Allow {
-		decision = "allow"
+		decision = allowDecision
 	}
-	attrs := make([]attribute.KeyValue, 0, 9)
-	attrs = append(attrs, attrTransport.String(c.transport), attrDecision.String(decision), attrReason.String(string(d.Reason)),
+	buf := attrBufs.Get().(*[checkAttrs]attribute.KeyValue)
+	attrs := append(buf[:0], attrTransport.String(c.transport), decision, attrReason.String(string(d.Reason)),
 		attrMode.String(string(d.Mode)), attrCachedCert.Bool(certCached))
 	if d.ClientID != "" {
 		attrs = append(attrs, attrClientID.String(d.ClientID))
@@ -92,20 +113,14 @@ func endCheck(c *check, d policy.Decision, certCached bool) {
 		attrs = append(attrs, attrCachedToken.Bool(c.caches.TokensHit))
 	}
 	span.SetAttributes(attrs...)
+	*buf = [checkAttrs]attribute.KeyValue{}
+	attrBufs.Put(buf)
 	// A deny is certbind working; only a decision it could not make (keys or introspection
 	// unreachable) is an error of the span.
 	if !d.Allow && d.Reason.Class() == policy.ClassUnavailable {
 		span.SetStatus(otelcodes.Error, string(d.Reason))
 	}
 	span.End()
-}
-
-// grpcMetadata is the incoming gRPC metadata of a Check call as a carrier.
-func grpcMetadata(ctx context.Context) func() propagation.TextMapCarrier {
-	return func() propagation.TextMapCarrier {
-		md, _ := grpcmd.FromIncomingContext(ctx)
-		return metadataCarrier(md)
-	}
 }
 
 // metadataCarrier reads gRPC metadata (keys are lower case) for a propagator.

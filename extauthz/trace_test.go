@@ -151,3 +151,37 @@ func TestTracingWithoutPropagator(t *testing.T) {
 		t.Fatalf("spans %v, want one with parent %s", spans, parentID)
 	}
 }
+
+// TestSpanAttributesKeptApart: the attributes of one check's span stay its own after the next
+// check (they are handed to the span in a recycled array, which the SDK copies).
+func TestSpanAttributesKeptApart(t *testing.T) {
+	f := newFixture(t)
+	s, rec, _ := f.tracedServer(t)
+	for _, r := range []req{
+		{mode: "identity", path: "/internal/x", peer: f.svc, xfccHeader: envoyXFCC(f.svc)},
+		{mode: "identity", path: "/internal/x"},
+	} {
+		if _, err := s.Check(context.Background(), r.build()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spans := rec.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans", len(spans))
+	}
+	want := []map[string]string{
+		{"certbind.decision": "allow", "certbind.reason": string(policy.ReasonOK), "certbind.client_id": "svc"},
+		{"certbind.decision": "deny", "certbind.reason": string(policy.ReasonNoCertificate), "certbind.client_id": ""},
+	}
+	for i, sp := range spans {
+		got := map[string]string{}
+		for _, a := range sp.Attributes() {
+			got[string(a.Key)] = a.Value.Emit()
+		}
+		for k, v := range want[i] {
+			if got[k] != v {
+				t.Errorf("span %d: %s = %q, want %q (attributes %v)", i, k, got[k], v, got)
+			}
+		}
+	}
+}

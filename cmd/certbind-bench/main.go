@@ -311,11 +311,16 @@ func (b *bencher) measure(ctx context.Context, srv *server, s bench.Scenario, tr
 	if err != nil {
 		return nil, fmt.Errorf("%s %s against %s: %w", tr, s.Name, srv.name, err)
 	}
+	b.record(srv, s, tr, r)
+	return r, nil
+}
+
+// record keeps a measurement for the results table and reports it.
+func (b *bencher) record(srv *server, s bench.Scenario, tr string, r *bench.Result) {
 	b.measurements = append(b.measurements, bench.Measurement{Transport: tr, Scenario: s, Server: srv.name, Result: r})
 	fmt.Fprintf(b.stderr, "certbind-bench: %-4s %-16s %-8s %6d requests in %5.2fs: %6.0f rps, p99 %s, server CPU %s/check, other load %.0f%%, errors %d, denied %d\n",
 		tr, s.Name, srv.name, r.Requests, r.Elapsed.Seconds(), r.RPS(), r.Latency.Quantile(0.99).Round(time.Microsecond),
 		r.ServerCPUPerRequest().Round(100*time.Nanosecond), 100*r.OtherLoad(), r.Errors, r.Denied)
-	return r, nil
 }
 
 // run drives reqs against srv: the same request again and again for a warm scenario, each in

@@ -65,6 +65,26 @@ func (r *Result) RPS() float64 {
 	return float64(r.Requests) / r.Elapsed.Seconds()
 }
 
+// Add sums o into r, as if r's window went on with o's: counts, times and latencies add up, the
+// first error and denial stay.
+func (r *Result) Add(o *Result) {
+	r.Requests += o.Requests
+	r.Errors += o.Errors
+	r.Denied += o.Denied
+	r.Issued += o.Issued
+	r.Elapsed += o.Elapsed
+	r.Latency.Merge(&o.Latency)
+	r.ServerCPU += o.ServerCPU
+	r.ClientCPU += o.ClientCPU
+	r.OtherCPU += o.OtherCPU
+	if r.FirstError == nil {
+		r.FirstError = o.FirstError
+	}
+	if r.FirstDeny == "" {
+		r.FirstDeny = o.FirstDeny
+	}
+}
+
 // ServerCPUPerRequest is the server's CPU time divided by the requests of the window.
 func (r *Result) ServerCPUPerRequest() time.Duration { return perRequest(r.ServerCPU, r.Requests) }
 
