@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"context"
-	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
@@ -15,8 +14,6 @@ import (
 
 // Tracing makes a span per check. The zero value (no Tracer) makes none.
 type Tracing struct {
-	// Tracer, the OpenTelemetry SDK's: its spans' SetAttributes copies the slice it is given,
-	// which certbind recycles.
 	Tracer     trace.Tracer
 	Propagator propagation.TextMapPropagator // the parent's formats: traceparent, B3, ...; nil: traceparent
 }
@@ -44,10 +41,6 @@ var (
 
 // checkAttrs is the most attributes a check span gets.
 const checkAttrs = 8
-
-// attrBufs recycles the slice a check's attributes are handed over in: the SDK's SetAttributes
-// copies them into the span, and the slice would otherwise escape to the heap on every check.
-var attrBufs = sync.Pool{New: func() any { return new([checkAttrs]attribute.KeyValue) }}
 
 // check is one traced check: its span and what its decision reports of the caches.
 type check struct {
@@ -100,8 +93,10 @@ func endCheck(c *check, d policy.Decision, certCached bool) {
 	if d.Allow {
 		decision = allowDecision
 	}
-	buf := attrBufs.Get().(*[checkAttrs]attribute.KeyValue)
-	attrs := append(buf[:0], attrTransport.String(c.transport), decision, attrReason.String(string(d.Reason)),
+	// One allocation of the most a span gets. (Recycling it would rely on every Tracer copying
+	// what SetAttributes is given, which the API does not promise.)
+	attrs := make([]attribute.KeyValue, 0, checkAttrs)
+	attrs = append(attrs, attrTransport.String(c.transport), decision, attrReason.String(string(d.Reason)),
 		attrMode.String(string(d.Mode)), attrCachedCert.Bool(certCached))
 	if d.ClientID != "" {
 		attrs = append(attrs, attrClientID.String(d.ClientID))
@@ -113,8 +108,6 @@ func endCheck(c *check, d policy.Decision, certCached bool) {
 		attrs = append(attrs, attrCachedToken.Bool(c.caches.TokensHit))
 	}
 	span.SetAttributes(attrs...)
-	*buf = [checkAttrs]attribute.KeyValue{}
-	attrBufs.Put(buf)
 	// A deny is certbind working; only a decision it could not make (keys or introspection
 	// unreachable) is an error of the span.
 	if !d.Allow && d.Reason.Class() == policy.ClassUnavailable {

@@ -153,7 +153,7 @@ func TestTracingWithoutPropagator(t *testing.T) {
 }
 
 // TestSpanAttributesKeptApart: the attributes of one check's span stay its own after the next
-// check (they are handed to the span in a recycled array, which the SDK copies).
+// check, each span with its own decision, reason and client.
 func TestSpanAttributesKeptApart(t *testing.T) {
 	f := newFixture(t)
 	s, rec, _ := f.tracedServer(t)
