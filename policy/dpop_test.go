@@ -82,6 +82,19 @@ func dpopRequest(scheme, tok string, proofs ...string) policy.Request {
 	return policy.Request{Method: "GET", Scheme: "https", Host: "api.example.org", Path: "/api/things?page=2", Headers: h}
 }
 
+// dpopSetup is a world whose issuer's keys are in pki/as.jwks.json, a DPoP client, and a
+// token bound to its key.
+func dpopSetup(t testing.TB) (*world, *issuerKeys, *holder, string) {
+	t.Helper()
+	w := newWorld(t)
+	k := newIssuerKeys(t)
+	w.write(t, "pki/as.jwks.json", k.jwks(t))
+	h := newHolder(t)
+	c := claims(nil)
+	c["cnf"] = map[string]any{"jkt": h.jkt}
+	return w, k, h, k.sign(t, "ec-1", nil, c)
+}
+
 func set(c map[string]any, k string, v any) map[string]any {
 	if v == nil {
 		delete(c, k)
@@ -203,13 +216,7 @@ func TestBoundTokenDPoP(t *testing.T) {
 // without a token in every scheme the resource accepts, and a DPoP-bound token sent as Bearer
 // with DPoP.
 func TestBoundTokenDPoPChallenge(t *testing.T) {
-	w := newWorld(t)
-	k := newIssuerKeys(t)
-	w.write(t, "pki/as.jwks.json", k.jwks(t))
-	alice := newHolder(t)
-	c := claims(nil)
-	c["cnf"] = map[string]any{"jkt": alice.jkt}
-	jktTok := k.sign(t, "ec-1", nil, c)
+	w, _, _, jktTok := dpopSetup(t)
 	bearer, dp, both := policy.SchemeBearer, policy.SchemeDPoP, policy.SchemeBearer|policy.SchemeDPoP
 	for _, tc := range []struct {
 		binding string
@@ -239,17 +246,11 @@ func TestBoundTokenDPoPChallenge(t *testing.T) {
 // TestBoundTokenDPoPNonce: with tokens.dpop.nonce, a proof needs a nonce certbind issued
 // (use_dpop_nonce otherwise), and every DPoP answer carries a fresh one.
 func TestBoundTokenDPoPNonce(t *testing.T) {
-	w := newWorld(t)
-	k := newIssuerKeys(t)
-	w.write(t, "pki/as.jwks.json", k.jwks(t))
+	w, _, alice, tok := dpopSetup(t)
 	w.write(t, "nonce.key", []byte(strings.Repeat("k", 32)))
 	e := w.engine(t, tokenConfig("jwks_file: pki/as.jwks.json", "dpop")+`  dpop:
     nonce: { key_file: nonce.key, lifetime: 2m }
 `)
-	alice := newHolder(t)
-	c := claims(nil)
-	c["cnf"] = map[string]any{"jkt": alice.jkt}
-	tok := k.sign(t, "ec-1", nil, c)
 
 	d := decide(e, policy.Input{ModeHint: "bound_token", Request: dpopRequest("DPoP", tok, alice.proof(t, alice.claims(tok)))})
 	if d.Reason != policy.ReasonDPoPNonce || d.DPoPNonce == "" {
@@ -276,13 +277,7 @@ func TestBoundTokenDPoPNonce(t *testing.T) {
 // TestDPoPReplaySurvivesReload: a configuration swapped in takes over the proofs the one in
 // force remembered.
 func TestDPoPReplaySurvivesReload(t *testing.T) {
-	w := newWorld(t)
-	k := newIssuerKeys(t)
-	w.write(t, "pki/as.jwks.json", k.jwks(t))
-	alice := newHolder(t)
-	c := claims(nil)
-	c["cnf"] = map[string]any{"jkt": alice.jkt}
-	tok := k.sign(t, "ec-1", nil, c)
+	w, _, alice, tok := dpopSetup(t)
 	e := w.engine(t, tokenConfig("jwks_file: pki/as.jwks.json", "dpop"))
 	proof := alice.proof(t, alice.claims(tok))
 	in := policy.Input{ModeHint: "bound_token", Request: dpopRequest("DPoP", tok, proof)}
@@ -325,14 +320,8 @@ func TestBoundTokenIntrospectionDPoP(t *testing.T) {
 // the replica's own memory.
 func TestDPoPRedisReplicas(t *testing.T) {
 	s := redisenv.Run(t, redisenv.Config{Password: "pw"})
-	w := newWorld(t)
-	k := newIssuerKeys(t)
-	w.write(t, "pki/as.jwks.json", k.jwks(t))
+	w, _, alice, tok := dpopSetup(t)
 	w.write(t, "redis.pw", []byte("pw\n"))
-	alice := newHolder(t)
-	c := claims(nil)
-	c["cnf"] = map[string]any{"jkt": alice.jkt}
-	tok := k.sign(t, "ec-1", nil, c)
 	conf := func(extra string) string {
 		return tokenConfig("jwks_file: pki/as.jwks.json", "dpop") + `  dpop:
     replay:
