@@ -4,6 +4,7 @@ package policy
 // path, and only then built.
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -163,6 +164,7 @@ func (b *builder) trust(f *fileConfig, c *Config) {
 	for i, name := range f.Intermediates {
 		for _, cert := range b.readPathCerts(fmt.Sprintf("intermediates[%d]", i), name) {
 			c.intermediates.AddCert(cert)
+			c.configuredIntermediates = append(c.configuredIntermediates, configuredIntermediate{cert: cert, sum: sha256.Sum256(cert.Raw)})
 		}
 	}
 	for i, name := range f.CRLFiles {
@@ -264,6 +266,7 @@ func (b *builder) caches(f *fileConfig, c *Config) {
 	c.rt.chainCache, _ = lru.NewWithEvict(f.Cache.Chains, onEvict[chainKey, time.Time](b, "chains"))
 	c.rt.tokenCache, _ = lru.NewWithEvict(f.Cache.Tokens, onEvict[[32]byte, cachedToken](b, "tokens"))
 	c.rt.interned, _ = lru.New[[32]byte, *x509.Certificate](internedIntermediates)
+	c.rt.anchoredPaths = newAnchoredPaths()
 }
 
 // fetch: jwks_fetch, the settings of every remote key set (read by clients and tokens).

@@ -41,6 +41,9 @@ type Config struct {
 	revocationMode    revocation.Mode
 	revocationFailure revocation.FailurePolicy
 
+	// configuredIntermediates are intermediates' certificates, for the anchored path cache.
+	configuredIntermediates []configuredIntermediate
+
 	// Where it came from.
 	generation uint64
 	warnings   []string
@@ -61,6 +64,9 @@ type runtimeState struct {
 	interned   *lru.Cache[[32]byte, *x509.Certificate] // parsed intermediates, by SHA-256 of their DER
 	revocation *revocation.Checker                     // online revocation and its answers; nil when revocation.mode is off
 	obs        Observer
+
+	// anchoredPaths are the verified paths above intermediates (anchoredpath.go).
+	anchoredPaths *lru.Cache[anchoredKey, *anchoredPath]
 }
 
 // Generation identifies this compiled configuration: caches outside the policy key on it.
