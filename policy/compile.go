@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -279,13 +280,30 @@ func (b *builder) fetch(f *fileConfig, c *Config) {
 
 // clients: the registered clients, and client_auth's own settings.
 func (b *builder) clients(f *fileConfig, c *Config) {
-	for i := range f.Clients {
-		cl := b.client(fmt.Sprintf("clients[%d]", i), &f.Clients[i], c)
+	n := len(f.Clients) + len(f.clientNodes)
+	c.clients = make([]*Client, 0, n)
+	c.byID = make(map[string]*Client, n)
+	for i := range n {
+		path := "clients[" + strconv.Itoa(i) + "]"
+		var cl *Client
+		if i < len(f.Clients) {
+			cl = b.client(path, &f.Clients[i], c)
+		} else {
+			// One registration decoded, compiled and dropped at a time.
+			j := i - len(f.Clients)
+			var fc fileClient
+			if err := f.clientNodes[j].Decode(&fc); err != nil {
+				b.errf(path, "%v", err)
+				continue
+			}
+			f.clientNodes[j] = nil
+			cl = b.client(path, &fc, c)
+		}
 		if cl == nil {
 			continue
 		}
 		if _, dup := c.byID[cl.ID]; dup {
-			b.errf(fmt.Sprintf("clients[%d].client_id", i), "duplicate client_id %q", cl.ID)
+			b.errf(path+".client_id", "duplicate client_id %q", cl.ID)
 			continue
 		}
 		c.byID[cl.ID] = cl

@@ -165,7 +165,8 @@ func ParseConfig(data []byte, baseDir string, opt LoadOptions) (*Config, error) 
 
 func parseConfig(data []byte, baseDir string, opt LoadOptions, h hash.Hash) (*Config, error) {
 	var f fileConfig
-	if err := decodeStrict(data, &f); err != nil {
+	var err error
+	if f.clientNodes, err = decodeStrict(data, &f, "clients"); err != nil {
 		return nil, &ConfigError{errs: []error{err}}
 	}
 	f.applyDefaults()

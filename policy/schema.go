@@ -21,13 +21,16 @@ type fileConfig struct {
 	CertificateSources fileSources    `yaml:"certificate_sources"`
 	XFCC               fileXFCC       `yaml:"xfcc"`
 	JWKSFetch          fileFetch      `yaml:"jwks_fetch"`
-	Clients            []fileClient   `yaml:"clients"`
+	Clients            []fileClient   `yaml:"clients"` // decoded one at a time from clientNodes
 	Routes             []fileRoute    `yaml:"routes"`
 	ClientAuth         fileClientAuth `yaml:"client_auth"`
 	Tokens             fileTokens     `yaml:"tokens"`
 	HTTPAuthz          fileHTTPAuthz  `yaml:"http_authz"`
 	Cache              fileCache      `yaml:"cache"`
 	Revocation         fileRevocation `yaml:"revocation"`
+
+	// clientNodes are the items of clients, checked but not decoded (decodeStrict).
+	clientNodes []*yaml.Node
 }
 
 type fileRevocation struct {
