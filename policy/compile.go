@@ -316,6 +316,7 @@ func (b *builder) clients(f *fileConfig, c *Config) {
 			}
 		}
 	}
+	c.index = newClientIndex(c.clients)
 	c.maxFormBytes = f.ClientAuth.MaxFormBytes
 	if f.ClientAuth.MaxFormBytes < 0 {
 		b.errf("client_auth.max_form_bytes", "must be positive")

@@ -41,6 +41,8 @@ type Config struct {
 	revocationMode    revocation.Mode
 	revocationFailure revocation.FailurePolicy
 
+	// index finds identity's candidate clients (index.go).
+	index clientIndex
 	// configuredIntermediates are intermediates' certificates, for the anchored path cache.
 	configuredIntermediates []configuredIntermediate
 

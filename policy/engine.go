@@ -322,7 +322,9 @@ func (e *Engine) identity(ctx context.Context, cfg *Config, in Input) Decision {
 	matched := matchedBuf[:0]
 	var firstFailure Reason = ReasonNoMatchingClient
 	var firstErr, unchecked error
-	for _, cl := range cfg.clients {
+	var candidates [8]int32
+	for _, i := range cfg.index.candidates(p, candidates[:0]) {
+		cl := cfg.clients[i]
 		err := e.bound(ctx, cfg, cl, p, now, &global)
 		if err == nil {
 			matched = append(matched, cl.ID)
