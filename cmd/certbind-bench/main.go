@@ -165,6 +165,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var rl registryLoad
+	if o.registry > 0 {
+		if rl, err = measureRegistryLoad(ctx, o, f); err != nil {
+			return err
+		}
+	}
 
 	noop, err := startServer(ctx, "no-op", o.noop, nil, filepath.Join(dir, "noop.log"))
 	if err != nil {
@@ -207,7 +213,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		more = append(more, checks...)
 	}
 	if o.registry > 0 {
-		checks, err := runRegistry(ctx, o, f, dir, stdout, stderr)
+		checks, err := runRegistry(ctx, o, f, rl, dir, stdout, stderr)
 		if err != nil {
 			return err
 		}
