@@ -288,6 +288,7 @@ func (b *builder) clients(f *fileConfig, c *Config) {
 		var cl *Client
 		if i < len(f.Clients) {
 			cl = b.client(path, &f.Clients[i], c)
+			f.Clients[i] = fileClient{} // compiled: let the collector have it
 		} else {
 			// One registration decoded, compiled and dropped at a time.
 			j := i - len(f.Clients)

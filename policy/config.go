@@ -167,9 +167,12 @@ func ParseConfig(data []byte, baseDir string, opt LoadOptions) (*Config, error) 
 
 func parseConfig(data []byte, baseDir string, opt LoadOptions, h hash.Hash) (*Config, error) {
 	var f fileConfig
-	var err error
-	if f.clientNodes, err = decodeStrict(data, &f, "clients"); err != nil {
-		return nil, &ConfigError{errs: []error{err}}
+	if !decodeStreamed(data, &f, "clients", &f.Clients) {
+		f = fileConfig{}
+		var err error
+		if f.clientNodes, err = decodeStrict(data, &f, "clients"); err != nil {
+			return nil, &ConfigError{errs: []error{err}}
+		}
 	}
 	f.applyDefaults()
 	f.Tokens.applyDefaults()
