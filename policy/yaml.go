@@ -194,10 +194,11 @@ func joinPath(path, key string) string {
 // parse or check: the caller then decodes the whole document with decodeStrict, which reports
 // the errors. Everything ok reports was checked exactly as decodeStrict checks it.
 func decodeStreamed[T any](data []byte, out any, key string, items *[]T) (ok bool) {
-	rest, bounds, line, ok := splitList(data, key, listChunk)
+	rest, bounds, line, count, ok := splitList(data, key, listChunk)
 	if !ok {
 		return false
 	}
+	*items = make([]T, 0, count) // lines that look like items: at least as many as there are
 	var doc yaml.Node
 	if yaml.Unmarshal(rest, &doc) != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		return false
@@ -248,12 +249,13 @@ func decodeStreamed[T any](data []byte, out any, key string, items *[]T) (ok boo
 var listChunk = 1000
 
 // splitList finds the top-level block sequence under key and returns the document without it
-// (written "key: []" on the line key was, line, counted from 1) and the byte offsets in data
-// where groups of at most per items start, followed by the offset where the sequence ends. ok
+// (written "key: []" on the line key was, line, counted from 1), the byte offsets in data
+// where groups of at most per items start, followed by the offset where the sequence ends, and
+// the number of items. ok
 // is false when the document is not of the plain shape decodeStreamed needs.
-func splitList(data []byte, key string, per int) (rest []byte, bounds []int, line int, ok bool) {
+func splitList(data []byte, key string, per int) (rest []byte, bounds []int, line, items int, ok bool) {
 	if bytes.ContainsAny(data, "\t\r") {
-		return nil, nil, 0, false
+		return nil, nil, 0, 0, false
 	}
 	// Lines as offsets: line i is data[off[i]:off[i+1]].
 	head, headEnd, n := -1, 0, 0
@@ -264,12 +266,12 @@ func splitList(data []byte, key string, per int) (rest []byte, bounds []int, lin
 		}
 		l := data[off:next]
 		if bytes.HasPrefix(l, []byte("---")) || bytes.HasPrefix(l, []byte("...")) || bytes.HasPrefix(l, []byte("%")) {
-			return nil, nil, 0, false
+			return nil, nil, 0, 0, false
 		}
 		if after, found := bytes.CutPrefix(l, []byte(key+":")); found {
 			if t := bytes.TrimSpace(after); len(t) == 0 || t[0] == '#' {
 				if head >= 0 {
-					return nil, nil, 0, false
+					return nil, nil, 0, 0, false
 				}
 				head, line, headEnd = off, n+1, next
 			}
@@ -277,9 +279,9 @@ func splitList(data []byte, key string, per int) (rest []byte, bounds []int, lin
 		off = next
 	}
 	if head < 0 {
-		return nil, nil, 0, false
+		return nil, nil, 0, 0, false
 	}
-	indent, end, items := -1, len(data), 0
+	indent, end := -1, len(data)
 	for off := headEnd; off < len(data); {
 		next := len(data)
 		if j := bytes.IndexByte(data[off:], '\n'); j >= 0 {
@@ -294,7 +296,7 @@ func splitList(data []byte, key string, per int) (rest []byte, bounds []int, lin
 		ind := len(l) - len(t)
 		if indent < 0 {
 			if !bytes.HasPrefix(t, []byte("- ")) {
-				return nil, nil, 0, false
+				return nil, nil, 0, 0, false
 			}
 			indent = ind
 		}
@@ -314,11 +316,11 @@ func splitList(data []byte, key string, per int) (rest []byte, bounds []int, lin
 		off = next
 	}
 	if items == 0 || bytes.ContainsAny(data[bounds[0]:end], "&*") { // anchors and aliases cannot cross groups
-		return nil, nil, 0, false
+		return nil, nil, 0, 0, false
 	}
 	rest = make([]byte, 0, head+len(key)+5+len(data)-end)
 	rest = append(append(append(rest, data[:head]...), key+": []\n"...), data[end:]...)
-	return rest, append(bounds, end), line, true
+	return rest, append(bounds, end), line, items, true
 }
 
 // emptyListAt reports whether root is a mapping whose key holds an empty sequence written on

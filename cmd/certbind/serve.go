@@ -189,8 +189,11 @@ func reloadOnSIGHUP(ctx context.Context, log logrus.FieldLogger) <-chan struct{}
 	return reload
 }
 
-// defaultGCPercent is --gc-percent's default.
-const defaultGCPercent = 200
+// defaultGCPercent is --gc-percent's default; validateGCPercent is certbind validate's.
+const (
+	defaultGCPercent  = 200
+	validateGCPercent = 150
+)
 
 // tuneRuntime applies the collector settings unless the environment already chose them.
 func tuneRuntime(f serveFlags) {
