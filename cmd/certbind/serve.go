@@ -189,10 +189,12 @@ func reloadOnSIGHUP(ctx context.Context, log logrus.FieldLogger) <-chan struct{}
 	return reload
 }
 
-// defaultGCPercent is --gc-percent's default; validateGCPercent is certbind validate's.
+// defaultGCPercent is --gc-percent's default; certbind validate collects at
+// validateGCPercent under a soft limit of validateMemoryLimitMB.
 const (
-	defaultGCPercent  = 200
-	validateGCPercent = 150
+	defaultGCPercent      = 200
+	validateGCPercent     = 150
+	validateMemoryLimitMB = 140
 )
 
 // tuneRuntime applies the collector settings unless the environment already chose them.
