@@ -162,7 +162,13 @@ func (c *Config) anchoredPathOf(p *Presented, k chainKey, now time.Time) *anchor
 			continue
 		}
 		looked = true
-		if ap := lookup(p.intermediateSums[i]); ap != nil {
+		var sum [32]byte
+		if i < len(p.intermediateSums) {
+			sum = p.intermediateSums[i]
+		} else { // a Presented not made by ParsePresented
+			sum = sha256.Sum256(ic.Raw)
+		}
+		if ap := lookup(sum); ap != nil {
 			c.rt.obs.ObserveCache("paths", "hit")
 			return ap
 		}

@@ -225,3 +225,14 @@ func TestAnchoredPathReload(t *testing.T) {
 		})
 	}
 }
+
+// A Presented built by hand (its exported fields only) still verifies, under the path too.
+func TestAnchoredPathPresentedByHand(t *testing.T) {
+	w := newWorld(t)
+	e := w.engine(t, exampleConfig)
+	wantReason(t, e, billingAuth(t, w.billing), policy.ReasonOK)
+	leaf := w.inter.Leaf("billing", pki.Subject(billingDN))
+	p := presented(t, leaf)
+	byHand := &policy.Presented{Leaf: p.Leaf, Intermediates: p.Intermediates, Thumbprint: p.Thumbprint, Subject: p.Subject}
+	wantReason(t, e, policy.Input{ModeHint: "client_auth", Request: tokenRequest("billing"), Certificate: byHand}, policy.ReasonOK)
+}

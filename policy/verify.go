@@ -96,7 +96,8 @@ type chainKey struct {
 // the earliest notAfter in the verified chain, the earliest CRL nextUpdate, and the cache TTL;
 // failures are not kept.
 func (c *Config) cachedChain(ctx context.Context, p *Presented, roots *x509.CertPool, k chainKey, now time.Time) chainResult {
-	if c.rt.chainCache == nil {
+	if c.rt.chainCache == nil || p.key == ([32]byte{}) {
+		// (A Presented not made by ParsePresented has no key: it is verified every time.)
 		return c.chain(ctx, p, roots, k, now)
 	}
 	k.chain = p.key
