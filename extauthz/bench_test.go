@@ -4,12 +4,14 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/certbind/certbind/extauthz"
 	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/testenv/bench"
 	"github.com/certbind/certbind/tracing"
 )
 
@@ -97,3 +99,43 @@ type discard struct{}
 
 func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discard) Shutdown(context.Context) error                             { return nil }
+
+// BenchmarkCheckCold is the whole adapter on credentials never seen before, as certbind-bench's
+// cold scenarios send them: a new leaf under a known intermediate on every check (with a new
+// bound token in bound_token). Set up with certbind-bench's own fixture.
+func BenchmarkCheckCold(b *testing.B) {
+	for _, mode := range []bench.Mode{bench.ModeClientAuth, bench.ModeBoundToken} {
+		b.Run(string(mode), func(b *testing.B) {
+			now := time.Now()
+			f, err := bench.NewFixture(b.TempDir(), now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c, err := policy.LoadConfig(f.ConfigPath(), policy.LoadOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv := extauthz.New(extauthz.Config{Engine: policy.NewEngine(policy.EngineConfig{Config: c, Now: func() time.Time { return now }})})
+			n := min(b.N+1, 20000)
+			pool, err := f.ColdPool(1, n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			crs := make([]*authv3.CheckRequest, n)
+			for i, cred := range pool {
+				crs[i] = bench.NewRequest(cred, mode, uint64(i)).CheckRequest(now)
+			}
+			ctx := context.Background()
+			if resp, err := srv.Check(ctx, crs[0]); err != nil || resp.GetOkResponse() == nil {
+				b.Fatalf("%v %v", resp.GetStatus(), err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if resp, _ := srv.Check(ctx, crs[1+i%(n-1)]); resp.GetOkResponse() == nil {
+					b.Fatal(resp.GetStatus())
+				}
+			}
+		})
+	}
+}

@@ -157,3 +157,16 @@ func TestChainCacheWithStaleIgnoredCRL(t *testing.T) {
 		t.Errorf("%d chain cache hits over three identical checks, want 2 (events %v)", got, events)
 	}
 }
+
+// Presenteds built by hand have no chain cache key: one verified never answers for another.
+func TestChainCachePresentedByHand(t *testing.T) {
+	w := newWorld(t)
+	e := w.engine(t, exampleConfig)
+	byHand := func(c *pki.Cert) policy.Input {
+		p := presented(t, c)
+		return policy.Input{ModeHint: "client_auth", Request: tokenRequest("billing"),
+			Certificate: &policy.Presented{Leaf: p.Leaf, Intermediates: p.Intermediates, Thumbprint: p.Thumbprint, Subject: p.Subject}}
+	}
+	wantReason(t, e, byHand(w.billing), policy.ReasonOK)
+	wantReason(t, e, byHand(w.stranger), policy.ReasonCertificateUntrusted)
+}

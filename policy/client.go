@@ -49,6 +49,9 @@ func (c *Client) Binding() string {
 type matcher interface {
 	matches(p *Presented) bool
 	String() string
+	// key files the client in the clientIndex: a certificate name with the same key is one
+	// matches accepts (index.go).
+	key() string
 }
 
 // subjectMatcher compares the certificate's subject, parsed from its DER, with the registered

@@ -4,6 +4,7 @@ package policy
 // path, and only then built.
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -163,6 +165,7 @@ func (b *builder) trust(f *fileConfig, c *Config) {
 	for i, name := range f.Intermediates {
 		for _, cert := range b.readPathCerts(fmt.Sprintf("intermediates[%d]", i), name) {
 			c.intermediates.AddCert(cert)
+			c.configuredIntermediates = append(c.configuredIntermediates, configuredIntermediate{cert: cert, sum: sha256.Sum256(cert.Raw)})
 		}
 	}
 	for i, name := range f.CRLFiles {
@@ -265,6 +268,7 @@ func (b *builder) caches(f *fileConfig, c *Config) {
 	c.rt.chainCache, _ = lru.NewWithEvict(f.Cache.Chains, onEvict[chainKey, time.Time](b, "chains"))
 	c.rt.tokenCache, _ = lru.NewWithEvict(f.Cache.Tokens, onEvict[[32]byte, cachedToken](b, "tokens"))
 	c.rt.interned, _ = lru.New[[32]byte, *x509.Certificate](internedIntermediates)
+	c.rt.anchoredPaths = newAnchoredPaths()
 }
 
 // fetch: jwks_fetch, the settings of every remote key set (read by clients and tokens).
@@ -277,13 +281,31 @@ func (b *builder) fetch(f *fileConfig, c *Config) {
 
 // clients: the registered clients, and client_auth's own settings.
 func (b *builder) clients(f *fileConfig, c *Config) {
-	for i := range f.Clients {
-		cl := b.client(fmt.Sprintf("clients[%d]", i), &f.Clients[i], c)
+	n := len(f.Clients) + len(f.clientNodes)
+	c.clients = make([]*Client, 0, n)
+	c.byID = make(map[string]*Client, n)
+	for i := range n {
+		path := "clients[" + strconv.Itoa(i) + "]"
+		var cl *Client
+		if i < len(f.Clients) {
+			cl = b.client(path, &f.Clients[i], c)
+			f.Clients[i] = fileClient{} // compiled: let the collector have it
+		} else {
+			// One registration decoded, compiled and dropped at a time.
+			j := i - len(f.Clients)
+			var fc fileClient
+			if err := f.clientNodes[j].Decode(&fc); err != nil {
+				b.errf(path, "%v", err)
+				continue
+			}
+			f.clientNodes[j] = nil
+			cl = b.client(path, &fc, c)
+		}
 		if cl == nil {
 			continue
 		}
 		if _, dup := c.byID[cl.ID]; dup {
-			b.errf(fmt.Sprintf("clients[%d].client_id", i), "duplicate client_id %q", cl.ID)
+			b.errf(path+".client_id", "duplicate client_id %q", cl.ID)
 			continue
 		}
 		c.byID[cl.ID] = cl
@@ -296,6 +318,7 @@ func (b *builder) clients(f *fileConfig, c *Config) {
 			}
 		}
 	}
+	c.index = newClientIndex(c.clients)
 	c.maxFormBytes = f.ClientAuth.MaxFormBytes
 	if f.ClientAuth.MaxFormBytes < 0 {
 		b.errf("client_auth.max_form_bytes", "must be positive")

@@ -41,6 +41,11 @@ type Config struct {
 	revocationMode    revocation.Mode
 	revocationFailure revocation.FailurePolicy
 
+	// index finds identity's candidate clients (index.go).
+	index clientIndex
+	// configuredIntermediates are intermediates' certificates, for the anchored path cache.
+	configuredIntermediates []configuredIntermediate
+
 	// Where it came from.
 	generation uint64
 	warnings   []string
@@ -61,6 +66,9 @@ type runtimeState struct {
 	interned   *lru.Cache[[32]byte, *x509.Certificate] // parsed intermediates, by SHA-256 of their DER
 	revocation *revocation.Checker                     // online revocation and its answers; nil when revocation.mode is off
 	obs        Observer
+
+	// anchoredPaths are the verified paths above intermediates (anchoredpath.go).
+	anchoredPaths *lru.Cache[anchoredKey, *anchoredPath]
 }
 
 // Generation identifies this compiled configuration: caches outside the policy key on it.
@@ -159,8 +167,12 @@ func ParseConfig(data []byte, baseDir string, opt LoadOptions) (*Config, error) 
 
 func parseConfig(data []byte, baseDir string, opt LoadOptions, h hash.Hash) (*Config, error) {
 	var f fileConfig
-	if err := decodeStrict(data, &f); err != nil {
-		return nil, &ConfigError{errs: []error{err}}
+	if !decodeStreamed(data, &f, "clients", &f.Clients) {
+		f = fileConfig{}
+		var err error
+		if f.clientNodes, err = decodeStrict(data, &f, "clients"); err != nil {
+			return nil, &ConfigError{errs: []error{err}}
+		}
 	}
 	f.applyDefaults()
 	f.Tokens.applyDefaults()

@@ -19,9 +19,17 @@
 // class and client-facing description are in one table (reason.go), from which the adapter
 // derives statuses.
 //
+// Chains are verified by crypto/x509; certbind adds directoryName constraints
+// (nameconstraints.go), CRLs and online revocation, and caches: a verified chain by its exact
+// bytes, and the verified path above an intermediate, under which a new leaf is verified with
+// the intermediate as its only root (anchoredpath.go says why each check of RFC 5280 section
+// 6.1 still happens). identity finds its candidate clients in an index of registered names
+// (index.go).
+//
 // Configuration (schema.go: the file's keys and every default) is decoded strictly, validated
 // section by section with errors that name the key path (compile.go, registry.go, route.go,
-// tokens.go), and compiled once into a read-only *Config that an Engine swaps atomically. Its
+// tokens.go), and compiled once into a read-only *Config that an Engine swaps atomically; a
+// large clients list is decoded a thousand registrations at a time (yaml.go). Its
 // fetches and cache events are reported to a LoadOptions.Observer; the HTTP client of its
 // fetches and the clock of key set refreshes can be injected:
 //

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/certbind/certbind/policy/revocation"
 	"github.com/certbind/certbind/policy/token"
 )
 
@@ -313,11 +312,21 @@ type chainResult struct {
 	softFail            bool
 }
 
-func (c *Config) chain(ctx context.Context, p *Presented, roots *x509.CertPool, fail revocation.FailurePolicy, now time.Time) chainResult {
+// chain verifies p against roots (named by k.roots) at now, then asks online revocation about
+// the verified chain. A leaf issued by an intermediate already verified to these roots is
+// verified under it alone (anchoredpath.go); anything that fails there is verified again in
+// full, so every deny comes from the full verification.
+func (c *Config) chain(ctx context.Context, p *Presented, roots *x509.CertPool, k chainKey, now time.Time) chainResult {
+	if res, ok := c.chainUnderAnchoredPath(ctx, p, k, now); ok {
+		return res
+	}
 	chains, err := c.verifyChain(p, roots, now)
 	res := chainResult{err: err, chains: chains}
 	if err == nil && len(chains) > 0 {
-		res.revokedCheckedUntil, res.softFail, res.err = c.onlineRevocation(ctx, chains[0], fail, now)
+		res.revokedCheckedUntil, res.softFail, res.err = c.onlineRevocation(ctx, chains[0], k.fail, now)
+	}
+	if res.err == nil && !res.softFail {
+		c.rememberAnchoredPath(p, chains, k, res.revokedCheckedUntil, now)
 	}
 	return res
 }
@@ -336,7 +345,9 @@ func (e *Engine) identity(ctx context.Context, cfg *Config, in Input) Decision {
 	matched := matchedBuf[:0]
 	var firstFailure Reason = ReasonNoMatchingClient
 	var firstErr, unchecked error
-	for _, cl := range cfg.clients {
+	var candidates [8]int32
+	for _, i := range cfg.index.candidates(p, candidates[:0]) {
+		cl := cfg.clients[i]
 		err := e.bound(ctx, cfg, cl, p, now, &global)
 		if err == nil {
 			matched = append(matched, cl.ID)

@@ -63,7 +63,7 @@ func (fc *fileClient) subjectNames() []subjectName {
 // keySources counts the registration's jwks, jwks_file and jwks_uri.
 func (fc *fileClient) keySources() int {
 	n := 0
-	for _, present := range []bool{!fc.JWKS.IsZero(), fc.JWKSFile != "", fc.JWKSURI != ""} {
+	for _, present := range []bool{fc.JWKS.node != nil && !fc.JWKS.node.IsZero(), fc.JWKSFile != "", fc.JWKSURI != ""} {
 		if present {
 			n++
 		}
@@ -144,7 +144,7 @@ func (b *builder) jwksSource(path string, fc *fileClient, c *Config) jwks.Source
 		b.errf(path, "jwks_uri_tls_ca, jwks_uri_tls_cert and jwks_uri_tls_key apply to jwks_uri")
 		return nil
 	}
-	set, where, ok := b.staticKeys(path, fc.JWKS, fc.JWKSFile)
+	set, where, ok := b.staticKeys(path, fc.JWKS.Node(), fc.JWKSFile)
 	if !ok {
 		return nil
 	}

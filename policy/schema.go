@@ -21,13 +21,16 @@ type fileConfig struct {
 	CertificateSources fileSources    `yaml:"certificate_sources"`
 	XFCC               fileXFCC       `yaml:"xfcc"`
 	JWKSFetch          fileFetch      `yaml:"jwks_fetch"`
-	Clients            []fileClient   `yaml:"clients"`
+	Clients            []fileClient   `yaml:"clients"` // decoded one at a time from clientNodes
 	Routes             []fileRoute    `yaml:"routes"`
 	ClientAuth         fileClientAuth `yaml:"client_auth"`
 	Tokens             fileTokens     `yaml:"tokens"`
 	HTTPAuthz          fileHTTPAuthz  `yaml:"http_authz"`
 	Cache              fileCache      `yaml:"cache"`
 	Revocation         fileRevocation `yaml:"revocation"`
+
+	// clientNodes are the items of clients, checked but not decoded (decodeStrict).
+	clientNodes []*yaml.Node
 }
 
 type fileRevocation struct {
@@ -76,21 +79,38 @@ type fileFetch struct {
 }
 
 type fileClient struct {
-	ClientID                string    `yaml:"client_id"`
-	TokenEndpointAuthMethod string    `yaml:"token_endpoint_auth_method"`
-	SubjectDN               string    `yaml:"tls_client_auth_subject_dn"`
-	SANDNS                  string    `yaml:"tls_client_auth_san_dns"`
-	SANURI                  string    `yaml:"tls_client_auth_san_uri"`
-	SANIP                   string    `yaml:"tls_client_auth_san_ip"`
-	SANEmail                string    `yaml:"tls_client_auth_san_email"`
-	TrustAnchors            []string  `yaml:"trust_anchors"`
-	JWKS                    yaml.Node `yaml:"jwks"`
-	JWKSFile                string    `yaml:"jwks_file"`
-	JWKSURI                 string    `yaml:"jwks_uri"`
-	JWKSURITLSCA            string    `yaml:"jwks_uri_tls_ca"`   // a private CA of the jwks_uri server
-	JWKSURITLSCert          string    `yaml:"jwks_uri_tls_cert"` // a client certificate for it
-	JWKSURITLSKey           string    `yaml:"jwks_uri_tls_key"`
-	RevocationFailure       string    `yaml:"revocation_failure"`
+	ClientID                string   `yaml:"client_id"`
+	TokenEndpointAuthMethod string   `yaml:"token_endpoint_auth_method"`
+	SubjectDN               string   `yaml:"tls_client_auth_subject_dn"`
+	SANDNS                  string   `yaml:"tls_client_auth_san_dns"`
+	SANURI                  string   `yaml:"tls_client_auth_san_uri"`
+	SANIP                   string   `yaml:"tls_client_auth_san_ip"`
+	SANEmail                string   `yaml:"tls_client_auth_san_email"`
+	TrustAnchors            []string `yaml:"trust_anchors"`
+	JWKS                    nodeRef  `yaml:"jwks"` // 8 bytes, not a yaml.Node's 152, in every registration
+	JWKSFile                string   `yaml:"jwks_file"`
+	JWKSURI                 string   `yaml:"jwks_uri"`
+	JWKSURITLSCA            string   `yaml:"jwks_uri_tls_ca"`   // a private CA of the jwks_uri server
+	JWKSURITLSCert          string   `yaml:"jwks_uri_tls_cert"` // a client certificate for it
+	JWKSURITLSKey           string   `yaml:"jwks_uri_tls_key"`
+	RevocationFailure       string   `yaml:"revocation_failure"`
+}
+
+// nodeRef holds a YAML value as its node, by reference.
+type nodeRef struct{ node *yaml.Node }
+
+// UnmarshalYAML keeps the node.
+func (r *nodeRef) UnmarshalYAML(n *yaml.Node) error {
+	r.node = n
+	return nil
+}
+
+// Node is the value's node, the zero Node when absent.
+func (r nodeRef) Node() yaml.Node {
+	if r.node == nil {
+		return yaml.Node{}
+	}
+	return *r.node
 }
 
 type fileClientAuth struct {

@@ -30,6 +30,9 @@ type Presented struct {
 	X5tS256, DERBase64 string
 	// key is the SHA-256 of the leaf and intermediates DER: the chain cache's key.
 	key [32]byte
+	// intermediateSums[i] is the SHA-256 of Intermediates[i]'s DER: the anchored path cache's
+	// key (anchoredpath.go).
+	intermediateSums [][32]byte
 }
 
 // ErrMalformedCertificate marks certificate bytes that do not parse.
@@ -60,6 +63,7 @@ func parsePresented(leafDER []byte, intermediatesDER [][]byte, interned *lru.Cac
 	for i, der := range intermediatesDER {
 		sum := sha256.Sum256(der)
 		h.Write(sum[:])
+		p.intermediateSums = append(p.intermediateSums, sum)
 		if interned != nil {
 			if c, ok := interned.Get(sum); ok {
 				p.Intermediates = append(p.Intermediates, c)
@@ -92,8 +96,9 @@ type chainKey struct {
 // the earliest notAfter in the verified chain, the earliest CRL nextUpdate, and the cache TTL;
 // failures are not kept.
 func (c *Config) cachedChain(ctx context.Context, p *Presented, roots *x509.CertPool, k chainKey, now time.Time) chainResult {
-	if c.rt.chainCache == nil {
-		return c.chain(ctx, p, roots, k.fail, now)
+	if c.rt.chainCache == nil || p.key == ([32]byte{}) {
+		// (A Presented not made by ParsePresented has no key: it is verified every time.)
+		return c.chain(ctx, p, roots, k, now)
 	}
 	k.chain = p.key
 	if until, ok := c.rt.chainCache.Get(k); ok && now.Before(until) && !now.Before(p.Leaf.NotBefore) {
@@ -101,7 +106,7 @@ func (c *Config) cachedChain(ctx context.Context, p *Presented, roots *x509.Cert
 		return chainResult{}
 	}
 	c.cacheEvent(ctx, "chains", false)
-	res := c.chain(ctx, p, roots, k.fail, now)
+	res := c.chain(ctx, p, roots, k, now)
 	if res.err == nil && len(res.chains) > 0 && !res.softFail {
 		until := now.Add(c.Cache.TTL)
 		if !res.revokedCheckedUntil.IsZero() && res.revokedCheckedUntil.Before(until) {

@@ -1,7 +1,7 @@
 // Command certbind-bench measures certbind against a no-op ext_authz server in the same run and
 // reports certbind's cost as ratios to it (see testenv/bench for the method).
 //
-//	certbind-bench [--certbind bin/certbind] [--noop bin/noop-authz] [--duration 10s] [--strict] [--memory]
+//	certbind-bench [--certbind bin/certbind] [--noop bin/noop-authz] [--duration 10s] [--strict] [--memory] [--registry 100000]
 //
 // It builds nothing: build both binaries first (go build -o bin/ ./cmd/...). It generates a PKI
 // and a certbind configuration into a temporary directory, starts both servers as child
@@ -64,6 +64,7 @@ type options struct {
 	memoryMaxMB    float64
 	tracing        bool
 	dpop           bool
+	registry       int
 }
 
 type stringList []string
@@ -93,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.memoryMaxMB, "memory-max-mb", 150, "memory target: certbind's peak RSS during the memory scenario stays below this many MB")
 	fs.BoolVar(&o.dpop, "dpop", true, "also measure a warm DPoP-bound token with a new proof per request over gRPC, against the no-op")
 	fs.BoolVar(&o.tracing, "tracing", true, "also measure warm bound_token with OpenTelemetry tracing on (100% sampling, and an unsampled parent) against tracing off")
+	fs.IntVar(&o.registry, "registry", 100_000, "clients of the registry scenario (certbind validate time and peak RSS, serve peak RSS, identity CPU/check against ten clients); 0 to skip")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -121,8 +123,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--cold-pool and --memory-certs must be positive")
 	case o.memoryMode != "mixed" && o.memoryMode != string(bench.ModeClientAuth) && o.memoryMode != string(bench.ModeBoundToken):
 		return o, fmt.Errorf("--memory-mode %q: want client_auth, bound_token or mixed", o.memoryMode)
-	case len(o.scenarios) == 0 && !o.memory && !o.tracing && !o.dpop:
-		return o, errors.New("nothing to run: no --scenarios, no --memory, no --tracing, no --dpop")
+	case o.registry < 0:
+		return o, errors.New("--registry must not be negative")
+	case len(o.scenarios) == 0 && !o.memory && !o.tracing && !o.dpop && o.registry == 0:
+		return o, errors.New("nothing to run: no --scenarios, no --memory, no --tracing, no --dpop, no --registry")
 	}
 	return o, nil
 }
@@ -162,6 +166,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f, err := bench.NewFixture(dir, time.Now())
 	if err != nil {
 		return err
+	}
+	var rl registryLoad
+	if o.registry > 0 {
+		if rl, err = measureRegistryLoad(ctx, o, f); err != nil {
+			return err
+		}
 	}
 
 	noop, err := startServer(ctx, "no-op", o.noop, nil, filepath.Join(dir, "noop.log"))
@@ -204,6 +214,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.tracing {
 		checks, err := runTracing(ctx, o, f, cb, dir, stdout, stderr)
+		if err != nil {
+			return err
+		}
+		more = append(more, checks...)
+	}
+	if o.registry > 0 {
+		checks, err := runRegistry(ctx, o, f, rl, dir, stdout, stderr)
 		if err != nil {
 			return err
 		}

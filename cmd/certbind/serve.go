@@ -58,7 +58,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.allowedCallers, "allowed-callers", "", "with --tls-client-ca: comma-separated URI SANs (compared exactly) or DNS SANs (any case), e.g. spiffe://example.org/envoy,envoy.example.org: the only callers accepted")
 	fs.BoolVar(&f.waitForConfig, "wait-for-config", false, "start even when the configuration is invalid: not ready (health NOT_SERVING) until a valid one is written")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ on the admin listener (exposes internals: keep the admin listener private)")
-	fs.IntVar(&f.gcPercent, "gc-percent", 200, "Go garbage collector target (GOGC) unless the GOGC environment variable is set: certbind's live heap is small and bounded by its caches, so fewer collections save CPU on every check")
+	fs.IntVar(&f.gcPercent, "gc-percent", defaultGCPercent, "Go garbage collector target (GOGC) unless the GOGC environment variable is set: certbind's live heap is small and bounded by its caches, so fewer collections save CPU on every check")
 	fs.Int64Var(&f.memoryLimit, "memory-limit-mb", 128, "soft memory limit (GOMEMLIMIT) in MiB unless GOMEMLIMIT is set; the collector works harder near it, keeping resident memory bounded; 0 for none")
 	fs.DurationVar(&f.drain, "drain-timeout", server.DefaultDrainTimeout, "on shutdown, how long in-flight checks may take to finish")
 	fs.DurationVar(&f.http.ReadTimeout, "http-read-timeout", lim.ReadTimeout, "HTTP endpoint: the longest a whole request (headers and body) may take to arrive; 0 for none")
@@ -188,6 +188,14 @@ func reloadOnSIGHUP(ctx context.Context, log logrus.FieldLogger) <-chan struct{}
 	}()
 	return reload
 }
+
+// defaultGCPercent is --gc-percent's default; certbind validate collects at
+// validateGCPercent under a soft limit of validateMemoryLimitMB.
+const (
+	defaultGCPercent      = 200
+	validateGCPercent     = 150
+	validateMemoryLimitMB = 140
+)
 
 // tuneRuntime applies the collector settings unless the environment already chose them.
 func tuneRuntime(f serveFlags) {

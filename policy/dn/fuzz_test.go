@@ -38,7 +38,7 @@ var parseSeeds = []string{
 
 // FuzzParse checks, for two inputs: no panic; errors wrap exactly one
 // sentinel; a parsed Name renders to a string that parses to an Equal Name
-// with the same rendering; Equal is reflexive and symmetric, and is Within
+// with the same rendering; Equal is reflexive and symmetric, agrees with Key, and is Within
 // both ways.
 func FuzzParse(f *testing.F) {
 	for i, s := range parseSeeds {
@@ -52,6 +52,9 @@ func FuzzParse(f *testing.F) {
 		nb, okB := checkParse(t, b)
 		if okA && okB && na.Equal(nb) != nb.Equal(na) {
 			t.Fatalf("Equal not symmetric: %q vs %q", a, b)
+		}
+		if okA && okB && na.Equal(nb) != (na.Key() == nb.Key()) {
+			t.Fatalf("Equal(%q, %q) is %v, their keys say otherwise", a, b, na.Equal(nb))
 		}
 		if okA && okB && na.Equal(nb) != (na.Within(nb) && nb.Within(na)) {
 			t.Fatalf("Equal(%q, %q) is not mutual Within", a, b)

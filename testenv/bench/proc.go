@@ -61,23 +61,36 @@ func ProcessRSS(pid int) (int64, error) {
 	return parseStatusRSS(data)
 }
 
-func parseStatusRSS(data []byte) (int64, error) {
+// ProcessPeakRSS returns the largest resident set size process pid has had, in bytes (VmHWM of
+// /proc/<pid>/status).
+func ProcessPeakRSS(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatusKB(data, "VmHWM")
+}
+
+func parseStatusRSS(data []byte) (int64, error) { return parseStatusKB(data, "VmRSS") }
+
+// parseStatusKB reads the field of /proc/<pid>/status named field, in kB, as bytes.
+func parseStatusKB(data []byte, field string) (int64, error) {
 	for line := range bytes.Lines(data) {
-		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		rest, ok := bytes.CutPrefix(line, []byte(field+":"))
 		if !ok {
 			continue
 		}
 		f := bytes.Fields(rest)
 		if len(f) != 2 || string(f[1]) != "kB" {
-			return 0, fmt.Errorf("status: VmRSS %q: %w", bytes.TrimSpace(rest), ErrProcFormat)
+			return 0, fmt.Errorf("status: %s %q: %w", field, bytes.TrimSpace(rest), ErrProcFormat)
 		}
 		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("status: VmRSS: %w: %v", ErrProcFormat, err)
+			return 0, fmt.Errorf("status: %s: %w: %v", field, ErrProcFormat, err)
 		}
 		return kb * 1024, nil
 	}
-	return 0, fmt.Errorf("status: %w: no VmRSS line (a kernel thread, or a zombie)", ErrProcFormat)
+	return 0, fmt.Errorf("status: %w: no %s line (a kernel thread, or a zombie)", ErrProcFormat, field)
 }
 
 // MachineCPU returns the CPU time all CPUs of the machine have been busy so far (user, nice,

@@ -43,10 +43,13 @@ func TestParseStatCPU(t *testing.T) {
 }
 
 func TestParseStatusRSS(t *testing.T) {
-	status := "Name:\tcertbind\nVmPeak:\t 1300000 kB\nVmRSS:\t   24576 kB\nRssAnon:\t 10000 kB\n"
+	status := "Name:\tcertbind\nVmPeak:\t 1300000 kB\nVmHWM:\t   30000 kB\nVmRSS:\t   24576 kB\nRssAnon:\t 10000 kB\n"
 	got, err := parseStatusRSS([]byte(status))
 	if err != nil || got != 24576*1024 {
 		t.Errorf("got %d, %v; want %d", got, err, 24576*1024)
+	}
+	if got, err := parseStatusKB([]byte(status), "VmHWM"); err != nil || got != 30000*1024 {
+		t.Errorf("VmHWM: got %d, %v; want %d", got, err, 30000*1024)
 	}
 	for _, bad := range []string{"Name:\tkthreadd\n", "VmRSS:\t 12 MB\n", "VmRSS:\t x kB\n"} {
 		if _, err := parseStatusRSS([]byte(bad)); !errors.Is(err, ErrProcFormat) {

@@ -19,6 +19,7 @@ type Mode string
 const (
 	ModeBoundToken Mode = "bound_token"
 	ModeClientAuth Mode = "client_auth"
+	ModeIdentity   Mode = "identity"
 )
 
 // Request is one authorization request as the proxy would send it, transport aside.
@@ -39,7 +40,7 @@ type Request struct {
 const Host = "api.bench.test"
 
 // NewRequest is what a client holding c sends in mode: for bound_token a GET of an API with its
-// Bearer token; for client_auth a token request (RFC 6749 section 4.4) with its client_id in the
+// Bearer token; for identity the same GET without a token; for client_auth a token request (RFC 6749 section 4.4) with its client_id in the
 // form body (RFC 8705 section 2). n makes the x-request-id.
 func NewRequest(c *Credential, mode Mode, n uint64) Request {
 	r := Request{
@@ -60,6 +61,8 @@ func NewRequest(c *Credential, mode Mode, n uint64) Request {
 		r.Body = []byte("grant_type=client_credentials&client_id=" + ClientID + "&scope=api")
 		r.Headers["content-type"] = "application/x-www-form-urlencoded"
 		r.Headers["content-length"] = strconv.Itoa(len(r.Body))
+	case ModeIdentity:
+		r.Method, r.Path = http.MethodGet, "/internal/orders/42"
 	default:
 		r.Method, r.Path = http.MethodGet, "/api/orders/42"
 		r.Headers["authorization"] = "Bearer " + c.Token
