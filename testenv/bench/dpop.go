@@ -9,8 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"runtime"
-	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -78,27 +76,13 @@ func (d *DPoP) Request(c *Credential, proof string, n uint64) Request {
 // CPU: each proof is new to the server, as a client's is.
 func (d *DPoP) Requests(c *Credential, first uint64, n int, at time.Time) ([]Request, error) {
 	out := make([]Request, n)
-	errs := make([]error, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for w := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += len(errs) {
-				p, err := d.Proof(first+uint64(i), at)
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				out[i] = d.Request(c, p, first+uint64(i))
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	err := parallel(n, func(i int) error {
+		p, err := d.Proof(first+uint64(i), at)
+		out[i] = d.Request(c, p, first+uint64(i))
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -170,6 +170,19 @@ func (f *Fixture) NewCredential(seq uint64, token bool) (*Credential, error) {
 // ColdPool mints n distinct credentials, numbered from first, with bound tokens, on every CPU.
 func (f *Fixture) ColdPool(first uint64, n int) ([]*Credential, error) {
 	pool := make([]*Credential, n)
+	err := parallel(n, func(i int) (err error) {
+		pool[i], err = f.NewCredential(first+uint64(i), true)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pool, nil
+}
+
+// parallel runs do(0) ... do(n-1) on every CPU and returns the first error (a worker stops at
+// its first).
+func parallel(n int, do func(i int) error) error {
 	errs := make([]error, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
 	for w := range errs {
@@ -177,22 +190,19 @@ func (f *Fixture) ColdPool(first uint64, n int) ([]*Credential, error) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += len(errs) {
-				c, err := f.NewCredential(first+uint64(i), true)
-				if err != nil {
-					errs[w] = err
+				if errs[w] = do(i); errs[w] != nil {
 					return
 				}
-				pool[i] = c
 			}
 		}()
 	}
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return pool, nil
+	return nil
 }
 
 // token signs an RFC 9068 access token bound to the certificate with SHA-256 thumb
