@@ -7,8 +7,10 @@
 //   - client_auth (RFC 8705 section 2): the request's client_id must be bound to the certificate,
 //     by chain validation to a trust anchor plus one registered name (tls_client_auth), or by a
 //     pinned certificate (self_signed_tls_client_auth).
-//   - bound_token (RFC 8705 section 3): the Bearer token must be valid and, when it carries cnf
-//     x5t#S256, bound to the certificate presented with this request.
+//   - bound_token (RFC 8705 section 3, RFC 9449): the access token must be valid and bound as
+//     the route or issuer requires, and every binding it carries must hold on this request: cnf
+//     x5t#S256 with the certificate presented, cnf jkt with a DPoP proof by that key (package
+//     dpop checks the proof; bound.go, dpopconfig.go).
 //   - identity: the certificate must belong to exactly one registered client.
 //
 // Trust assumptions: the certificate handed in an Input came from the TLS connection (Envoy's
