@@ -173,6 +173,11 @@ func TestBoundTokenDPoP(t *testing.T) {
 		{"typ JWT", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, alice.claims(jktTok), "JWT")), false, policy.ReasonDPoPProofType},
 		{"HS256", "dpop", dpopRequest("DPoP", jktTok, hs256), false, policy.ReasonDPoPAlgorithm},
 		{"not a JWS", "dpop", dpopRequest("DPoP", jktTok, "garbage"), false, policy.ReasonDPoPProofMalformed},
+		{"no jwk", "dpop", dpopRequest("DPoP", jktTok, forge(map[string]any{"typ": "dpop+jwt", "alg": "ES256"}, alice.claims(jktTok), func(string) []byte { return make([]byte, 64) })), false, policy.ReasonDPoPKey},
+		{"a signature of another proof", "dpop", dpopRequest("DPoP", jktTok, func() string {
+			a, b := alice.proof(t, alice.claims(jktTok)), alice.proof(t, alice.claims(jktTok))
+			return a[:strings.LastIndexByte(a, '.')] + b[strings.LastIndexByte(b, '.'):]
+		}()), false, policy.ReasonDPoPSignature},
 		{"no jti", "dpop", dpopRequest("DPoP", jktTok, alice.proof(t, set(alice.claims(jktTok), "jti", nil))), false, policy.ReasonDPoPProofMalformed},
 		{"first use", "dpop", dpopRequest("DPoP", jktTok, replayed), false, policy.ReasonOK},
 		{"replayed", "dpop", dpopRequest("DPoP", jktTok, replayed), false, policy.ReasonDPoPReplay},
