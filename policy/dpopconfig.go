@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,7 +81,8 @@ type dpopSettings struct {
 
 // redisReplay is a dpop.Redis that a newer configuration with the same settings takes over.
 type redisReplay struct {
-	settings [32]byte // what it was made from, the password included
+	settings [32]byte       // what it was made from, the password included
+	roots    *x509.CertPool // its private CA, nil for the system's
 	r        atomic.Pointer[dpop.Redis]
 	fallback *memoryReplay // on_error: memory; nil denies
 	obs      Observer
@@ -129,7 +130,7 @@ func adoptReplay(old, c *Config) {
 	if o.redis == nil {
 		return
 	}
-	if n != nil && n.redis != nil && n.redis.settings == o.redis.settings {
+	if n != nil && n.redis != nil && n.redis.settings == o.redis.settings && n.redis.roots.Equal(o.redis.roots) {
 		unused := n.redis.r.Swap(o.redis.r.Load())
 		unused.Close()
 		return
@@ -266,17 +267,20 @@ func (b *builder) redisReplay(path string, f *fileReplay) *redisReplay {
 		b.errf(path+".redis", "%v", strings.TrimPrefix(err.Error(), "dpop: redis: "))
 		return nil
 	}
-	// The settings as compared on reload: every field and the files' contents as read.
+	// The settings as compared on reload: every field, the password, and the TLS material as
+	// read (the client certificate's DER here, the CA pool compared with CertPool.Equal).
 	h := sha256.New()
-	fmt.Fprintf(h, "%q %q %q %d %q %s %q %q %q\x00", r.Address, r.Username, c.Password, r.DB, r.KeyPrefix, r.Timeout, r.TLSCA, r.TLSCert, r.TLSKey)
-	for _, name := range []string{r.TLSCA, r.TLSCert, r.TLSKey} {
-		if name != "" {
-			data, _ := os.ReadFile(b.resolve(name)) // read above already; a digest only
-			h.Write(data)
-			h.Write([]byte{0})
-		}
-	}
+	fmt.Fprintf(h, "%q %q %q %d %q %s\x00", r.Address, r.Username, c.Password, r.DB, r.KeyPrefix, r.Timeout)
 	out := &redisReplay{obs: b.obs}
+	if tc != nil {
+		for _, cert := range tc.Certificates {
+			for _, der := range cert.Certificate {
+				h.Write(der)
+				h.Write([]byte{0})
+			}
+		}
+		out.roots = tc.RootCAs
+	}
 	copy(out.settings[:], h.Sum(nil))
 	out.r.Store(store)
 	return out
