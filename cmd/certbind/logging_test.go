@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -72,5 +73,25 @@ func TestBufferedLog(t *testing.T) {
 	b.Close()
 	if !strings.HasSuffix(out.String(), "two\n") {
 		t.Fatalf("Close did not flush: %q", out.String())
+	}
+}
+
+// TestRedisLogger: go-redis's own lines reach certbind's logger at debug level, in its format,
+// and nowhere at the default level.
+func TestRedisLogger(t *testing.T) {
+	var buf bytes.Buffer
+	l, err := newLogger("json", "debug", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redisLogger{l}.Printf(context.Background(), "dial %s: %v", "127.0.0.1:1", "refused")
+	if s := buf.String(); !strings.Contains(s, `"component":"redis"`) || !strings.Contains(s, `"level":"debug"`) || !strings.Contains(s, "dial 127.0.0.1:1: refused") {
+		t.Errorf("logged %q", s)
+	}
+	buf.Reset()
+	l.SetLevel(logrus.InfoLevel)
+	redisLogger{l}.Printf(context.Background(), "dial")
+	if buf.Len() != 0 {
+		t.Errorf("at info level: %q", buf.String())
 	}
 }

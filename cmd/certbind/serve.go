@@ -15,6 +15,7 @@ import (
 	"github.com/certbind/certbind/cmd/internal/exit"
 	"github.com/certbind/certbind/tracing"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
 	"github.com/certbind/certbind/extauthz/listener"
@@ -130,6 +131,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// go-redis (the DPoP replay store) prints its connection errors itself; certbind already
+	// logs each failed call as a warning, so its own lines go to the debug level, formatted.
+	redis.SetLogger(redisLogger{log})
 	tuneRuntime(f)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -214,4 +218,11 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return "(devel)"
+}
+
+// redisLogger hands go-redis's log lines to certbind's logger at debug level.
+type redisLogger struct{ log logrus.FieldLogger }
+
+func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
+	r.log.WithField("component", "redis").Debugf(format, v...)
 }
