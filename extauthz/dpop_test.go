@@ -1,23 +1,15 @@
 package extauthz_test
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/certbind/certbind/extauthz"
 	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/testenv/dpoptest"
 )
 
 // TestDPoPDenials: RFC 9449 section 7.1 challenges: a proof failure is a DPoP challenge with
@@ -122,21 +114,11 @@ func TestDPoPOverTransports(t *testing.T) {
 	f := newFixture(t)
 	s := newSigner(t, f)
 	tr := f.transports(t, strings.Replace(baseConfig, "routes:\n", "routes:\n  - {path_prefix: /api/, mode: bound_token}\n", 1)+tokensConfig+"      binding: either\n")
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	th, _ := (&jose.JSONWebKey{Key: &key.PublicKey}).Thumbprint(crypto.SHA256)
-	jkt := base64.RawURLEncoding.EncodeToString(th)
+	h := dpoptest.New(t)
+	jkt := h.JKT
 	tok := s.sign(t, map[string]any{"iss": "https://as.example.org", "aud": "https://api.example.org", "sub": "user-7",
 		"client_id": "spa", "exp": t0.Add(time.Hour).Unix(), "cnf": map[string]any{"jkt": jkt}})
-	ath := sha256.Sum256([]byte(tok))
-	n := 0
-	proof := func(htu string) string {
-		n++
-		sg, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-		p, _ := json.Marshal(map[string]any{"jti": fmt.Sprint(n), "htm": "GET", "htu": htu, "iat": t0.Unix(), "ath": base64.RawURLEncoding.EncodeToString(ath[:])})
-		jws, _ := sg.Sign(p)
-		out, _ := jws.CompactSerialize()
-		return out
-	}
+	proof := func(htu string) string { return h.Proof(t, h.Claims("GET", htu, tok, t0)) }
 	call := func(via func(*testing.T, attempt) outcome, p string) outcome {
 		return via(t, attempt{path: "/api/x?y=1", headers: map[string]string{"authorization": "DPoP " + tok, "dpop": p}})
 	}

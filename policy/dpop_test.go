@@ -1,76 +1,36 @@
 package policy_test
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-
 	"github.com/certbind/certbind/policy"
 	"github.com/certbind/certbind/policy/dpop"
+	"github.com/certbind/certbind/testenv/dpoptest"
 	redisenv "github.com/certbind/certbind/testenv/redis"
 )
 
 const dpopURI = "https://api.example.org/api/things"
 
-// holder is a DPoP client: its key and the proofs it signs with the JOSE library.
+// holder is a DPoP client whose proofs are for a GET of dpopURI at t0.
 type holder struct {
-	key *ecdsa.PrivateKey
+	*dpoptest.Holder
 	jkt string
-	n   int
 }
 
 func newHolder(t testing.TB) *holder {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	th, err := (&jose.JSONWebKey{Key: &k.PublicKey}).Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &holder{key: k, jkt: base64.RawURLEncoding.EncodeToString(th)}
+	h := dpoptest.New(t)
+	return &holder{Holder: h, jkt: h.JKT}
 }
 
-// proofClaims are a valid proof's claims for a GET of dpopURI with tok.
-func (h *holder) claims(tok string) map[string]any {
-	h.n++
-	sum := sha256.Sum256([]byte(tok))
-	return map[string]any{"jti": fmt.Sprintf("p-%d", h.n), "htm": "GET", "htu": dpopURI, "iat": t0.Unix(),
-		"ath": base64.RawURLEncoding.EncodeToString(sum[:])}
-}
+// claims are a valid proof's claims for a GET of dpopURI with tok.
+func (h *holder) claims(tok string) map[string]any { return h.Claims("GET", dpopURI, tok, t0) }
 
 // proof signs c with typ (dpop+jwt unless given) and the public key embedded.
 func (h *holder) proof(t testing.TB, c map[string]any, typ ...string) string {
-	t.Helper()
-	ty := "dpop+jwt"
-	if len(typ) > 0 {
-		ty = typ[0]
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: h.key}, (&jose.SignerOptions{EmbedJWK: true}).WithType(jose.ContentType(ty)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := json.Marshal(c)
-	jws, err := s.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return h.Proof(t, c, typ...)
 }
 
 // dpopRequest is a GET of dpopURI with tok under scheme ("DPoP" or "Bearer") and the proofs.

@@ -1,18 +1,17 @@
 package main
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/certbind/certbind/testenv/dpoptest"
 )
 
 // sign makes a compact JWS of claims with key, with extra header options.
@@ -36,7 +35,7 @@ func sign(t *testing.T, key *ecdsa.PrivateKey, opts *jose.SignerOptions, claims 
 func TestCheckDPoP(t *testing.T) {
 	c := newCLI(t)
 	as, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	holder, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	holder := dpoptest.New(t)
 	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &as.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
 	c.write(t, "as.jwks.json", set)
 	c.write(t, "dpop.yaml", []byte(`trust_anchors: [ca.pem]
@@ -44,19 +43,13 @@ tokens:
   issuers:
     - { issuer: "https://as.example.org", jwks_file: as.jwks.json, audiences: [api], binding: dpop }
 `))
-	th, _ := (&jose.JSONWebKey{Key: &holder.PublicKey}).Thumbprint(crypto.SHA256)
-	jkt := base64.RawURLEncoding.EncodeToString(th)
+	jkt := holder.JKT
 	now := time.Now()
 	tok := sign(t, as, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", "k1"), map[string]any{
 		"iss": "https://as.example.org", "aud": "api", "sub": "user-1", "client_id": "spa",
 		"exp": now.Add(time.Hour).Unix(), "cnf": map[string]any{"jkt": jkt}})
 	c.write(t, "token", []byte(tok+"\n"))
-	ath := sha256.Sum256([]byte(tok))
-	proof := func(htm, htu string) string {
-		return sign(t, holder, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"), map[string]any{
-			"jti": base64.RawURLEncoding.EncodeToString([]byte(htm + htu)), "htm": htm, "htu": htu, "iat": now.Unix(),
-			"ath": base64.RawURLEncoding.EncodeToString(ath[:])})
-	}
+	proof := func(htm, htu string) string { return holder.Proof(t, holder.Claims(htm, htu, tok, now)) }
 	args := func(extra ...string) []string {
 		return append([]string{"check", "--config", c.path("dpop.yaml"), "--token-file", c.path("token")}, extra...)
 	}
