@@ -246,7 +246,8 @@ func (c oauthClient) token(t *testing.T, issuer, endpoint, clientID, auth, resou
 func (c oauthClient) call(t *testing.T, url, accessToken string) callResult {
 	t.Helper()
 	var r callResult
-	c.run(t, &r, "call", "--url", url, "--token", accessToken)
+	// --token=VALUE: an opaque token may begin with "-", which parseArgs would take for an option.
+	c.run(t, &r, "call", "--url", url, "--token="+accessToken)
 	if !r.OK {
 		t.Fatalf("client.mjs call %s: %s", url, r.Error)
 	}
