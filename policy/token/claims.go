@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -48,33 +50,23 @@ const maxDepth = 32
 
 // parseObject reads one JSON object strictly: no duplicate member names at any depth (RFC 7519
 // section 4 lets a parser reject them, and two parsers picking different duplicates is how
-// claims get smuggled), nesting bounded, nothing after the object.
+// claims get smuggled), nesting bounded, nothing after the object. It returns the top-level
+// members as encoding/json would decode the object into a map[string]json.RawMessage (names
+// decoded, values exactly as written), read in the same pass that checks the names: the values
+// share data's memory.
 func parseObject(data []byte) (map[string]json.RawMessage, error) {
-	if err := checkJSON(data); err != nil {
-		return nil, err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, err
-	}
-	if m == nil {
-		return nil, errors.New("not a JSON object")
-	}
-	return m, nil
-}
-
-func checkJSON(data []byte) error {
 	if !json.Valid(data) {
 		if err := explainInvalid(data); err != nil {
-			return err
+			return nil, err
 		}
-		return errors.New("malformed JSON")
+		return nil, errors.New("malformed JSON")
 	}
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
-		return errors.New("not a JSON object")
+		return nil, errors.New("not a JSON object")
 	}
-	// json.Valid has checked the syntax, so this scan only tracks nesting and member names.
+	// json.Valid has checked the syntax, so this scan only tracks nesting, member names and
+	// where each top-level value begins and ends.
 	type frame struct {
 		object    bool
 		expectKey bool
@@ -84,20 +76,39 @@ func checkJSON(data []byte) error {
 	var stack [maxDepth]frame
 	depth := 0
 	var names []string
+	top := make(map[string]json.RawMessage, 8)
+	topName, topStart := "", -1 // the top-level member being read, and where its value starts
+	endTop := func(end int) {
+		if topStart >= 0 {
+			top[topName] = json.RawMessage(trimRightSpace(data[topStart:end]))
+			topStart = -1
+		}
+	}
 	for i < len(data) {
 		switch c := data[i]; c {
 		case '{', '[':
 			if depth == maxDepth {
-				return fmt.Errorf("JSON nested deeper than %d", maxDepth)
+				return nil, fmt.Errorf("JSON nested deeper than %d", maxDepth)
 			}
 			stack[depth] = frame{object: c == '{', expectKey: c == '{', keys: len(names)}
 			depth++
 			i++
 		case '}', ']':
 			depth--
+			if depth == 0 {
+				endTop(i)
+			}
 			names = names[:stack[depth].keys]
 			i++
+		case ':':
+			if depth == 1 {
+				topStart = skipSpace(data, i+1)
+			}
+			i++
 		case ',':
+			if depth == 1 {
+				endTop(i)
+			}
 			if depth > 0 && stack[depth-1].object {
 				stack[depth-1].expectKey = true
 			}
@@ -108,17 +119,20 @@ func checkJSON(data []byte) error {
 				f.expectKey = false
 				name, err := memberName(data[i:end])
 				if err != nil {
-					return err
+					return nil, err
+				}
+				if depth == 1 {
+					topName = name
 				}
 				if f.set != nil {
 					if _, dup := f.set[name]; dup {
-						return fmt.Errorf("duplicate member %q", name)
+						return nil, fmt.Errorf("duplicate member %q", name)
 					}
 					f.set[name] = struct{}{}
 				} else {
 					for _, n := range names[f.keys:] {
 						if n == name {
-							return fmt.Errorf("duplicate member %q", name)
+							return nil, fmt.Errorf("duplicate member %q", name)
 						}
 					}
 					names = append(names, name)
@@ -136,7 +150,7 @@ func checkJSON(data []byte) error {
 			i++
 		}
 	}
-	return nil
+	return top, nil
 }
 
 // explainInvalid names what is wrong with data that json.Valid refused, token by token, with
@@ -200,6 +214,15 @@ func explainInvalid(data []byte) error {
 	}
 }
 
+func trimRightSpace(b []byte) []byte {
+	for len(b) > 0 && isJSONSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
@@ -251,7 +274,8 @@ func claimsFrom(m map[string]json.RawMessage) (*Claims, error) {
 			return
 		}
 		if raw, ok := m[name]; ok {
-			if e := json.Unmarshal(raw, dst); e != nil {
+			var ok bool
+			if *dst, ok = jsonString(raw); !ok {
 				err = fmt.Errorf("claim %s: not a string", name)
 			}
 		}
@@ -276,8 +300,7 @@ func claimsFrom(m map[string]json.RawMessage) (*Claims, error) {
 		return nil, fmt.Errorf("claim %s: holds a control character", clientClaim)
 	}
 	if raw, ok := m["aud"]; ok {
-		var one string
-		if json.Unmarshal(raw, &one) == nil {
+		if one, ok := jsonString(raw); ok {
 			c.Audience = []string{one}
 		} else if e := json.Unmarshal(raw, &c.Audience); e != nil {
 			return nil, errors.New("claim aud: not a string or an array of strings")
@@ -312,8 +335,8 @@ func claimsFrom(m map[string]json.RawMessage) (*Claims, error) {
 // for scp also an array of scope tokens.
 func scopes(m map[string]json.RawMessage) ([]string, error) {
 	if raw, ok := m["scope"]; ok {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		s, ok := jsonString(raw)
+		if !ok {
 			return nil, errors.New("claim scope: not a string")
 		}
 		out, err := ParseScope(s)
@@ -326,8 +349,7 @@ func scopes(m map[string]json.RawMessage) ([]string, error) {
 	if !ok {
 		return nil, nil
 	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
+	if s, ok := jsonString(raw); ok {
 		// Azure AD writes scp as one space-separated string.
 		out, err := ParseScope(s)
 		if err != nil {
@@ -360,7 +382,7 @@ func confirmation(raw json.RawMessage) (*Confirmation, error) {
 		c.Members = append(c.Members, k)
 	}
 	if v, ok := members["x5t#S256"]; ok {
-		if err := json.Unmarshal(v, &c.X5tS256); err != nil {
+		if c.X5tS256, ok = jsonString(v); !ok {
 			return nil, fmt.Errorf("%w: x5t#S256 is not a string", ErrConfirmation)
 		}
 		if c.X5tS256 == "" {
@@ -368,7 +390,7 @@ func confirmation(raw json.RawMessage) (*Confirmation, error) {
 		}
 	}
 	if v, ok := members["jkt"]; ok {
-		if err := json.Unmarshal(v, &c.JKT); err != nil {
+		if c.JKT, ok = jsonString(v); !ok {
 			return nil, fmt.Errorf("%w: jkt is not a string", ErrConfirmation)
 		}
 		// RFC 9449 section 6.1: base64url of a SHA-256 thumbprint, so 43 characters without
@@ -383,7 +405,13 @@ func confirmation(raw json.RawMessage) (*Confirmation, error) {
 // numericDate reads an RFC 7519 NumericDate: seconds since the epoch, possibly fractional.
 func numericDate(raw json.RawMessage) (time.Time, error) {
 	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
+	if len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+		// A JSON number (raw is valid JSON): what encoding/json itself does with one.
+		var err error
+		if f, err = strconv.ParseFloat(string(raw), 64); err != nil {
+			return time.Time{}, errors.New("not a number")
+		}
+	} else if err := json.Unmarshal(raw, &f); err != nil {
 		return time.Time{}, errors.New("not a number")
 	}
 	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
@@ -391,6 +419,22 @@ func numericDate(raw json.RawMessage) (time.Time, error) {
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+}
+
+// jsonString decodes raw, one valid JSON value, as json.Unmarshal into a string would: a
+// literal of plain ASCII without escapes is copied as it is, anything else (escapes, non-ASCII,
+// null) goes through encoding/json. ok is false for a value that is not a string or null.
+func jsonString(raw json.RawMessage) (s string, ok bool) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		body := raw[1 : n-1]
+		if !slices.ContainsFunc(body, func(c byte) bool { return c == '\\' || c >= 0x80 }) {
+			return string(body), true
+		}
+	}
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // ParseScope splits an RFC 6749 section 3.3 scope value: scope-token *( SP scope-token ).

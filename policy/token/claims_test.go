@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -391,12 +392,14 @@ func FuzzParseObject(f *testing.F) {
 		if got, want := slices.Sorted(maps.Keys(m)), slices.Sorted(maps.Keys(std)); !slices.Equal(got, want) {
 			t.Fatalf("members %q, encoding/json has %q", got, want)
 		}
+		// Each value exactly as encoding/json's own RawMessage decoding has it.
+		var raws map[string]json.RawMessage
+		if err := json.Unmarshal(data, &raws); err != nil {
+			t.Fatalf("encoding/json into RawMessages: %v", err)
+		}
 		for k, raw := range m {
-			var v any
-			d := json.NewDecoder(bytes.NewReader(raw))
-			d.UseNumber()
-			if err := d.Decode(&v); err != nil {
-				t.Fatalf("member %q: %v", k, err)
+			if !bytes.Equal(raw, raws[k]) {
+				t.Fatalf("member %q is %q, encoding/json has %q", k, raw, raws[k])
 			}
 		}
 	})
@@ -426,6 +429,44 @@ func FuzzParseScope(f *testing.F) {
 		for _, sc := range got {
 			if !ValidScope(sc) {
 				t.Fatalf("%q -> token %q", s, sc)
+			}
+		}
+	})
+}
+
+// FuzzClaimValues holds jsonString and numericDate, which skip encoding/json for plain values,
+// to what encoding/json makes of any valid JSON value.
+func FuzzClaimValues(f *testing.F) {
+	for _, s := range []string{`"a"`, `""`, `"\u0061"`, `"a\"b"`, "\"\xff\"", `"é"`, `null`, `1`, `-0`, `1e400`, `1.5e9`, `"1"`, `[]`, `{}`, `true`, ` "a" `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return
+		}
+		raw := trimRightSpace(data[skipSpace(data, 0):]) // a value as parseObject cuts it
+		var want string
+		wantErr := json.Unmarshal(raw, &want)
+		got, ok := jsonString(raw)
+		if ok != (wantErr == nil) || got != want {
+			t.Fatalf("jsonString(%q) = %q, %v; encoding/json: %q, %v", raw, got, ok, want, wantErr)
+		}
+		var f float64
+		fErr := json.Unmarshal(raw, &f)
+		tm, err := numericDate(raw)
+		if fErr != nil {
+			if err == nil {
+				t.Fatalf("numericDate(%q) = %v, encoding/json: %v", raw, tm, fErr)
+			}
+			return
+		}
+		if inRange := f >= 0 && f <= 1e11; inRange != (err == nil) {
+			t.Fatalf("numericDate(%q): %v, for %v", raw, err, f)
+		}
+		if err == nil {
+			sec, frac := math.Modf(f)
+			if want := time.Unix(int64(sec), int64(frac*1e9)).UTC(); !tm.Equal(want) {
+				t.Fatalf("numericDate(%q) = %v, want %v", raw, tm, want)
 			}
 		}
 	})

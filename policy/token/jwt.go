@@ -8,8 +8,8 @@ package token
 
 import (
 	"context"
+	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -109,26 +109,43 @@ func NewVerifier(issuers []*Issuer, maxBytes int) *Verifier {
 // LooksLikeJWT reports whether raw has the shape of a compact JWS (three base64url parts).
 func LooksLikeJWT(raw string) bool { return strings.Count(raw, ".") == 2 }
 
+// segments splits a compact JWS into its three base64url parts; ok is false unless there are
+// exactly three.
+func segments(raw string) (header, payload, signature string, ok bool) {
+	header, rest, ok1 := strings.Cut(raw, ".")
+	payload, signature, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(signature, ".") {
+		return "", "", "", false
+	}
+	return header, payload, signature, true
+}
+
 // peek parses a JWT's payload without verifying it. Failures wrap ErrNotJWT too: a string
 // that only looks like a JWT may be an opaque token for introspection.
 func peek(raw string) (*Claims, error) {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return nil, ErrNotJWT
+	c, _, err := peekPayload(raw)
+	return c, err
+}
+
+// peekPayload is peek, also returning the decoded payload.
+func peekPayload(raw string) (*Claims, []byte, error) {
+	_, seg, _, ok := segments(raw)
+	if !ok {
+		return nil, nil, ErrNotJWT
 	}
-	payload, err := base64.RawURLEncoding.Strict().DecodeString(parts[1])
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(seg)
 	if err != nil {
-		return nil, &Error{Kind: KindMalformed, Err: fmt.Errorf("%w: payload is not base64url: %v", ErrNotJWT, err)}
+		return nil, nil, &Error{Kind: KindMalformed, Err: fmt.Errorf("%w: payload is not base64url: %v", ErrNotJWT, err)}
 	}
 	m, err := parseObject(payload)
 	if err != nil {
-		return nil, &Error{Kind: KindMalformed, Err: fmt.Errorf("%w: payload: %v", ErrNotJWT, err)}
+		return nil, nil, &Error{Kind: KindMalformed, Err: fmt.Errorf("%w: payload: %v", ErrNotJWT, err)}
 	}
 	c, err := claimsFrom(m)
 	if err != nil {
-		return nil, fail(KindMalformed, "%w", err)
+		return nil, nil, fail(KindMalformed, "%w", err)
 	}
-	return c, nil
+	return c, payload, nil
 }
 
 // Verify checks a JWT access token: size, shape, strict JSON, issuer, algorithm allow-list,
@@ -139,10 +156,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string, now time.Time) (*Clai
 	if len(raw) > v.maxBytes {
 		return nil, fail(KindMalformed, "token larger than %d bytes", v.maxBytes)
 	}
-	if !LooksLikeJWT(raw) {
+	hdrSeg, _, _, ok := segments(raw)
+	if !ok {
 		return nil, ErrNotJWT
 	}
-	c, err := peek(raw)
+	c, parsed, err := peekPayload(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -151,8 +169,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string, now time.Time) (*Clai
 	if !ok {
 		return nil, fail(KindIssuer, "issuer %q is not configured", iss)
 	}
-	parts := strings.SplitN(raw, ".", 2)
-	hdrJSON, err := base64.RawURLEncoding.Strict().DecodeString(parts[0])
+	hdrJSON, err := base64.RawURLEncoding.Strict().DecodeString(hdrSeg)
 	if err != nil {
 		return nil, fail(KindMalformed, "header is not base64url: %v", err)
 	}
@@ -164,8 +181,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string, now time.Time) (*Clai
 		// RFC 7515 section 4.1.11: certbind understands no extension, so any crit is refused.
 		return nil, fail(KindMalformed, "header crit %s: no critical extension is supported", hdr["crit"])
 	}
-	var algName string
-	if json.Unmarshal(hdr["alg"], &algName) != nil {
+	algName, ok := jsonString(hdr["alg"])
+	if !ok {
 		return nil, fail(KindMalformed, "header alg missing or not a string")
 	}
 	// The allow-list comes first: "none" and HMAC (which a confused verifier would key with the
@@ -187,7 +204,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string, now time.Time) (*Clai
 		return nil, err
 	}
 	c.keys = set
-	if seg := strings.Split(raw, ".")[1]; base64.RawURLEncoding.EncodeToString(payload) != seg {
+	if !bytes.Equal(payload, parsed) {
 		return nil, fail(KindMalformed, "signed payload differs from the parsed one") // unreachable for compact JWS
 	}
 	if err := checkTimes(c, now, is.Leeway, true); err != nil {
