@@ -7,8 +7,8 @@
 package token
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
