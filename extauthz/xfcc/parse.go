@@ -259,6 +259,8 @@ type builder struct {
 	seen [keyDNS + 1]bool
 	// afterBy: the element has had a pair other than By.
 	afterBy bool
+	// certValue is the element's Cert value as sent, once decoded into cur.Cert.
+	certValue string
 }
 
 func (b *builder) pair(elem, pair int, text string) error {
@@ -314,9 +316,15 @@ func (b *builder) pair(elem, pair int, text string) error {
 		if err != nil {
 			return pairErr(elem, pair, name, err)
 		}
-		b.cur.Cert = ders[0]
+		b.cur.Cert, b.certValue = ders[0], value
 	case keyChain:
-		ders, err := decodeCerts(value, b.lim.MaxChainCerts, true)
+		var ders [][]byte
+		var err error
+		if rest, ok := b.afterCert(value); ok {
+			ders, err = appendCerts([][]byte{b.cur.Cert}, rest, b.lim.MaxChainCerts, true)
+		} else {
+			ders, err = decodeCerts(value, b.lim.MaxChainCerts, true)
+		}
 		if err != nil {
 			return pairErr(elem, pair, name, err)
 		}
@@ -325,9 +333,21 @@ func (b *builder) pair(elem, pair int, text string) error {
 	return nil
 }
 
+// afterCert: Envoy writes the Chain as the leaf's PEM, exactly as in Cert, followed by the
+// issuers', so a Chain that starts with the Cert value just decoded need not have its first
+// certificate decoded again. It holds only when the Cert value ends with an encoded line
+// break: decoding is then the same whether the value is read whole or in two parts (the
+// percent-decoding and the PEM blocks both break there).
+func (b *builder) afterCert(chain string) (rest string, ok bool) {
+	if b.cur.Cert == nil || !strings.HasSuffix(b.certValue, "%0A") {
+		return "", false
+	}
+	return strings.CutPrefix(chain, b.certValue)
+}
+
 func (b *builder) endElement(elem int) error {
 	e := b.cur
-	b.cur, b.seen, b.afterBy = Element{}, [keyDNS + 1]bool{}, false
+	b.cur, b.seen, b.afterBy, b.certValue = Element{}, [keyDNS + 1]bool{}, false, ""
 	if e.Cert != nil && e.Chain != nil && !bytes.Equal(e.Cert, e.Chain[0]) {
 		return elemErr(elem, ErrChainMismatch)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -609,9 +610,74 @@ func TestPathUnescape(t *testing.T) {
 	}
 	for _, in := range inputs {
 		want, wantErr := url.PathUnescape(in)
-		got, ok := pathUnescape(in)
-		if ok != (wantErr == nil) || (ok && string(got) != want) {
-			t.Errorf("pathUnescape(%q) = %q, %v; url.PathUnescape = %q, %v", in, got, ok, want, wantErr)
+		got, ok := pathUnescape([]byte("x"), in) // appends to what dst holds
+		if ok != (wantErr == nil) || (ok && string(got) != "x"+want) {
+			t.Errorf("pathUnescape(x, %q) = %q, %v; url.PathUnescape = %q, %v", in, got, ok, want, wantErr)
 		}
+	}
+}
+
+// TestChainAfterCert: a Chain that starts with the Cert value is decoded from where the Cert
+// value ends (Envoy's order). The result, or the error, must be what decoding the Chain whole
+// gives, which is what Parse does when Chain comes before Cert.
+func TestChainAfterCert(t *testing.T) {
+	ca := newCert(t, certOpts{cn: "ca", ca: true}, nil)
+	inter := newCert(t, certOpts{cn: "inter", ca: true}, ca)
+	leaf := newCert(t, certOpts{cn: "leaf"}, inter)
+	pemOf := func(cs ...*x509.Certificate) string {
+		var b strings.Builder
+		for _, c := range cs {
+			b.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+		}
+		return b.String()
+	}
+	cert := envoyxfcc.EncodePEM([]byte(pemOf(leaf)))
+	if !strings.HasSuffix(cert, "%0A") {
+		t.Fatalf("Envoy's encoding ends a PEM with %%0A: %q", cert[len(cert)-6:])
+	}
+	chain := envoyxfcc.EncodePEM([]byte(pemOf(leaf, inter, ca)))
+	noBreak := strings.TrimSuffix(cert, "%0A")
+	tests := []struct {
+		name       string
+		cert       string
+		chain      string
+		wantErr    error // nil: both orders give the same element
+		wantLength int
+	}{
+		{"Envoy's chain", cert, chain, nil, 3},
+		{"chain of the leaf alone", cert, cert, nil, 1},
+		{"chain with trailing whitespace", cert, chain + "%20%0A", nil, 3},
+		{"Cert without the final line break", noBreak, chain, nil, 3},
+		{"Cert without the final line break, chain glued on", noBreak, noBreak + strings.TrimPrefix(chain, cert), ErrBadPEM, 0},
+		{"data after the leaf", cert, cert + "junk", ErrBadPEM, 0},
+		{"bad escape after the leaf", cert, cert + "%zz", ErrBadPEM, 0},
+		{"a private key after the leaf", cert, cert + "-----BEGIN%20PRIVATE%20KEY-----%0AAAAA%0A-----END%20PRIVATE%20KEY-----%0A", ErrBadPEM, 0},
+		{"too many certificates", cert, chain + strings.TrimPrefix(chain, cert), ErrChainTooLong, 0},
+		{"another leaf", envoyxfcc.EncodePEM([]byte(pemOf(inter))), chain, ErrChainMismatch, 0},
+	}
+	lim := Limits{MaxChainCerts: 4}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			certFirst, err1 := Parse(`Cert="`+tt.cert+`";Chain="`+tt.chain+`"`, lim)
+			chainFirst, err2 := Parse(`Chain="`+tt.chain+`";Cert="`+tt.cert+`"`, lim)
+			if tt.wantErr != nil {
+				if !errors.Is(err1, tt.wantErr) || !errors.Is(err2, tt.wantErr) {
+					t.Fatalf("Cert first: %v; Chain first: %v; want %v", err1, err2, tt.wantErr)
+				}
+				if got, want := strings.Replace(err1.Error(), "pair 2 (Chain)", "pair 1 (Chain)", 1), err2.Error(); got != want {
+					t.Errorf("Cert first: %s\nChain first: %s", err1, err2)
+				}
+				return
+			}
+			if err1 != nil || err2 != nil {
+				t.Fatalf("Cert first: %v; Chain first: %v", err1, err2)
+			}
+			if !reflect.DeepEqual(certFirst, chainFirst) {
+				t.Fatalf("Cert first %s, Chain first %s", summaries(certFirst), summaries(chainFirst))
+			}
+			if e := certFirst[0]; len(e.Chain) != tt.wantLength || !bytes.Equal(e.Chain[0], leaf.Raw) || !bytes.Equal(e.Cert, leaf.Raw) {
+				t.Errorf("chain of %d, want %d with the leaf first", len(e.Chain), tt.wantLength)
+			}
+		})
 	}
 }

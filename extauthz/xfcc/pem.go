@@ -3,9 +3,9 @@ package xfcc
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // strictBase64 rejects non-zero padding bits, so one DER has one encoding.
@@ -35,11 +35,21 @@ func decodeCerts(value string, max int, chain bool) ([][]byte, error) {
 	if value == "" {
 		return nil, fmt.Errorf("%w: empty value", ErrBadPEM)
 	}
-	text, ok := pathUnescape(value)
+	return appendCerts(nil, value, max, chain)
+}
+
+// appendCerts is decodeCerts after the certificates in ders, which count towards max: value
+// continues a value whose certificates those are.
+func appendCerts(ders [][]byte, value string, max int, chain bool) ([][]byte, error) {
+	bp := textBufs.Get().(*[]byte)
+	defer textBufs.Put(bp)
+	text, ok := pathUnescape((*bp)[:0], value)
 	if !ok {
 		return nil, fmt.Errorf("%w: bad percent-encoding", ErrBadPEM)
 	}
-	var ders [][]byte
+	if cap(text) <= maxPooledText {
+		*bp = text
+	}
 	for rest := trimLeftSpaceBytes(text); len(rest) > 0; rest = trimLeftSpaceBytes(rest) {
 		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
 			return nil, fmt.Errorf("%w: data outside PEM blocks", ErrBadPEM)
@@ -63,24 +73,46 @@ func decodeCerts(value string, max int, chain bool) ([][]byte, error) {
 	return ders, nil
 }
 
-// pathUnescape is url.PathUnescape without its intermediate string: %XX (either case) is
-// decoded, everything else, '+' included, is kept; a '%' not followed by two hex digits fails.
-func pathUnescape(s string) ([]byte, bool) {
-	out := make([]byte, 0, len(s))
+// textBufs holds the buffers values are percent-decoded into: the text lives only until its
+// blocks are decoded (every DER is a copy), and a Chain is a few kilobytes.
+var textBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledText bounds the buffers kept in textBufs, so one large header does not pin its
+// buffer.
+const maxPooledText = 64 << 10
+
+// pathUnescape appends s to dst as url.PathUnescape decodes it, without its intermediate
+// string: %XX (either case) is decoded, everything else, '+' included, is kept; a '%' not
+// followed by two hex digits fails.
+func pathUnescape(dst []byte, s string) ([]byte, bool) {
 	for {
 		i := strings.IndexByte(s, '%')
 		if i < 0 {
-			return append(out, s...), true
+			return append(dst, s...), true
 		}
 		if i+2 >= len(s) {
 			return nil, false
 		}
-		var err error
-		if out, err = hex.AppendDecode(append(out, s[:i]...), []byte(s[i+1:i+3])); err != nil {
+		hi, ok1 := unhex(s[i+1])
+		lo, ok2 := unhex(s[i+2])
+		if !ok1 || !ok2 {
 			return nil, false
 		}
+		dst = append(append(dst, s[:i]...), hi<<4|lo)
 		s = s[i+3:]
 	}
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // decodeBlock decodes the CERTIFICATE block at the start of s and returns its DER and length.
@@ -105,7 +137,7 @@ func decodeBlock(s []byte) ([]byte, int, error) {
 	m, err := strictBase64.Decode(der, body)
 	if err != nil {
 		// The decoder skips only CR and LF; drop other whitespace and try once more (in
-		// place: body is this function's own copy of the header).
+		// place: body is the caller's percent-decoded copy of the header).
 		w := 0
 		for _, c := range body {
 			if !isSpace(c) {
