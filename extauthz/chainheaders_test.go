@@ -94,7 +94,7 @@ func TestHTTPAuthzRemovesClientCertChain(t *testing.T) {
 // TestAllowedOwnsClientCertChain: every allow, whatever the mode, removes client-cert-chain.
 func TestAllowedOwnsClientCertChain(t *testing.T) {
 	for _, d := range []policy.Decision{
-		{Allow: true, Mode: policy.ModeClientAuth, ClientID: "billing", Certificate: &policy.Presented{X5tS256: "t", DERBase64: "ZGVy"}},
+		{Allow: true, Mode: policy.ModeClientAuth, ClientID: "billing", Certificate: &policy.Presented{X5tS256: "t", ClientCert: ":ZGVy:"}},
 		{Allow: true, Mode: policy.ModeIdentity, ClientID: "svc"},
 		{Allow: true, Mode: policy.ModeBoundToken, Subject: "s", Scopes: []string{"read"}},
 	} {

@@ -206,7 +206,7 @@ func upstreamValue(d policy.Decision, h string) string {
 		}
 	case HeaderClientCert:
 		if p != nil {
-			return ":" + p.DERBase64 + ":"
+			return p.ClientCert
 		}
 	case HeaderSubject:
 		if d.Mode == policy.ModeBoundToken {

@@ -25,9 +25,10 @@ type Presented struct {
 	// empty RDN) SubjectErr says why and no subject DN registration can match.
 	Subject    dn.Name
 	SubjectErr error
-	// X5tS256 is Thumbprint.String(), and DERBase64 the leaf's DER in standard base64 (RFC
-	// 9440's Client-Cert), each computed once per certificate.
-	X5tS256, DERBase64 string
+	// X5tS256 is Thumbprint.String(), and ClientCert the leaf as RFC 9440's Client-Cert header
+	// value (its DER in standard base64 between colons: a Structured Field Byte Sequence), each
+	// computed once per certificate.
+	X5tS256, ClientCert string
 	// key is the SHA-256 of the leaf and intermediates DER: the chain cache's key.
 	key [32]byte
 	// intermediateSums[i] is the SHA-256 of Intermediates[i]'s DER: the anchored path cache's
@@ -57,7 +58,7 @@ func parsePresented(leafDER []byte, intermediatesDER [][]byte, interned *lru.Cac
 	subject, subjErr := dn.FromDER(leaf.RawSubject)
 	p := &Presented{Leaf: leaf, Thumbprint: ThumbprintOf(leafDER), Subject: subject, SubjectErr: subjErr}
 	p.X5tS256 = p.Thumbprint.String()
-	p.DERBase64 = base64.StdEncoding.EncodeToString(leafDER)
+	p.ClientCert = clientCertValue(leafDER)
 	h := sha256.New()
 	h.Write(p.Thumbprint[:])
 	for i, der := range intermediatesDER {
@@ -82,6 +83,14 @@ func parsePresented(leafDER []byte, intermediatesDER [][]byte, interned *lru.Cac
 	}
 	copy(p.key[:], h.Sum(nil))
 	return p, nil
+}
+
+// clientCertValue is der as an RFC 9440 Client-Cert value, in one allocation.
+func clientCertValue(der []byte) string {
+	b := make([]byte, base64.StdEncoding.EncodedLen(len(der))+2)
+	b[0], b[len(b)-1] = ':', ':'
+	base64.StdEncoding.Encode(b[1:len(b)-1], der)
+	return string(b)
 }
 
 // chainKey names one verification: a presented chain against one set of trust anchors (the
