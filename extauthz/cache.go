@@ -10,6 +10,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/certbind/certbind/policy"
+	"github.com/certbind/certbind/policy/admission"
 )
 
 // certResult is the outcome of reading a request's certificate material.
@@ -22,13 +23,16 @@ type certResult struct {
 // adapterConfig is the adapter's state for one configuration generation: its compiled
 // settings, and the certificate cache, which remembers certResults by the SHA-256 of the exact
 // bytes they were read from, so a client that comes back (as real clients do, with the same
-// certificate) costs a hash and a lookup instead of percent-decoding, PEM and X.509 parsing.
+// certificate) costs a hash and a lookup instead of percent-decoding, PEM and X.509 parsing. A
+// result is cached the second time its material is read (package admission): material seen
+// once never displaces a returning client's.
 // Both belong to one generation: settings such as xfcc.trusted_proxies change what the same
 // bytes mean.
 type adapterConfig struct {
 	gen   uint64
 	set   *settings
 	certs *lru.Cache[[32]byte, certResult] // nil when cache.certificates is 0
+	door  *admission.Doorkeeper
 	ttl   time.Duration
 }
 
@@ -56,6 +60,7 @@ func (ac *adapterConfigs) forConfig(cfg *policy.Config) *adapterConfig {
 			onEvict = func([32]byte, certResult) { ac.onEvent("certificates", "eviction") }
 		}
 		c.certs, _ = lru.NewWithEvict(cfg.Cache.Certificates, onEvict)
+		c.door = admission.New(cfg.Cache.Certificates)
 	}
 	ac.cur.Store(c)
 	return c
@@ -98,8 +103,10 @@ func (ac *adapterConfigs) lookup(c *adapterConfig, compute func() certResult, pa
 	}
 	ac.event("miss")
 	r := compute()
-	r.until = now.Add(c.ttl)
-	c.certs.Add(key, r)
+	if c.door.Admit(key) {
+		r.until = now.Add(c.ttl)
+		c.certs.Add(key, r)
+	}
 	return r
 }
 

@@ -170,7 +170,7 @@ func (c *Config) verifyToken(ctx context.Context, raw string, now time.Time) (*t
 		if claims.Expiry.Before(until) {
 			until = claims.Expiry
 		}
-		if now.Before(until) {
+		if now.Before(until) && c.rt.tokenDoor.Admit(key) {
 			c.rt.tokenCache.Add(key, cachedToken{claims: claims, pol: pol, until: until})
 		}
 	}

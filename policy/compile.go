@@ -19,6 +19,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/certbind/certbind/policy/admission"
 	"github.com/certbind/certbind/policy/revocation"
 )
 
@@ -267,6 +268,7 @@ func (b *builder) caches(f *fileConfig, c *Config) {
 	c.generation = generations.Add(1)
 	c.rt.chainCache, _ = lru.NewWithEvict(f.Cache.Chains, onEvict[chainKey, time.Time](b, "chains"))
 	c.rt.tokenCache, _ = lru.NewWithEvict(f.Cache.Tokens, onEvict[[32]byte, cachedToken](b, "tokens"))
+	c.rt.chainDoor, c.rt.tokenDoor = admission.New(f.Cache.Chains), admission.New(f.Cache.Tokens)
 	c.rt.interned, _ = lru.New[[32]byte, *x509.Certificate](internedIntermediates)
 	c.rt.anchoredPaths = newAnchoredPaths()
 }

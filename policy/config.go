@@ -15,6 +15,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/certbind/certbind/policy/admission"
 	"github.com/certbind/certbind/policy/revocation"
 )
 
@@ -63,9 +64,12 @@ type runtimeState struct {
 	// insertions of a time slice, which under a stream of new certificates far exceeds its size.)
 	chainCache *lru.Cache[chainKey, time.Time]
 	tokenCache *lru.Cache[[32]byte, cachedToken]
-	interned   *lru.Cache[[32]byte, *x509.Certificate] // parsed intermediates, by SHA-256 of their DER
-	revocation *revocation.Checker                     // online revocation and its answers; nil when revocation.mode is off
-	obs        Observer
+	// chainDoor and tokenDoor admit an entry to its cache on the second verification of the
+	// same chain or token (package admission): one-time credentials never displace others.
+	chainDoor, tokenDoor *admission.Doorkeeper
+	interned             *lru.Cache[[32]byte, *x509.Certificate] // parsed intermediates, by SHA-256 of their DER
+	revocation           *revocation.Checker                     // online revocation and its answers; nil when revocation.mode is off
+	obs                  Observer
 
 	// anchoredPaths are the verified paths above intermediates (anchoredpath.go).
 	anchoredPaths *lru.Cache[anchoredKey, *anchoredPath]

@@ -133,7 +133,7 @@ func (c *Config) cachedChain(ctx context.Context, p *Presented, roots *x509.Cert
 				until = n
 			}
 		}
-		if now.Before(until) {
+		if now.Before(until) && c.rt.chainDoor.Admit(k.chain) {
 			c.rt.chainCache.Add(k, until)
 		}
 	}

@@ -117,24 +117,26 @@ func TestServeMetricsMove(t *testing.T) {
 			t.Errorf("metric family %s missing", fam)
 		}
 	}
-	// One allow and one deny through the HTTP endpoint, then the allowed request again:
-	// served from the caches.
+	// One allow and one deny through the HTTP endpoint, then the allowed request twice again:
+	// the second sighting is admitted to the caches (package admission), the third served
+	// from them.
 	xfccCheck(t, httpAddr, f.billing)
 	xfccCheck(t, httpAddr, f.reports)
+	xfccCheck(t, httpAddr, f.billing)
 	xfccCheck(t, httpAddr, f.billing)
 	after := scrape()
 	for _, want := range []string{
 		`certbind_cache_events_total{cache="certificates",event="hit"} 1`,
 		`certbind_cache_events_total{cache="chains",event="hit"} 1`,
-		`certbind_decisions_total{mode="client_auth",reason="ok",result="allow"} 2`,
+		`certbind_decisions_total{mode="client_auth",reason="ok",result="allow"} 3`,
 		`certbind_decisions_total{mode="client_auth",reason="certificate_not_bound",result="deny"} 1`,
-		`certbind_decision_duration_seconds_count{mode="client_auth"} 3`,
-		`certbind_client_certificate_expiry_days_count 3`,
-		`certbind_cache_events_total{cache="certificates",event="miss"} 2`,
-		`certbind_cache_events_total{cache="chains",event="miss"} 2`,
+		`certbind_decision_duration_seconds_count{mode="client_auth"} 4`,
+		`certbind_client_certificate_expiry_days_count 4`,
+		`certbind_cache_events_total{cache="certificates",event="miss"} 3`,
+		`certbind_cache_events_total{cache="chains",event="miss"} 3`,
 	} {
 		if !strings.Contains(after, want) {
-			t.Errorf("after three checks, /metrics lacks %s", want)
+			t.Errorf("after four checks, /metrics lacks %s", want)
 		}
 	}
 }

@@ -173,6 +173,14 @@ func tracesThroughTheProxy(t *testing.T, b backend, protocol, endpoint string) {
 		t.Fatal(err)
 	}
 	accessToken := token(t, billing, s.FrontURL)
+	// One more request with the same certificate (refused: it has no token): the certificate
+	// material was read a second time and admitted to the cache (package admission), so the
+	// checks below read it from there.
+	if resp, err := billing.Get(s.FrontURL + "/api/orders"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("request without a token: %d", resp.StatusCode)
+	}
 
 	for _, tc := range []struct {
 		name, token, reason, decision, fetch string
