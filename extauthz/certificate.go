@@ -64,12 +64,14 @@ func certificate(src certSources, set *settings) (*policy.Presented, error) {
 	var intermediates [][]byte
 	switch {
 	case peer != nil && elem != nil:
-		sum := sha256.Sum256(peer)
-		if elem.Hash != nil && !bytes.Equal(elem.Hash, sum[:]) {
-			return nil, policy.Deny(policy.ReasonCertificateMismatch, errors.New("XFCC Hash differs from the peer certificate"))
-		}
-		if l, err := elem.Leaf(); err == nil && !bytes.Equal(l, peer) {
-			return nil, policy.Deny(policy.ReasonCertificateMismatch, errors.New("XFCC Cert differs from the peer certificate"))
+		// When the element's leaf is the peer certificate, Parse has checked Hash against it.
+		if l, err := elem.Leaf(); err != nil || !bytes.Equal(l, peer) {
+			if sum := sha256.Sum256(peer); elem.Hash != nil && !bytes.Equal(elem.Hash, sum[:]) {
+				return nil, policy.Deny(policy.ReasonCertificateMismatch, errors.New("XFCC Hash differs from the peer certificate"))
+			}
+			if err == nil {
+				return nil, policy.Deny(policy.ReasonCertificateMismatch, errors.New("XFCC Cert differs from the peer certificate"))
+			}
 		}
 		leaf = peer
 		if len(elem.Chain) > 1 {

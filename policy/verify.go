@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -85,12 +86,20 @@ func parsePresented(leafDER []byte, intermediatesDER [][]byte, interned *lru.Cac
 	return p, nil
 }
 
-// clientCertValue is der as an RFC 9440 Client-Cert value, in one allocation.
+// clientCertValue is der as an RFC 9440 Client-Cert value, built in one allocation.
 func clientCertValue(der []byte) string {
-	b := make([]byte, base64.StdEncoding.EncodedLen(len(der))+2)
-	b[0], b[len(b)-1] = ':', ':'
-	base64.StdEncoding.Encode(b[1:len(b)-1], der)
-	return string(b)
+	var s strings.Builder
+	s.Grow(base64.StdEncoding.EncodedLen(len(der)) + 2)
+	s.WriteByte(':')
+	var buf [256]byte // the encoding of 192 bytes: whole groups, so no padding before the end
+	for len(der) > 0 {
+		n := min(len(der), 192)
+		base64.StdEncoding.Encode(buf[:], der[:n])
+		s.Write(buf[:base64.StdEncoding.EncodedLen(n)])
+		der = der[n:]
+	}
+	s.WriteByte(':')
+	return s.String()
 }
 
 // chainKey names one verification: a presented chain against one set of trust anchors (the
