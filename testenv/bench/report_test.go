@@ -27,6 +27,7 @@ func TestJudge(t *testing.T) {
 		{Transport: "grpc", Scenario: cold, Base: base, Subject: result(210*time.Microsecond, 50*time.Millisecond)},
 		{Transport: "grpc", Scenario: coldCA, Base: base, Subject: result(210*time.Microsecond, 50*time.Millisecond)},
 		{Transport: "http", Scenario: warm, Base: base, Subject: denied},
+		{Transport: "http", Scenario: cold, Base: base, Subject: result(300*time.Microsecond, 50*time.Millisecond)},
 	}
 	cs[1].Subject.OtherCPU = time.Duration(runtime.NumCPU()) * 500 * time.Millisecond // half the machine
 	vs := Judge(cs, Targets)
@@ -43,6 +44,7 @@ func TestJudge(t *testing.T) {
 		{"grpc", MetricCPU, 210.0 / 60, false}, // cold-client-auth: <= 2.8
 		{"http", MetricCPU, 70.0 / 60, false},  // within target, but certbind denied
 		{"http", MetricP99, 1, false},
+		{"http", MetricCPU, 5, true}, // cold over HTTP: reported, no target
 	}
 	if len(vs) != len(want) {
 		t.Fatalf("%d verdicts, want %d", len(vs), len(want))
@@ -54,7 +56,7 @@ func TestJudge(t *testing.T) {
 		}
 	}
 	line, ok := Summary(vs, Check{What: "memory peak RSS 100.0 MB <= 150 MB", Pass: true})
-	if ok || !strings.HasPrefix(line, "bench: FAIL: 4 of 7 targets missed: grpc warm p99 1.6") {
+	if ok || !strings.HasPrefix(line, "bench: FAIL: 4 of 7 targets missed: grpc warm p99 1.6") || strings.Contains(line, "http cold") {
 		t.Errorf("summary %q, %v", line, ok)
 	}
 	if line, ok := Summary(vs[:1]); !ok || line != "bench: PASS: 1 of 1 targets met" {
@@ -65,7 +67,8 @@ func TestJudge(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "http warm: subject denied 3 (first: gRPC status 16: token_unbound)") ||
-		!strings.Contains(out.String(), "PASS (noisy)") || !strings.Contains(out.String(), "grpc cold: other processes used the CPUs (subject run") {
+		!strings.Contains(out.String(), "PASS (noisy)") || !strings.Contains(out.String(), "grpc cold: other processes used the CPUs (subject run") ||
+		!strings.Contains(out.String(), "5.00x  none     reported") {
 		t.Errorf("the problem is not reported:\n%s", out.String())
 	}
 }
