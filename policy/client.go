@@ -4,10 +4,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"strings"
 
-	"github.com/certbind/certbind/policy/dn"
 	"github.com/certbind/certbind/policy/jwks"
 	"github.com/certbind/certbind/policy/revocation"
 )
@@ -55,13 +53,15 @@ type matcher interface {
 }
 
 // subjectMatcher compares the certificate's subject, parsed from its DER, with the registered
-// RFC 4514 string by distinguishedNameMatch (RFC 4517 section 4.2.15).
-type subjectMatcher struct{ name dn.Name }
+// RFC 4514 string by distinguishedNameMatch (RFC 4517 section 4.2.15). Two names match exactly
+// when their dn.Name.Key is the same (dn's FuzzParse holds Key to Equal), so a registration keeps
+// only its key and its rendering: a large registry is that much smaller to hold and to collect.
+type subjectMatcher struct{ k, text string }
 
 func (m subjectMatcher) matches(p *Presented) bool {
-	return p.SubjectErr == nil && m.name.Equal(p.Subject)
+	return p.SubjectErr == nil && p.subjectKey() == m.k
 }
-func (m subjectMatcher) String() string { return "tls_client_auth_subject_dn " + m.name.String() }
+func (m subjectMatcher) String() string { return "tls_client_auth_subject_dn " + m.text }
 
 // dnsMatcher: a dNSName SAN equal ignoring ASCII case (RFC 5280 section 7.2). No wildcards: a
 // registration names one client.
@@ -78,25 +78,19 @@ func (m dnsMatcher) matches(p *Presented) bool {
 func (m dnsMatcher) String() string { return "tls_client_auth_san_dns " + m.name }
 
 // uriMatcher: a uniformResourceIdentifier SAN; scheme and host compare case-insensitively, the
-// rest exactly (RFC 5280 section 7.4).
-type uriMatcher struct{ uri *url.URL }
+// rest exactly (RFC 5280 section 7.4). uriKey holds each part so compared, so two URIs match
+// exactly when their keys are the same; a registration keeps only its key and its rendering.
+type uriMatcher struct{ k, text string }
 
 func (m uriMatcher) matches(p *Presented) bool {
 	for _, u := range p.Leaf.URIs {
-		if uriEqual(u, m.uri) {
+		if uriKeyOf(u) == m.k {
 			return true
 		}
 	}
 	return false
 }
-func (m uriMatcher) String() string { return "tls_client_auth_san_uri " + m.uri.String() }
-
-func uriEqual(a, b *url.URL) bool {
-	return asciiEqualFold(a.Scheme, b.Scheme) && asciiEqualFold(a.Host, b.Host) &&
-		a.Opaque == b.Opaque && a.User.String() == b.User.String() &&
-		a.EscapedPath() == b.EscapedPath() && a.RawQuery == b.RawQuery &&
-		a.ForceQuery == b.ForceQuery && a.EscapedFragment() == b.EscapedFragment()
-}
+func (m uriMatcher) String() string { return "tls_client_auth_san_uri " + m.text }
 
 // ipMatcher: an iPAddress SAN compared in binary: 4 bytes match an IPv4 registration, 16 bytes
 // an IPv6 one; an IPv4-mapped IPv6 SAN does not match an IPv4 registration.

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -50,13 +51,13 @@ func (x clientIndex) candidates(p *Presented, buf []int32) []int32 {
 		}
 	}
 	if p.SubjectErr == nil {
-		add(p.Subject.Key())
+		add(p.subjectKey())
 	}
 	for _, n := range p.Leaf.DNSNames {
 		add(dnsKey(n))
 	}
 	for _, u := range p.Leaf.URIs {
-		add(uriKey(u.Scheme, u.Host, u.Opaque, u.User.String(), u.EscapedPath(), u.RawQuery, u.ForceQuery, u.EscapedFragment()))
+		add(uriKeyOf(u))
 	}
 	for _, ip := range p.Leaf.IPAddresses {
 		if a, ok := netip.AddrFromSlice(ip); ok {
@@ -79,14 +80,16 @@ func emailKey(local, domain string) string {
 	return "email\x00" + local + "@" + asciiLower(domain)
 }
 
-// uriKey holds every part uriEqual compares, each length-free part separated by a NUL (none
-// of them can hold one: they are escaped URI components).
-func uriKey(scheme, host, opaque, user, path, query string, forceQuery bool, fragment string) string {
+// uriKeyOf holds every part of u that RFC 5280 section 7.4 compares: scheme and host folded to
+// ASCII lower case, the user information, opaque part, escaped path, query and fragment as they
+// are. Each part is separated by a NUL, which none can hold (url.Parse refuses control
+// characters, and registrations with a NUL are refused).
+func uriKeyOf(u *url.URL) string {
 	fq := "0"
-	if forceQuery {
+	if u.ForceQuery {
 		fq = "1"
 	}
-	return strings.Join([]string{"uri", asciiLower(scheme), asciiLower(host), opaque, user, path, query, fq, fragment}, "\x00")
+	return strings.Join([]string{"uri", asciiLower(u.Scheme), asciiLower(u.Host), u.Opaque, u.User.String(), u.EscapedPath(), u.RawQuery, fq, u.EscapedFragment()}, "\x00")
 }
 
 func asciiLower(s string) string {
@@ -104,11 +107,8 @@ func asciiLower(s string) string {
 	return s
 }
 
-func (m subjectMatcher) key() string { return m.name.Key() }
+func (m subjectMatcher) key() string { return m.k }
 func (m dnsMatcher) key() string     { return dnsKey(m.name) }
 func (m ipMatcher) key() string      { return ipKey(m.addr) }
 func (m emailMatcher) key() string   { return emailKey(m.local, m.domain) }
-func (m uriMatcher) key() string {
-	u := m.uri
-	return uriKey(u.Scheme, u.Host, u.Opaque, u.User.String(), u.EscapedPath(), u.RawQuery, u.ForceQuery, u.EscapedFragment())
-}
+func (m uriMatcher) key() string     { return m.k }

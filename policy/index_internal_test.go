@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"testing"
 
@@ -66,6 +67,40 @@ func TestClientIndexFindsEveryMatch(t *testing.T) {
 		}
 		if got := x.candidates(p, nil); !slices.Equal(got, want) {
 			t.Errorf("%s: candidates %v, want %v", p.Leaf.Subject, got, want)
+		}
+	}
+}
+
+// TestURIKey holds uriKeyOf to RFC 5280 section 7.4's comparison, written out part by part:
+// scheme and host ignoring ASCII case, everything else exactly.
+func TestURIKey(t *testing.T) {
+	equal := func(a, b *url.URL) bool {
+		return asciiEqualFold(a.Scheme, b.Scheme) && asciiEqualFold(a.Host, b.Host) &&
+			a.Opaque == b.Opaque && a.User.String() == b.User.String() &&
+			a.EscapedPath() == b.EscapedPath() && a.RawQuery == b.RawQuery &&
+			a.ForceQuery == b.ForceQuery && a.EscapedFragment() == b.EscapedFragment()
+	}
+	raw := []string{
+		"spiffe://example.org/reports", "SPIFFE://EXAMPLE.ORG/reports", "spiffe://example.org/Reports",
+		"spiffe://example.org/reports?", "spiffe://example.org/reports?x", "spiffe://example.org/reports#x",
+		"spiffe://example.org/reports%2F", "spiffe://example.org/reports/", "spiffe://u@example.org/reports",
+		"spiffe://U@example.org/reports", "spiffe://example.org:8443/reports", "urn:example:a", "URN:example:a",
+		"urn:Example:a", "https://example.org", "https://example.org/", "https://example.org/a%41",
+		"https://example.org/%7e", "https://example.org/~", "https://[2001:db8::1]/", "https://[2001:DB8::1]/",
+	}
+	var us []*url.URL
+	for _, r := range raw {
+		u, err := url.Parse(r)
+		if err != nil {
+			t.Fatalf("%q: %v", r, err)
+		}
+		us = append(us, u)
+	}
+	for i, a := range us {
+		for j, b := range us {
+			if got, want := uriKeyOf(a) == uriKeyOf(b), equal(a, b); got != want {
+				t.Errorf("%q, %q: keys equal %v, RFC 5280 comparison %v", raw[i], raw[j], got, want)
+			}
 		}
 	}
 }

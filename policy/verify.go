@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -35,6 +36,16 @@ type Presented struct {
 	// intermediateSums[i] is the SHA-256 of Intermediates[i]'s DER: the anchored path cache's
 	// key (anchoredpath.go).
 	intermediateSums [][32]byte
+	// subjectKeyOnce makes subjectKeyValue, Subject.Key(), once: a Presented is cached and
+	// decided on again and again.
+	subjectKeyOnce  sync.Once
+	subjectKeyValue string
+}
+
+// subjectKey is Subject.Key(), computed on first use.
+func (p *Presented) subjectKey() string {
+	p.subjectKeyOnce.Do(func() { p.subjectKeyValue = p.Subject.Key() })
+	return p.subjectKeyValue
 }
 
 // ErrMalformedCertificate marks certificate bytes that do not parse.

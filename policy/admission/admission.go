@@ -16,7 +16,8 @@ type Doorkeeper struct {
 // New returns a Doorkeeper that remembers between size and 2*size recent keys (at least one).
 func New(size int) *Doorkeeper {
 	size = max(size, 1)
-	return &Doorkeeper{size: size, cur: make(map[uint64]struct{}, size), prev: make(map[uint64]struct{}, size)}
+	// The maps grow with use: a configuration whose caches see few keys holds little.
+	return &Doorkeeper{size: size, cur: map[uint64]struct{}{}, prev: map[uint64]struct{}{}}
 }
 
 // Admit reports whether key was offered before, within the last size to 2*size other keys, and

@@ -130,6 +130,10 @@ func FuzzFromDER(f *testing.F) {
 		if !back.Equal(n) || !n.Equal(back) {
 			t.Fatalf("FromDER(%x) rendered %q, which parses to a different name", raw, r)
 		}
+		// A registration (Parse) matches a certificate's subject (FromDER) by Key.
+		if back.Key() != n.Key() {
+			t.Fatalf("FromDER(%x) and its rendering %q are Equal, their keys differ", raw, r)
+		}
 	})
 }
 
