@@ -60,7 +60,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.BoolVar(&f.waitForConfig, "wait-for-config", false, "start even when the configuration is invalid: not ready (health NOT_SERVING) until a valid one is written")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ on the admin listener (exposes internals: keep the admin listener private)")
 	fs.IntVar(&f.gcPercent, "gc-percent", defaultGCPercent, "Go garbage collector target (GOGC) unless the GOGC environment variable is set: certbind's live heap is small and bounded by its caches, so fewer collections save CPU on every check")
-	fs.Int64Var(&f.memoryLimit, "memory-limit-mb", 128, "soft memory limit (GOMEMLIMIT) in MiB unless GOMEMLIMIT is set; the collector works harder near it, keeping resident memory bounded; 0 for none")
+	fs.Int64Var(&f.memoryLimit, "memory-limit-mb", 100, "soft memory limit (GOMEMLIMIT) in MiB unless GOMEMLIMIT is set; the collector works harder near it, keeping resident memory bounded; 0 for none")
 	fs.DurationVar(&f.drain, "drain-timeout", server.DefaultDrainTimeout, "on shutdown, how long in-flight checks may take to finish")
 	fs.DurationVar(&f.http.ReadTimeout, "http-read-timeout", lim.ReadTimeout, "HTTP endpoint: the longest a whole request (headers and body) may take to arrive; 0 for none")
 	fs.DurationVar(&f.http.WriteTimeout, "http-write-timeout", lim.WriteTimeout, "HTTP endpoint: the longest from the end of a request's headers until its answer is written, decision included (keep it above tokens.introspection.timeout); 0 for none")
