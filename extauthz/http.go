@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,18 +50,18 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d.Allow {
 		set, remove := Allowed(d, rs)
 		for _, h := range set {
-			w.Header().Set(h.Name, h.Value)
+			setHeader(w.Header(), h.Name, h.Value)
 		}
 		// Envoy's http_service removes the upstream headers named here (its counterpart of
 		// headers_to_remove); nginx sets each header from the response, so an absent one is
 		// sent empty, which nginx drops.
 		if len(remove) > 0 {
-			w.Header().Set("x-envoy-auth-headers-to-remove", strings.Join(remove, ","))
+			setHeader(w.Header(), "x-envoy-auth-headers-to-remove", strings.Join(remove, ","))
 		}
 		// For the client's response (Envoy's allowed_client_headers_on_success, nginx
 		// add_header from auth_request_set).
 		for _, h := range ClientHeaders(d) {
-			w.Header().Set(h.Name, h.Value)
+			setHeader(w.Header(), h.Name, h.Value)
 		}
 		w.WriteHeader(http.StatusOK)
 		return
@@ -90,7 +92,7 @@ func readHTTPInput(r *http.Request, ac *adapterConfig, configs *adapterConfigs) 
 	set := ac.set.http
 	hdr := make(map[string]string, len(r.Header))
 	for k, vs := range r.Header {
-		hdr[strings.ToLower(k)] = strings.Join(vs, ",")
+		hdr[lowerName(k)] = strings.Join(vs, ",")
 	}
 	in := policy.Input{
 		Request: policy.Request{
@@ -205,4 +207,45 @@ func byteSequence(s string) ([]byte, error) {
 		return nil, fmt.Errorf("bad base64: %v", err)
 	}
 	return b, nil
+}
+
+// commonHeaders are the request headers an authorization request usually carries and the
+// response headers certbind writes: their lower-case and canonical forms are made once, not on
+// every request (net/http canonicalizes request header names; certbind's policy input and
+// settings use lower case).
+var commonHeaders = []string{
+	"accept", "authorization", "client-cert", "client-cert-chain", "content-length", "content-type",
+	"dpop", "dpop-nonce", "traceparent", "tracestate", "user-agent", "x-envoy-auth-headers-to-remove",
+	"x-envoy-auth-partial-body", "x-envoy-expected-rq-timeout-ms", "x-envoy-internal", "x-envoy-original-path",
+	"x-forwarded-client-cert", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+	"x-original-authority", "x-original-method", "x-original-scheme", "x-original-uri", "x-real-ip",
+	"x-request-id", "www-authenticate",
+}
+
+var lowerNames, canonicalNames = func() (map[string]string, map[string]string) {
+	names := append(slices.Clone(commonHeaders), upstreamHeaders...)
+	lower, canonical := make(map[string]string, len(names)), make(map[string]string, len(names))
+	for _, n := range names {
+		c := textproto.CanonicalMIMEHeaderKey(n)
+		lower[c], canonical[n] = n, c
+	}
+	return lower, canonical
+}()
+
+// lowerName is strings.ToLower(name), without an allocation for a common header.
+func lowerName(name string) string {
+	if l, ok := lowerNames[name]; ok {
+		return l
+	}
+	return strings.ToLower(name)
+}
+
+// setHeader is h.Set(name, value), without canonicalizing a name certbind writes on every
+// answer again.
+func setHeader(h http.Header, name, value string) {
+	k, ok := canonicalNames[name]
+	if !ok {
+		k = textproto.CanonicalMIMEHeaderKey(name)
+	}
+	h[k] = []string{value}
 }

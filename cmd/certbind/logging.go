@@ -54,8 +54,14 @@ func (b *bufferedLog) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// levelWithin bounds where problem looks for the level: both formats write it right after the
+// time, so a decision line (logged per check) is not searched whole, and a value further on
+// that happens to read "level=error" is not taken for one.
+const levelWithin = 96
+
 // problem reports whether a formatted line (JSON or text) is a warning or worse.
 func problem(line []byte) bool {
+	line = line[:min(len(line), levelWithin)]
 	for _, l := range [][]byte{[]byte(`"level":"warning"`), []byte(`"level":"error"`), []byte(`"level":"fatal"`), []byte(`"level":"panic"`),
 		[]byte("level=warning"), []byte("level=error"), []byte("level=fatal"), []byte("level=panic")} {
 		if bytes.Contains(line, l) {

@@ -76,6 +76,37 @@ func TestBufferedLog(t *testing.T) {
 	}
 }
 
+// TestBufferedLogFlushesProblems: a warning or error line is written through at once in both
+// formats, with the longest time either writes; an info line is not, even when a value in it
+// reads like a level.
+func TestBufferedLogFlushesProblems(t *testing.T) {
+	at := time.Date(2026, 12, 2, 23, 59, 59, 999999999, time.FixedZone("", -(9*3600 + 30*60)))
+	for _, f := range []logrus.Formatter{jsonFormatter{}, &logrus.TextFormatter{FullTimestamp: true, DisableColors: true}} {
+		for _, tc := range []struct {
+			level logrus.Level
+			cause string
+			flush bool
+		}{
+			{logrus.WarnLevel, "", true},
+			{logrus.ErrorLevel, "", true},
+			{logrus.InfoLevel, `upstream said "level":"error" and level=error`, false},
+		} {
+			line, err := f.Format(&logrus.Entry{Time: at, Level: tc.level, Message: "decision",
+				Data: logrus.Fields{"client_id": "billing", "cause": tc.cause, "reason": "ok"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out logbuf.Buffer
+			b := newBufferedLog(&out, time.Hour)
+			b.Write(line)
+			if got := out.String() != ""; got != tc.flush {
+				t.Errorf("%T %s: written through %v, want %v: %q", f, tc.level, got, tc.flush, line)
+			}
+			b.Close()
+		}
+	}
+}
+
 // TestRedisLogger: go-redis's own lines reach certbind's logger at debug level, in its format,
 // and nowhere at the default level.
 func TestRedisLogger(t *testing.T) {
