@@ -80,7 +80,7 @@ func TestBufferedLog(t *testing.T) {
 // formats, with the longest time either writes; an info line is not, even when a value in it
 // reads like a level.
 func TestBufferedLogFlushesProblems(t *testing.T) {
-	at := time.Date(2026, 12, 2, 23, 59, 59, 999999999, time.FixedZone("", -(9*3600 + 30*60)))
+	at := time.Date(2026, 12, 2, 23, 59, 59, 999999999, time.FixedZone("", -(9*3600+30*60)))
 	for _, f := range []logrus.Formatter{jsonFormatter{}, &logrus.TextFormatter{FullTimestamp: true, DisableColors: true}} {
 		for _, tc := range []struct {
 			level logrus.Level
