@@ -3,6 +3,7 @@ package xfcc
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"sync"
@@ -93,26 +94,13 @@ func pathUnescape(dst []byte, s string) ([]byte, bool) {
 		if i+2 >= len(s) {
 			return nil, false
 		}
-		hi, ok1 := unhex(s[i+1])
-		lo, ok2 := unhex(s[i+2])
-		if !ok1 || !ok2 {
+		var b [1]byte
+		if _, err := hex.Decode(b[:], []byte(s[i+1:i+3])); err != nil {
 			return nil, false
 		}
-		dst = append(append(dst, s[:i]...), hi<<4|lo)
+		dst = append(append(dst, s[:i]...), b[0])
 		s = s[i+3:]
 	}
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // decodeBlock decodes the CERTIFICATE block at the start of s and returns its DER and length.
