@@ -55,7 +55,8 @@ type matcher interface {
 // subjectMatcher compares the certificate's subject, parsed from its DER, with the registered
 // RFC 4514 string by distinguishedNameMatch (RFC 4517 section 4.2.15). Two names match exactly
 // when their dn.Name.Key is the same (dn's FuzzParse holds Key to Equal), so a registration keeps
-// only its key and its rendering: a large registry is that much smaller to hold and to collect.
+// only its key and the name as registered: a large registry is that much smaller to hold and
+// to collect.
 type subjectMatcher struct{ k, text string }
 
 func (m subjectMatcher) matches(p *Presented) bool {
@@ -79,7 +80,8 @@ func (m dnsMatcher) String() string { return "tls_client_auth_san_dns " + m.name
 
 // uriMatcher: a uniformResourceIdentifier SAN; scheme and host compare case-insensitively, the
 // rest exactly (RFC 5280 section 7.4). uriKey holds each part so compared, so two URIs match
-// exactly when their keys are the same; a registration keeps only its key and its rendering.
+// exactly when their keys are the same; a registration keeps only its key and the URI as
+// registered.
 type uriMatcher struct{ k, text string }
 
 func (m uriMatcher) matches(p *Presented) bool {

@@ -199,7 +199,7 @@ func newMatcher(field, value string) (matcher, error) {
 		if err != nil {
 			return nil, err
 		}
-		return subjectMatcher{k: n.Key(), text: n.String()}, nil
+		return subjectMatcher{k: n.Key(), text: value}, nil
 	case "tls_client_auth_san_dns":
 		if strings.TrimSpace(value) != value || strings.ContainsAny(value, " /") {
 			return nil, fmt.Errorf("%q is not a DNS name", value)
@@ -210,7 +210,7 @@ func newMatcher(field, value string) (matcher, error) {
 		if err != nil || u.Scheme == "" {
 			return nil, fmt.Errorf("%q is not an absolute URI", value)
 		}
-		return uriMatcher{k: uriKeyOf(u), text: u.String()}, nil
+		return uriMatcher{k: uriKeyOf(u), text: value}, nil
 	case "tls_client_auth_san_ip":
 		a, err := netip.ParseAddr(value)
 		if err != nil {
