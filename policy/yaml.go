@@ -198,7 +198,6 @@ func decodeStreamed[T any](data []byte, out any, key string, items *[]T) (ok boo
 	if !ok {
 		return false
 	}
-	*items = make([]T, 0, count) // lines that look like items: at least as many as there are
 	var doc yaml.Node
 	if yaml.Unmarshal(rest, &doc) != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		return false
@@ -213,6 +212,9 @@ func decodeStreamed[T any](data []byte, out any, key string, items *[]T) (ok boo
 	if len(errs) > 0 || root.Decode(out) != nil {
 		return false
 	}
+	// After out is decoded: items may be one of its fields, which that has just set to the
+	// empty list.
+	*items = make([]T, 0, count) // lines that look like items: at least as many as there are
 	itemType := reflect.TypeOf(items).Elem().Elem()
 	n := 0
 	chunk := []byte(key + ":\n")

@@ -51,6 +51,10 @@ func TestDecodeStreamedAgrees(t *testing.T) {
 				if ok != tc.streamed {
 					t.Fatalf("decodeStreamed ok = %v, want %v", ok, tc.streamed)
 				}
+				if ok && tc.name == "large" && cap(streamed.Clients) != 2500 {
+					// Sized once from the item lines, not grown 100,000 registrations at a time.
+					t.Errorf("items in a list of capacity %d, want 2500", cap(streamed.Clients))
+				}
 				var strict fileConfig
 				nodes, err := decodeStrict([]byte(tc.doc), &strict, "clients")
 				if !ok {
