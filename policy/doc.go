@@ -25,8 +25,9 @@
 // (nameconstraints.go), CRLs and online revocation, and caches: a verified chain by its exact
 // bytes, and the verified path above an intermediate, under which a new leaf is verified with
 // the intermediate as its only root (anchoredpath.go says why each check of RFC 5280 section
-// 6.1 still happens). identity finds its candidate clients in an index of registered names
-// (index.go).
+// 6.1 still happens). Verified chains and tokens are cached from their second verification on
+// (package admission), so one-time credentials never displace returning ones. identity finds
+// its candidate clients in an index of registered names (index.go).
 //
 // Configuration (schema.go: the file's keys and every default) is decoded strictly, validated
 // section by section with errors that name the key path (compile.go, registry.go, route.go,
