@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/certbind/certbind/testenv/logbuf"
 )
 
 // Binary is the redis-server binary. Without it a test is skipped, and fails in CI (CI set),
@@ -58,7 +60,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *logbuf.Buffer
 	done   chan struct{}
 	paused bool
 }
@@ -118,7 +120,7 @@ func Run(t testing.TB, c Config) *Server {
 func (s *Server) start() {
 	s.t.Helper()
 	cmd := exec.Command(s.bin, s.args...)
-	out := &syncBuffer{}
+	out := &logbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
@@ -253,22 +255,4 @@ func freePort(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// syncBuffer is the server's output, written by exec's copying goroutine and read on failure.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
