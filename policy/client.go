@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/certbind/certbind/policy/jwks"
@@ -85,12 +86,7 @@ func (m dnsMatcher) String() string { return "tls_client_auth_san_dns " + m.name
 type uriMatcher struct{ k, text string }
 
 func (m uriMatcher) matches(p *Presented) bool {
-	for _, u := range p.Leaf.URIs {
-		if uriKeyOf(u) == m.k {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(p.uriKeys(), m.k)
 }
 func (m uriMatcher) String() string { return "tls_client_auth_san_uri " + m.text }
 

@@ -56,8 +56,8 @@ func (x clientIndex) candidates(p *Presented, buf []int32) []int32 {
 	for _, n := range p.Leaf.DNSNames {
 		add(dnsKey(n))
 	}
-	for _, u := range p.Leaf.URIs {
-		add(uriKeyOf(u))
+	for _, k := range p.uriKeys() {
+		add(k)
 	}
 	for _, ip := range p.Leaf.IPAddresses {
 		if a, ok := netip.AddrFromSlice(ip); ok {

@@ -36,16 +36,32 @@ type Presented struct {
 	// intermediateSums[i] is the SHA-256 of Intermediates[i]'s DER: the anchored path cache's
 	// key (anchoredpath.go).
 	intermediateSums [][32]byte
-	// subjectKeyOnce makes subjectKeyValue, Subject.Key(), once: a Presented is cached and
-	// decided on again and again.
-	subjectKeyOnce  sync.Once
+	// keysOnce makes the match keys of the leaf's subject and URI SANs (index.go) once: a
+	// Presented is cached and decided on again and again.
+	keysOnce        sync.Once
 	subjectKeyValue string
+	uriKeyValues    []string
+}
+
+func (p *Presented) matchKeys() {
+	p.keysOnce.Do(func() {
+		p.subjectKeyValue = p.Subject.Key()
+		for _, u := range p.Leaf.URIs {
+			p.uriKeyValues = append(p.uriKeyValues, uriKeyOf(u))
+		}
+	})
 }
 
 // subjectKey is Subject.Key(), computed on first use.
 func (p *Presented) subjectKey() string {
-	p.subjectKeyOnce.Do(func() { p.subjectKeyValue = p.Subject.Key() })
+	p.matchKeys()
 	return p.subjectKeyValue
+}
+
+// uriKeys are the uriKeyOf of the leaf's URI SANs, in order, computed on first use.
+func (p *Presented) uriKeys() []string {
+	p.matchKeys()
+	return p.uriKeyValues
 }
 
 // ErrMalformedCertificate marks certificate bytes that do not parse.
